@@ -1,0 +1,180 @@
+"""The one place that reads the configuration file and the environment.
+
+`load_settings(path)` reads YAML, applies environment overrides for secrets and validates once;
+every error names the key and says what is expected. Each section below is owned by the part of
+oneha that uses it (ingest, routing, remediation, raft); all are typed and strict (unknown keys
+are errors, so a typo is caught at start-up, not at 3 a.m.).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import yaml
+from pydantic import (BaseModel, BeforeValidator, ConfigDict, Field, SecretStr, ValidationError,
+                      field_validator, model_validator)
+
+from .errors import ConfigError
+
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)?\s*$")
+_UNITS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400, None: 1}
+
+
+def parse_duration(value: Any) -> float:
+    """`30`, `30s`, `1.5m`, `250ms`, `2h` -> seconds."""
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        if value < 0:
+            raise ValueError("a duration cannot be negative")
+        return float(value)
+    if isinstance(value, str):
+        match = _DURATION.match(value)
+        if match:
+            return float(match.group(1)) * _UNITS[match.group(2)]
+    raise ValueError(f"expected a duration like 30s, 5m, 250ms or 1h, got {value!r}")
+
+
+Duration = Annotated[float, BeforeValidator(parse_duration)]
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class FrontendKeys(Strict):
+    """Shared HMAC keys of one front-end; several at once during a rotation."""
+
+    keys: list[SecretStr] = Field(min_length=1)
+
+
+class IngestConfig(Strict):
+    max_body_bytes: int = Field(default=256 * 1024, gt=0)
+    timestamp_window: Duration = 300.0
+    dedup_ttl: Duration = 7 * 86400.0
+    frontends: dict[str, FrontendKeys] = Field(default_factory=dict)
+    alertmanager_token: SecretStr | None = None
+
+
+class OpenNebulaConfig(Strict):
+    endpoints: list[str] = Field(default_factory=lambda: ["http://127.0.0.1:2633/RPC2"],
+                                 min_length=1)
+    session: SecretStr = SecretStr("oneadmin:opennebula")
+    timeout: Duration = 5.0
+    retries: int = Field(default=2, ge=0, le=10)
+
+    @field_validator("endpoints")
+    @classmethod
+    def _http_only(cls, endpoints: list[str]) -> list[str]:
+        for url in endpoints:
+            if not url.startswith(("http://", "https://")):
+                raise ValueError(f"endpoint {url!r} must be an http(s):// XML-RPC URL (…:2633/RPC2)")
+        return endpoints
+
+
+class Receiver(Strict):
+    """A name people recognise plus apprise URLs; `kind` picks the message template."""
+
+    name: str = Field(pattern=r"^[A-Za-z0-9_.-]+$")
+    urls: list[SecretStr] = Field(min_length=1)
+    kind: Literal["mail", "chat", "auto"] = "auto"
+
+    def kind_of(self, url: str) -> str:
+        if self.kind != "auto":
+            return self.kind
+        return "mail" if url.split("://", 1)[0].lower() in ("mailto", "mailtos") else "chat"
+
+
+class Settings(Strict):
+    redis_url: str = "redis://127.0.0.1:6379/0"
+    key_prefix: str = "oneha:"
+    public_url: str = "http://127.0.0.1:8080"
+    secret_key: SecretStr = SecretStr("change-me")  # signs approval links and CSRF tokens
+    ingest: IngestConfig = IngestConfig()
+    opennebula: OpenNebulaConfig = OpenNebulaConfig()
+    receivers: list[Receiver] = Field(default_factory=list)
+    # Sections owned by their subsystems; each is validated by its own model.
+    route: dict[str, Any] = Field(default_factory=dict)
+    inhibit_rules: list[dict[str, Any]] = Field(default_factory=list)
+    remediation: dict[str, Any] = Field(default_factory=dict)
+    raft: dict[str, Any] = Field(default_factory=dict)
+    reconciler: dict[str, Any] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _receivers_unique(self) -> "Settings":
+        names = [r.name for r in self.receivers]
+        dupes = sorted({n for n in names if names.count(n) > 1})
+        if dupes:
+            raise ValueError(f"receiver names must be unique; repeated: {', '.join(dupes)}")
+        return self
+
+    def receiver(self, name: str) -> Receiver:
+        for r in self.receivers:
+            if r.name == name:
+                return r
+        raise KeyError(name)
+
+
+def _env_overrides(data: dict[str, Any], env: dict[str, str]) -> dict[str, Any]:
+    """Secrets and the Redis URL may come from the environment instead of the file."""
+    data = dict(data)
+    if env.get("ONEHA_REDIS_URL") or env.get("REDIS_URL"):
+        data["redis_url"] = env.get("ONEHA_REDIS_URL") or env["REDIS_URL"]
+    if env.get("ONEHA_SECRET_KEY"):
+        data["secret_key"] = env["ONEHA_SECRET_KEY"]
+    if env.get("ONEHA_PUBLIC_URL"):
+        data["public_url"] = env["ONEHA_PUBLIC_URL"]
+    if env.get("ONEHA_ONE_SESSION"):
+        data["opennebula"] = {**data.get("opennebula", {}), "session": env["ONEHA_ONE_SESSION"]}
+    if env.get("ONEHA_ONE_ENDPOINTS"):
+        data["opennebula"] = {**data.get("opennebula", {}),
+                              "endpoints": env["ONEHA_ONE_ENDPOINTS"].split(",")}
+    # ONEHA_FRONTEND_<NAME>_KEYS=key1,key2 sets (or replaces) a front-end's keys.
+    for var, value in env.items():
+        m = re.fullmatch(r"ONEHA_FRONTEND_(.+)_KEYS", var)
+        if m:
+            ingest = dict(data.get("ingest", {}))
+            frontends = dict(ingest.get("frontends", {}))
+            frontends[m.group(1).lower()] = {"keys": [k for k in value.split(",") if k]}
+            ingest["frontends"] = frontends
+            data["ingest"] = ingest
+    return data
+
+
+def _format_errors(exc: ValidationError, source: str) -> str:
+    lines = [f"invalid configuration in {source}:"]
+    for err in exc.errors():
+        where = ".".join(str(p) for p in err["loc"]) or "(top level)"
+        msg = err["msg"]
+        if err["type"] == "extra_forbidden":
+            msg = "unknown key (typo? see oneha.example.yaml for the keys oneha knows)"
+        lines.append(f"  - {where}: {msg}")
+    return "\n".join(lines)
+
+
+def settings_from_dict(data: dict[str, Any], env: dict[str, str] | None = None,
+                       source: str = "<dict>") -> Settings:
+    env = dict(os.environ) if env is None else env
+    try:
+        return Settings.model_validate(_env_overrides(data or {}, env))
+    except ValidationError as exc:
+        raise ConfigError(_format_errors(exc, source)) from None
+
+
+def load_settings(path: str | os.PathLike | None = None, env: dict[str, str] | None = None) -> Settings:
+    """Read `path` (or $ONEHA_CONFIG); no file at all means the built-in defaults."""
+    env = dict(os.environ) if env is None else env
+    path = path or env.get("ONEHA_CONFIG")
+    if not path:
+        return settings_from_dict({}, env, source="defaults")
+    p = Path(path)
+    try:
+        raw = yaml.safe_load(p.read_text()) or {}
+    except FileNotFoundError:
+        raise ConfigError(f"configuration file {p} does not exist") from None
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"configuration file {p} is not valid YAML: {exc}") from None
+    if not isinstance(raw, dict):
+        raise ConfigError(f"configuration file {p} must hold a mapping at the top level")
+    return settings_from_dict(raw, env, source=str(p))
