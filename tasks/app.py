@@ -1,0 +1,55 @@
+"""The Celery app, built from Settings. Tasks are thin: they call the domain and the adapters."""
+
+from __future__ import annotations
+
+from celery import Celery
+
+from gateway.config import Settings, load_settings
+from gateway.runtime import Runtime
+
+TASK_MODULES = ["tasks.process", "tasks.notify", "tasks.remediate", "tasks.monitor"]
+
+
+def create_celery(settings: Settings) -> Celery:
+    app = Celery("oneha", broker=settings.redis_url, include=_existing(TASK_MODULES))
+    app.conf.update(
+        task_acks_late=True,  # every task with effects claims its effect in Redis first
+        task_reject_on_worker_lost=True,
+        worker_prefetch_multiplier=1,
+        task_ignore_result=True,
+        task_serializer="json",
+        accept_content=["json"],
+        broker_connection_retry_on_startup=True,
+        task_default_queue=settings.key_prefix.rstrip(":") + ".tasks",
+        # A whole-worker SIGKILL leaves acked-late messages in `unacked`: restore them quickly
+        # (kombu defaults would wait an hour), longer than the longest task we run.
+        broker_transport_options={"visibility_timeout": 120, "unacked_restore_throttle": 1},
+        worker_hijack_root_logger=False,
+    )
+    app.oneha_runtime = Runtime.from_settings(settings)  # type: ignore[attr-defined]
+    return app
+
+
+def _existing(modules: list[str]) -> list[str]:
+    import importlib.util
+    return [m for m in modules if importlib.util.find_spec(m) is not None]
+
+
+_celery: Celery | None = None
+
+
+def get_celery() -> Celery:
+    """The process's Celery app (created from $ONEHA_CONFIG on first use: `celery -A tasks.app`)."""
+    global _celery
+    if _celery is None:
+        _celery = create_celery(load_settings())
+        _celery.set_default()
+    return _celery
+
+
+def runtime() -> Runtime:
+    from celery import current_app
+    rt = getattr(current_app, "oneha_runtime", None)
+    if rt is None:
+        rt = get_celery().oneha_runtime  # type: ignore[attr-defined]
+    return rt
