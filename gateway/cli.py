@@ -1,0 +1,56 @@
+"""`oneha …` — the command line. Each area registers its commands from `gateway/commands/`."""
+
+from __future__ import annotations
+
+import importlib
+import importlib.util
+import sys
+
+import click
+
+from .config import load_settings
+from .errors import ConfigError
+
+# Each module defines `register(group)`; listed here so `oneha --help` shows one whole tool.
+COMMAND_MODULES = (
+    "gateway.commands.server",  # serve, worker, beat, up, config check
+    "gateway.commands.notifications",  # send-test, notifications failed
+    "gateway.commands.incidents",  # incidents, ack, silence, routes test
+    "gateway.commands.remediation",  # approve, deny, pause, resume
+    "gateway.commands.frontends",  # raft
+    "gateway.commands.hooks",  # hooks install|list|remove
+    "gateway.commands.demo",  # demo
+)
+
+
+class Context:
+    def __init__(self, config_path: str | None):
+        self.config_path = config_path
+        self._settings = None
+
+    @property
+    def settings(self):
+        if self._settings is None:
+            try:
+                self._settings = load_settings(self.config_path)
+            except ConfigError as exc:
+                raise click.ClickException(str(exc)) from None
+        return self._settings
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.option("-c", "--config", "config_path", envvar="ONEHA_CONFIG",
+              type=click.Path(dir_okay=False), help="YAML configuration (default: $ONEHA_CONFIG).")
+@click.pass_context
+def main(ctx: click.Context, config_path: str | None) -> None:
+    """oneha — OpenNebula high-availability alerting and remediation gateway."""
+    ctx.obj = Context(config_path)
+
+
+for _name in COMMAND_MODULES:
+    if importlib.util.find_spec(_name) is not None:
+        importlib.import_module(_name).register(main)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

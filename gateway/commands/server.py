@@ -1,0 +1,86 @@
+"""Long-running processes and the configuration check."""
+
+from __future__ import annotations
+
+import os
+import sys
+
+import click
+
+
+def register(main: click.Group) -> None:
+    main.add_command(config)
+    main.add_command(worker)
+    main.add_command(serve)
+
+
+@click.group()
+def config() -> None:
+    """Configuration commands."""
+
+
+@config.command("check")
+@click.pass_obj
+def config_check(obj) -> None:
+    """Validate the configuration and print a summary (secrets masked)."""
+    s = obj.settings
+    click.echo(f"configuration OK ({obj.config_path or 'built-in defaults'})")
+    click.echo(f"  redis:      {_mask_url(s.redis_url)}")
+    click.echo(f"  opennebula: {', '.join(s.opennebula.endpoints)}")
+    click.echo(f"  front-ends: {', '.join(sorted(s.ingest.frontends)) or '(none: no hook can sign)'}")
+    for r in s.receivers:
+        click.echo(f"  receiver {r.name}: {len(r.urls)} URL(s)")
+
+
+def _mask_url(url: str) -> str:
+    if "@" in url and "://" in url:
+        scheme, rest = url.split("://", 1)
+        return f"{scheme}://***@{rest.split('@', 1)[1]}"
+    return url
+
+
+@click.command()
+@click.option("--concurrency", "-C", default=2, show_default=True)
+@click.option("--loglevel", default="info", show_default=True)
+@click.option("--name", default=None, help="Worker node name (default: oneha@<pid>).")
+@click.pass_obj
+def worker(obj, concurrency: int, loglevel: str, name: str | None) -> None:
+    """Run a Celery worker that processes events, notifications and remediations."""
+    from tasks.app import create_celery
+    app = create_celery(obj.settings)
+    app.set_default()
+    argv = ["worker", f"--loglevel={loglevel}", f"--concurrency={concurrency}",
+            "--without-mingle", "--without-gossip", f"--hostname={name or f'oneha{os.getpid()}@%h'}"]
+    app.worker_main(argv)
+
+
+@click.command()
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", default=8080, show_default=True)
+@click.option("--workers", default=2, show_default=True, help="gunicorn worker processes")
+@click.option("--threads", default=4, show_default=True)
+@click.option("--dev", is_flag=True, help="Flask's development server instead of gunicorn.")
+@click.pass_obj
+def serve(obj, host: str, port: int, workers: int, threads: int, dev: bool) -> None:
+    """Serve the HTTP gateway (ingest, approvals, web UI, health, metrics)."""
+    from gateway.app import create_app
+    app = create_app(obj.settings)
+    if dev:
+        app.run(host=host, port=port, threaded=True)
+        return
+    from gunicorn.app.base import BaseApplication
+
+    class _Gunicorn(BaseApplication):
+        def load_config(self):
+            self.cfg.set("bind", f"{host}:{port}")
+            self.cfg.set("workers", workers)
+            self.cfg.set("worker_class", "gthread")
+            self.cfg.set("threads", threads)
+            self.cfg.set("keepalive", 5)
+            self.cfg.set("accesslog", None)
+
+        def load(self):
+            return app
+
+    sys.argv = [sys.argv[0]]
+    _Gunicorn().run()
