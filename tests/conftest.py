@@ -7,6 +7,8 @@ from tests.support.procs import RedisServer
 
 SHARED_REDIS = "redis://127.0.0.1:6379/0"
 
+pytest_plugins = ["tests.support.fixtures"]  # smtp_sink, chat_sink
+
 
 @pytest.fixture
 def redis_url():
