@@ -1,0 +1,233 @@
+"""What people read: a `Notification` rendered as a short chat text or a full mail.
+
+Templates live in `gateway/templates/messages/` (`chat.j2`, `mail_subject.j2`, `mail.j2`, shared
+macros in `_parts.j2`). They never see the raw incident summary: `_view()` first turns it into a
+complete, cleaned view (every documented key present, strings single-line, control and bidi
+characters removed, lengths bounded), so a VM called "x\\nSubject: spoof" or a 10 KB name cannot
+break a mail header or a table, and templates can use StrictUndefined to catch our own typos.
+Autoescape is off on purpose: these are plain-text messages (apprise sends them as TEXT).
+"""
+
+from __future__ import annotations
+
+import functools
+import re
+import unicodedata
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, Iterable
+
+import jinja2
+
+from .notifications import Notification
+
+TEMPLATE_DIR = Path(__file__).resolve().parent.parent / "templates" / "messages"
+
+KINDS = ("mail", "chat")
+
+# apprise NotifyType values: the receiving service may colour or badge by them.
+NOTIFY_TYPES = {
+    "firing": "failure", "repeat": "failure", "escalated": "failure",
+    "remediation_failed": "failure", "approval_requested": "warning",
+    "resolved": "success", "test": "info",
+}
+
+# How many list entries a mail shows before "… and N more" (a host may carry hundreds of VMs).
+MAIL_AFFECTED_SHOWN = 25
+MAIL_PLAN_SHOWN = 25
+MAIL_IMPACT_SHOWN = 25
+MAIL_TIMELINE_SHOWN = 10
+CHAT_AFFECTED_NAMES = 3
+
+_LIMITS = {"title": 200, "text": 300, "next_step": 500, "reason": 200, "name": 80}
+_DEFAULT_LIMIT = 120
+_URL_KEYS = {"approval_url", "console_url"}
+
+
+@dataclass(frozen=True)
+class Message:
+    kind: str  # mail | chat
+    title: str  # mail subject / chat title line
+    body: str
+    notify_type: str  # apprise NotifyType: info | success | warning | failure
+
+
+def render(notification: Notification, kind: str) -> Message:
+    """The message for one receiver URL of `kind` (mail or chat)."""
+    if kind not in KINDS:
+        raise ValueError(f"message kind {kind!r} is not one of {', '.join(KINDS)}")
+    view = _view(notification)
+    env = _env()
+    if kind == "chat":
+        title = view["headline"]
+        body = env.get_template("chat.j2").render(view)
+    else:
+        title = env.get_template("mail_subject.j2").render(view)
+        body = env.get_template("mail.j2").render(view)
+    title = clean_text(title, 250)  # a subject is one line, whatever a template did
+    body = re.sub(r"\n{3,}", "\n\n", body).strip()
+    if not body:  # nothing known beyond the title: say which incident, never send an empty body
+        body = f"Incident {view['i']['id']}."
+    body += "\n"
+    return Message(kind=kind, title=title, body=body,
+                   notify_type=NOTIFY_TYPES[notification.transition])
+
+
+# --- cleaning -------------------------------------------------------------------------------
+
+def clean_text(value: Any, limit: int = _DEFAULT_LIMIT) -> str:
+    """One safe line: control/format characters (newlines, bidi overrides, NUL) become spaces,
+    runs of whitespace collapse, and the result is cut to `limit` with an ellipsis."""
+    text = "" if value is None else str(value)
+    text = "".join(" " if unicodedata.category(ch) in ("Cc", "Cf", "Zl", "Zp") else ch
+                   for ch in text)
+    text = " ".join(text.split())
+    if len(text) > limit:
+        text = text[: max(limit - 1, 0)].rstrip() + "…"
+    return text
+
+
+def _clean(value: Any, key: str = "") -> Any:
+    if isinstance(value, dict):
+        return {clean_text(k, 60): _clean(v, str(k)) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_clean(v, key) for v in value]
+    if isinstance(value, bool) or value is None or isinstance(value, (int, float)):
+        return value
+    if key in _URL_KEYS:
+        return clean_text(value, 2000).replace(" ", "%20")
+    return clean_text(value, _LIMITS.get(key, _DEFAULT_LIMIT))
+
+
+def _dicts(value: Any) -> list[dict]:
+    return [v for v in value if isinstance(v, dict)] if isinstance(value, list) else []
+
+
+def _view(n: Notification) -> dict[str, Any]:
+    inc = _clean(n.incident)
+    obj = inc.get("object") if isinstance(inc.get("object"), dict) else {}
+    obj = {k: obj.get(k) for k in ("resource", "id", "name", "state_label", "cluster", "host")}
+    affected = [{k: a.get(k) for k in ("resource", "id", "name", "state_label", "host")}
+                for a in _dicts(inc.get("affected"))]
+    count = inc.get("affected_count")
+    count = max(count if isinstance(count, int) and not isinstance(count, bool) else 0,
+                len(affected))
+    plan = [{k: p.get(k) for k in ("vm_id", "vm_name", "action", "reason")}
+            for p in _dicts(inc.get("plan"))]
+    impact = [{k: p.get(k) for k in ("vm_id", "vm_name", "downtime_s", "memory_lost",
+                                     "connections_dropped", "data_loss_risk")}
+              for p in _dicts(inc.get("impact"))]
+    timeline = [{"t": e.get("t"), "text": e.get("text")} for e in _dicts(inc.get("timeline"))]
+    labels = inc.get("labels") if isinstance(inc.get("labels"), dict) else {}
+    incident = {
+        "id": inc["id"], "title": inc["title"],
+        "status": inc.get("status") or ("resolved" if n.transition == "resolved" else "firing"),
+        "severity": inc.get("severity") or "", "started_at": _number(inc.get("started_at")),
+        "resolved_at": _number(inc.get("resolved_at")), "object": obj,
+        "affected": affected, "affected_count": count, "labels": labels,
+        "next_step": inc.get("next_step") or "", "approval_url": inc.get("approval_url") or "",
+        "plan": plan, "impact": impact, "timeline": timeline,
+        "console_url": inc.get("console_url") or "",
+    }
+    return {
+        "n": n, "transition": n.transition, "receiver": clean_text(n.receiver),
+        "i": incident, "headline": _headline(n.transition, incident),
+        "created_at": n.created_at,
+        "affected_shown": affected[:MAIL_AFFECTED_SHOWN],
+        "affected_more": count - min(len(affected), MAIL_AFFECTED_SHOWN),
+        "chat_names": [a["name"] or f"#{a['id']}" for a in affected[:CHAT_AFFECTED_NAMES]],
+        "plan_shown": plan[:MAIL_PLAN_SHOWN], "plan_more": max(len(plan) - MAIL_PLAN_SHOWN, 0),
+        "impact_rows": _impact_rows(impact[:MAIL_IMPACT_SHOWN]),
+        "impact_more": max(len(impact) - MAIL_IMPACT_SHOWN, 0),
+        "timeline_shown": timeline[-MAIL_TIMELINE_SHOWN:],
+        "timeline_more": max(len(timeline) - MAIL_TIMELINE_SHOWN, 0),
+    }
+
+
+def _number(value: Any) -> float | None:
+    return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else None
+
+
+_PREFIX = {
+    "firing": "[FIRING]", "repeat": "[STILL FIRING]", "resolved": "[RESOLVED]",
+    "escalated": "[ESCALATED]", "approval_requested": "[APPROVAL NEEDED]",
+    "remediation_failed": "[REMEDIATION FAILED]", "test": "[TEST]",
+}
+
+
+def _headline(transition: str, incident: dict) -> str:
+    return f"{_PREFIX[transition]} {incident['title']}"
+
+
+# --- formatting helpers (also Jinja filters) ------------------------------------------------
+
+def utc(ts: Any) -> str:
+    """Unix seconds → `2026-11-25T17:45:16Z`; '-' when unknown."""
+    if ts is None or isinstance(ts, bool) or not isinstance(ts, (int, float)):
+        return "-"
+    return datetime.fromtimestamp(ts, tz=timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def duration(seconds: Any) -> str:
+    """`3725` → `1h 02m 05s`; '-' when unknown."""
+    if seconds is None or isinstance(seconds, bool) or not isinstance(seconds, (int, float)):
+        return "-"
+    s = int(round(max(seconds, 0)))
+    d, s = divmod(s, 86400)
+    h, s = divmod(s, 3600)
+    m, s = divmod(s, 60)
+    if d:
+        return f"{d}d {h:02d}h {m:02d}m"
+    if h:
+        return f"{h}h {m:02d}m {s:02d}s"
+    if m:
+        return f"{m}m {s:02d}s"
+    return f"{s}s"
+
+
+def yes_no(value: Any) -> str:
+    return "yes" if value is True else "no" if value is False else "unknown"
+
+
+def _impact_rows(impact: list[dict]) -> list[list[str]]:
+    return [[f"{p['vm_name'] or '-'} (#{p['vm_id']})" if p["vm_id"] is not None
+             else (p["vm_name"] or "-"),
+             duration(p["downtime_s"]), yes_no(p["memory_lost"]),
+             yes_no(p["connections_dropped"]), p["data_loss_risk"] or "unknown"]
+            for p in impact]
+
+
+def text_table(headers: Iterable[str], rows: Iterable[Iterable[Any]], indent: str = "  ",
+               max_width: int = 60) -> str:
+    """A left-aligned plain-text table; cells are cut to `max_width` so one long name cannot
+    push the other columns off screen."""
+    headers = [clean_text(h, max_width) for h in headers]
+    body = [[clean_text(c, max_width) for c in row] for row in rows]
+    widths = [max([len(h)] + [len(r[i]) for r in body if i < len(r)])
+              for i, h in enumerate(headers)]
+    lines = []
+    for row in [headers, ["-" * w for w in widths]] + body:
+        lines.append(indent + "  ".join(c.ljust(w) for c, w in zip(row, widths)).rstrip())
+    return "\n".join(lines)
+
+
+def obj_label(o: dict) -> str:
+    """`HOST node07 (#7)`, `VM web-01 (#42)`; whatever of it is known."""
+    parts = [o.get("resource") or "", o.get("name") or ""]
+    if o.get("id") is not None and o.get("id") != "":
+        parts.append(f"(#{o['id']})")
+    return " ".join(p for p in parts if p) or "-"
+
+
+@functools.lru_cache(maxsize=1)
+def _env() -> jinja2.Environment:
+    env = jinja2.Environment(
+        loader=jinja2.FileSystemLoader(str(TEMPLATE_DIR)),
+        autoescape=False,  # plain text for mail and chat; values are cleaned in _view instead
+        undefined=jinja2.StrictUndefined,
+        trim_blocks=True, lstrip_blocks=True, keep_trailing_newline=False,
+    )
+    env.filters.update(utc=utc, duration=duration, yes_no=yes_no, obj_label=obj_label)
+    env.globals.update(text_table=text_table)
+    return env

@@ -1,0 +1,197 @@
+"""Rendering a notification as people will read it: per transition, per kind, hostile input."""
+
+import json
+
+import pytest
+
+from gateway.domain.messages import (MAIL_AFFECTED_SHOWN, clean_text, duration, render, text_table,
+                                     utc)
+from gateway.domain.notifications import TRANSITIONS, Notification, notification_id_for
+
+T0 = 1764090000.0  # 2025-11-25T17:00:00Z
+
+
+def incident(**extra):
+    base = {
+        "id": "inc-7", "title": "Host node07 is in ERROR — 3 VMs affected", "status": "firing",
+        "severity": "critical", "started_at": T0,
+        "object": {"resource": "HOST", "id": 7, "name": "node07", "state_label": "ERROR",
+                   "cluster": "default"},
+        "affected": [{"resource": "VM", "id": 100 + k, "name": f"web-{k:03d}",
+                      "state_label": "ACTIVE/UNKNOWN", "host": "node07"} for k in range(3)],
+        "next_step": "waiting for approval to recover 3 VMs",
+        "console_url": "http://gw:8080/incidents/inc-7",
+    }
+    base.update(extra)
+    return base
+
+
+def note(transition="firing", created_at=T0 + 120, receiver="ops", **extra):
+    return Notification(notification_id_for("inc-7", transition, 1, receiver), receiver,
+                        transition, incident(**extra), created_at)
+
+
+PREFIXES = {"firing": "[FIRING]", "repeat": "[STILL FIRING]", "resolved": "[RESOLVED]",
+            "escalated": "[ESCALATED]", "approval_requested": "[APPROVAL NEEDED]",
+            "remediation_failed": "[REMEDIATION FAILED]", "test": "[TEST]"}
+INTROS = {"firing": "oneha detected a problem.",
+          "repeat": "Reminder: this problem is still open since 2025-11-25T17:00:00Z (2m 00s).",
+          "resolved": "This incident is resolved.",
+          "escalated": "Escalated to you (ops): nobody acknowledged this incident",
+          "approval_requested": "needs a human to approve it",
+          "remediation_failed": "tried to remediate this incident and failed",
+          "test": "This is a test message from oneha to receiver ops"}
+TYPES = {"firing": "failure", "repeat": "failure", "resolved": "success", "escalated": "failure",
+         "approval_requested": "warning", "remediation_failed": "failure", "test": "info"}
+
+
+@pytest.mark.parametrize("transition", TRANSITIONS)
+def test_each_transition_has_its_own_wording_in_chat_and_mail(transition):
+    chat, mail = render(note(transition), "chat"), render(note(transition), "mail")
+    assert chat.title == f"{PREFIXES[transition]} Host node07 is in ERROR — 3 VMs affected"
+    assert mail.title.startswith(chat.title)
+    assert INTROS[transition] in mail.body
+    assert chat.notify_type == mail.notify_type == TYPES[transition]
+    assert 1 <= len(chat.body.strip().splitlines()) <= 3
+    assert "\n" not in mail.title
+    assert f"notification inc-7:{transition}:1:ops" in mail.body
+
+
+def test_firing_mail_names_object_state_time_affected_and_next_step():
+    body = render(note("firing"), "mail").body
+    for line in ("Object:     HOST node07 (#7)", "State:      ERROR", "Cluster:    default",
+                 "Started:    2025-11-25T17:00:00Z", "Affected (3):",
+                 "  - VM web-002 (#102) ACTIVE/UNKNOWN on node07", "What oneha will do next:",
+                 "  waiting for approval to recover 3 VMs",
+                 "Console: http://gw:8080/incidents/inc-7"):
+        assert line in body.splitlines(), line
+
+
+def test_firing_chat_is_short_and_says_what_where_since_and_next():
+    lines = render(note("firing"), "chat").body.strip().splitlines()
+    assert lines == [
+        "HOST node07 (#7) is in ERROR (cluster default) since 2025-11-25T17:00:00Z (2m 00s).",
+        "3 affected: web-000, web-001, web-002.",
+        "Next: waiting for approval to recover 3 VMs — http://gw:8080/incidents/inc-7",
+    ]
+
+
+def test_vm_chat_names_its_host():
+    n = note(object={"resource": "VM", "id": 42, "name": "db-1", "state_label": "ACTIVE/UNKNOWN",
+                     "host": "node03"}, affected=[], next_step="", console_url="")
+    assert render(n, "chat").body.strip() == (
+        "VM db-1 (#42) is in ACTIVE/UNKNOWN on host node03 since 2025-11-25T17:00:00Z (2m 00s).")
+    assert "Host:       node03" in render(n, "mail").body.splitlines()
+
+
+def test_200_affected_vms_are_cut_with_a_count_in_mail_and_chat():
+    vms = [{"resource": "VM", "id": k, "name": f"vm-{k}", "state_label": "ACTIVE/UNKNOWN",
+            "host": "node07"} for k in range(200)]
+    n = note(affected=vms)
+    mail, chat = render(n, "mail").body, render(n, "chat").body
+    listed = [line for line in mail.splitlines() if line.startswith("  - VM vm-")]
+    assert len(listed) == MAIL_AFFECTED_SHOWN
+    assert "Affected (200):" in mail
+    assert f"  … and {200 - MAIL_AFFECTED_SHOWN} more (200 in total)" in mail.splitlines()
+    assert "200 affected: vm-0, vm-1, vm-2 and 197 more." in chat.splitlines()
+    assert len(mail) < 6000
+
+
+def test_affected_count_from_a_producer_that_sent_only_a_sample_is_believed():
+    n = note(affected_count=500)
+    assert "Affected (500):" in render(n, "mail").body
+    assert "  … and 497 more (500 in total)" in render(n, "mail").body.splitlines()
+    assert "500 affected: web-000, web-001, web-002 and 497 more." in render(n, "chat").body
+
+
+def test_approval_request_carries_the_plan_and_the_link():
+    plan = [{"vm_id": 100, "vm_name": "web-000", "action": "recover --recreate",
+             "reason": "host down, non-persistent disks"}]
+    n = note("approval_requested", plan=plan, approval_url="http://gw:8080/approvals/a1?token=t")
+    mail, chat = render(n, "mail").body, render(n, "chat").body
+    assert "  - VM web-000 (#100): recover --recreate — host down, non-persistent disks" in mail
+    assert "Approve or deny the plan:\n  http://gw:8080/approvals/a1?token=t" in mail
+    assert chat.strip().splitlines()[-1] == ("Next: waiting for approval to recover 3 VMs — "
+                                             "approve or deny: http://gw:8080/approvals/a1?token=t")
+
+
+def test_resolve_mail_has_the_impact_table_and_no_stale_plan_or_link():
+    impact = [{"vm_id": 100, "vm_name": "web-000", "downtime_s": 312.4, "memory_lost": True,
+               "connections_dropped": True, "data_loss_risk": "changes since deploy lost"},
+              {"vm_id": 101, "vm_name": "web-001", "downtime_s": 61, "memory_lost": False,
+               "connections_dropped": None, "data_loss_risk": "none"}]
+    n = note("resolved", resolved_at=T0 + 600, status="resolved", impact=impact,
+             approval_url="http://gw/approvals/x", plan=[{"vm_id": 1, "action": "resched"}])
+    mail = render(n, "mail").body.splitlines()
+    assert "This incident is resolved at 2025-11-25T17:10:00Z after 10m 00s." in mail
+    assert "Resolved:   2025-11-25T17:10:00Z" in mail
+    header = next(i for i, line in enumerate(mail) if line.startswith("  VM "))
+    assert mail[header].split() == ["VM", "Downtime", "Memory", "lost", "Connections", "dropped",
+                                    "Data-loss", "risk"]
+    assert mail[header + 2].split() == ["web-000", "(#100)", "5m", "12s", "yes", "yes", "changes",
+                                        "since", "deploy", "lost"]
+    assert mail[header + 3].split() == ["web-001", "(#101)", "1m", "01s", "no", "unknown", "none"]
+    assert not any("approvals" in line or "Plan" in line for line in mail)
+    chat = render(n, "chat").body.splitlines()
+    assert chat[:2] == ["HOST node07 (#7) recovered at 2025-11-25T17:10:00Z after 10m 00s.",
+                        "Impact: 2 VM(s), memory state lost on 1, longest downtime 5m 12s."]
+
+
+def test_timeline_shows_the_last_ten_entries_in_utc():
+    n = note(timeline=[{"t": T0 + k * 60, "text": f"step {k}"} for k in range(12)])
+    mail = render(n, "mail").body.splitlines()
+    assert "Timeline (last 10 of 12):" in mail
+    assert "  2025-11-25T17:02:00Z  step 2" in mail
+    assert "  2025-11-25T17:11:00Z  step 11" in mail
+    assert not any(line.endswith("step 1") for line in mail)
+
+
+def test_object_names_cannot_break_the_subject_or_the_layout():
+    evil = "web\r\nSubject: spoofed\x00\u202e" + "x" * 500
+    n = note(title=f"VM {evil} is down", affected=[{"resource": "VM", "id": 1, "name": evil}],
+             object={"resource": "VM", "id": 1, "name": evil, "state_label": "ACTIVE/UNKNOWN"})
+    for kind in ("mail", "chat"):
+        m = render(n, kind)
+        assert "\n" not in m.title and "\r" not in m.title and "\u202e" not in m.title
+        assert len(m.title) <= 250
+        assert "\x00" not in m.body and "\r" not in m.body and "\u202e" not in m.body
+        assert not any(line.startswith("Subject:") for line in m.body.splitlines())
+        assert "web Subject: spoofed" in m.body
+    assert max(len(line) for line in render(n, "mail").body.splitlines()) < 300
+
+
+def test_a_minimal_incident_still_renders_a_non_empty_message():
+    n = Notification("i:firing:1:ops", "ops", "firing", {"id": "i", "title": "Something broke"},
+                     T0)
+    chat, mail = render(n, "chat"), render(n, "mail")
+    assert chat.title == "[FIRING] Something broke" and chat.body == "Incident i.\n"
+    assert "Started:" not in mail.body and "Object:" not in mail.body
+    assert "Something broke" in mail.body
+
+
+def test_unknown_kind_is_refused():
+    with pytest.raises(ValueError, match="kind 'sms'"):
+        render(note(), "sms")
+
+
+def test_helpers_format_times_durations_and_tables():
+    assert utc(T0) == "2025-11-25T17:00:00Z" and utc(None) == "-"
+    assert [duration(s) for s in (0, 59.6, 61, 3725, 90061, None)] == [
+        "0s", "1m 00s", "1m 01s", "1h 02m 05s", "1d 01h 01m", "-"]
+    assert clean_text("a\n\tb  c\u200b", 10) == "a b c"
+    assert clean_text("abcdefghijkl", 5) == "abcd…"
+    assert text_table(["A", "Bee"], [["xx", "y"]]).splitlines() == ["  A   Bee", "  --  ---",
+                                                                    "  xx  y"]
+
+
+def test_notification_round_trips_and_refuses_what_a_worker_could_not_deliver():
+    n = note("resolved")
+    assert Notification.from_json(n.to_json()) == n
+    assert json.loads(n.to_json())["notification_id"] == "inc-7:resolved:1:ops"
+    with pytest.raises(ValueError, match="transition 'fired'"):
+        Notification("x", "ops", "fired", {"id": "1", "title": "t"}, T0)
+    with pytest.raises(ValueError, match="'id' and 'title'"):
+        Notification("x", "ops", "firing", {"id": "1"}, T0)
+    with pytest.raises(ValueError, match="lacks receiver"):
+        Notification.from_json('{"notification_id":"x","transition":"firing","incident":{},'
+                               '"created_at":1}')
