@@ -17,6 +17,7 @@ import yaml
 from pydantic import (BaseModel, BeforeValidator, ConfigDict, Field, SecretStr, ValidationError,
                       field_validator, model_validator)
 
+from .domain.remediation.policy import RemediationConfig
 from .errors import ConfigError
 
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)?\s*$")
@@ -97,7 +98,7 @@ class Settings(Strict):
     # Sections owned by their subsystems; each is validated by its own model.
     route: dict[str, Any] = Field(default_factory=dict)
     inhibit_rules: list[dict[str, Any]] = Field(default_factory=list)
-    remediation: dict[str, Any] = Field(default_factory=dict)
+    remediation: RemediationConfig = RemediationConfig()
     raft: dict[str, Any] = Field(default_factory=dict)
     reconciler: dict[str, Any] = Field(default_factory=dict)
 
