@@ -87,6 +87,23 @@ class Receiver(Strict):
         return "mail" if url.split("://", 1)[0].lower() in ("mailto", "mailtos") else "chat"
 
 
+class NotifyConfig(Strict):
+    """Delivery of notifications: a failed URL is retried after min(backoff_base * 2**(n-1),
+    backoff_max) for attempt n, up to max_attempts in all; then it is dead-lettered."""
+
+    max_attempts: int = Field(default=6, ge=1, le=50)
+    backoff_base: Duration = 10.0
+    backoff_max: Duration = 600.0
+    send_timeout: Duration = Field(default=30.0, gt=0)  # one apprise call, all its retries included
+    retention: Duration = Field(default=7 * 86400.0, gt=0)  # delivery records and "sent" marks
+
+    @model_validator(mode="after")
+    def _backoff_order(self) -> "NotifyConfig":
+        if self.backoff_max < self.backoff_base:
+            raise ValueError("backoff_max must be at least backoff_base")
+        return self
+
+
 class Settings(Strict):
     redis_url: str = "redis://127.0.0.1:6379/0"
     key_prefix: str = "oneha:"
@@ -95,6 +112,7 @@ class Settings(Strict):
     ingest: IngestConfig = IngestConfig()
     opennebula: OpenNebulaConfig = OpenNebulaConfig()
     receivers: list[Receiver] = Field(default_factory=list)
+    notify: NotifyConfig = NotifyConfig()
     # Sections owned by their subsystems; each is validated by its own model.
     route: dict[str, Any] = Field(default_factory=dict)
     inhibit_rules: list[dict[str, Any]] = Field(default_factory=list)
