@@ -17,6 +17,7 @@ import yaml
 from pydantic import (BaseModel, BeforeValidator, ConfigDict, Field, SecretStr, ValidationError,
                       field_validator, model_validator)
 
+from .domain.routing import InhibitRule, Route  # reads parse_duration lazily: no import cycle
 from .domain.remediation.policy import RemediationConfig
 from .errors import ConfigError
 
@@ -114,8 +115,8 @@ class Settings(Strict):
     receivers: list[Receiver] = Field(default_factory=list)
     notify: NotifyConfig = NotifyConfig()
     # Sections owned by their subsystems; each is validated by its own model.
-    route: dict[str, Any] = Field(default_factory=dict)
-    inhibit_rules: list[dict[str, Any]] = Field(default_factory=list)
+    route: Route = Field(default_factory=Route)
+    inhibit_rules: list[InhibitRule] | None = None  # None: the defaults of domain/routing.py
     remediation: RemediationConfig = RemediationConfig()
     raft: dict[str, Any] = Field(default_factory=dict)
     reconciler: dict[str, Any] = Field(default_factory=dict)
@@ -126,6 +127,11 @@ class Settings(Strict):
         dupes = sorted({n for n in names if names.count(n) > 1})
         if dupes:
             raise ValueError(f"receiver names must be unique; repeated: {', '.join(dupes)}")
+        return self
+
+    @model_validator(mode="after")
+    def _routes_name_defined_receivers(self) -> "Settings":
+        self.route.check_receivers(r.name for r in self.receivers)
         return self
 
     def receiver(self, name: str) -> Receiver:
