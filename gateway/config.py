@@ -75,6 +75,28 @@ class OpenNebulaConfig(Strict):
         return endpoints
 
 
+class RaftConfig(Strict):
+    """The front-end Raft monitor (`oneha.raft_check`)."""
+
+    enabled: bool = True
+    interval: Duration = Field(default=10.0, gt=0)
+    zone_id: int = Field(default=0, ge=0)
+    lag_threshold: int = Field(default=1000, gt=0)  # log records a follower may be behind
+    # oned.conf RAFT/LOG_RETENTION, the recovery window; unset: read from one.system.config
+    log_retention: int | None = Field(default=None, gt=0)
+    flap_window: Duration = Field(default=600.0, gt=0)
+    flap_count: int = Field(default=3, ge=2)  # elections within flap_window = flapping
+    poll_zone_endpoints: bool = True  # also poll servers of the zone pool not listed in endpoints
+    check_fault_tolerance: bool = True  # warn about an even number or fewer than three servers
+
+
+class ReconcilerConfig(Strict):
+    """The reconciler (`oneha.reconcile`): host/VM pools against open incidents."""
+
+    enabled: bool = True
+    interval: Duration = Field(default=60.0, gt=0)
+
+
 class Receiver(Strict):
     """A name people recognise plus apprise URLs; `kind` picks the message template."""
 
@@ -118,8 +140,8 @@ class Settings(Strict):
     route: Route = Field(default_factory=Route)
     inhibit_rules: list[InhibitRule] | None = None  # None: the defaults of domain/routing.py
     remediation: RemediationConfig = RemediationConfig()
-    raft: dict[str, Any] = Field(default_factory=dict)
-    reconciler: dict[str, Any] = Field(default_factory=dict)
+    raft: RaftConfig = RaftConfig()
+    reconciler: ReconcilerConfig = ReconcilerConfig()
 
     @model_validator(mode="after")
     def _receivers_unique(self) -> "Settings":
