@@ -57,6 +57,7 @@ class IngestConfig(Strict):
     dedup_ttl: Duration = 7 * 86400.0
     frontends: dict[str, FrontendKeys] = Field(default_factory=dict)
     alertmanager_token: SecretStr | None = None
+    event_log_maxlen: int = Field(default=100_000, ge=1000)  # approximate (XADD MAXLEN ~)
 
 
 class OpenNebulaConfig(Strict):
@@ -155,6 +156,11 @@ class Settings(Strict):
     def _routes_name_defined_receivers(self) -> "Settings":
         self.route.check_receivers(r.name for r in self.receivers)
         return self
+
+    @property
+    def task_queue(self) -> str:
+        """The Celery queue (a Redis list) of every task; ingest pushes its messages there directly."""
+        return self.key_prefix.rstrip(":") + ".tasks"
 
     def receiver(self, name: str) -> Receiver:
         for r in self.receivers:

@@ -20,7 +20,7 @@ def create_celery(settings: Settings) -> Celery:
         task_serializer="json",
         accept_content=["json"],
         broker_connection_retry_on_startup=True,
-        task_default_queue=settings.key_prefix.rstrip(":") + ".tasks",
+        task_default_queue=settings.task_queue,
         # A whole-worker SIGKILL leaves acked-late messages in `unacked`: restore them quickly
         # (kombu defaults would wait an hour), longer than the longest task we run.
         broker_transport_options={"visibility_timeout": 120, "unacked_restore_throttle": 1},

@@ -1,0 +1,60 @@
+"""One JSON error shape for the HTTP API: `{"error": "<reason code>", "detail": "<what to do>"}`.
+
+Every 4xx/5xx under `/v1/` answers this way — our own `BadInput`/`Transient` and werkzeug's
+HTTPExceptions alike (404, 405, 413, ...). Pages outside `/v1/` (the web console) keep HTML.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from flask import Flask, Response, jsonify, request
+from werkzeug.exceptions import HTTPException, InternalServerError
+
+from ..errors import BadInput, Transient
+
+log = logging.getLogger(__name__)
+API_PREFIX = "/v1/"
+
+
+def error_response(status: int, error: str, detail: str = "") -> Response:
+    response = jsonify(error=error, detail=detail)
+    response.status_code = status
+    return response
+
+
+def _wants_json() -> bool:
+    return request.path.startswith(API_PREFIX)
+
+
+def install(app: Flask) -> None:
+    """Register the handlers on `app` (called by `create_app`)."""
+
+    @app.errorhandler(BadInput)
+    def _bad_input(exc: BadInput):
+        return error_response(exc.status, exc.error, exc.detail)
+
+    @app.errorhandler(Transient)
+    def _transient(exc: Transient):
+        log.warning("request_unavailable", extra={"path": request.path, "reason": str(exc)})
+        return error_response(503, "unavailable", f"{exc}; try again later")
+
+    @app.errorhandler(HTTPException)
+    def _http(exc: HTTPException):
+        if not _wants_json():
+            return exc
+        code = exc.code or 500
+        error = (exc.name or "error").lower().replace(" ", "_")
+        response = error_response(code, error, exc.description or "")
+        for name, value in exc.get_headers():  # keeps e.g. Allow on a 405
+            if name.lower() != "content-type":
+                response.headers[name] = value
+        return response
+
+    @app.errorhandler(Exception)
+    def _unexpected(exc: Exception):
+        # Flask gives HTTPExceptions to the handler above; this is a bug of ours: log it in full.
+        log.exception("request_failed", extra={"path": request.path})
+        if not _wants_json():
+            return InternalServerError()
+        return error_response(500, "internal_error", f"{type(exc).__name__}; see the gateway log")

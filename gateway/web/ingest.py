@@ -1,0 +1,61 @@
+"""`POST /v1/events`: a state hook's event. Thin: verify, validate, record, answer.
+
+202 `{"event_id", "duplicate"}` only after `EventStore.record` has the event in Redis (claimed,
+logged and queued in one script); 4xx `{"error", "detail"}` with nothing recorded; 503 when Redis
+cannot be written, so the sender spools and retries.
+"""
+
+from __future__ import annotations
+
+from flask import Blueprint, current_app, jsonify, request
+from werkzeug.exceptions import RequestEntityTooLarge
+
+from ..adapters.store.events import EventStore, IngestCounters
+from ..domain import signing
+from ..domain.hook_events import content_digest, event_from_hook, parse_json_object
+from ..errors import BadInput, Transient
+from ..runtime import Runtime
+
+bp = Blueprint("ingest", __name__)
+
+
+@bp.post("/v1/events")
+def post_event():
+    runtime: Runtime = current_app.extensions["oneha"]
+    counters = IngestCounters.of(runtime)
+    try:
+        event, digest = _validated_event(runtime)
+        result = EventStore.of(runtime).record(event, digest)
+    except BadInput as exc:
+        counters.rejected(exc.error)
+        raise
+    except RequestEntityTooLarge:
+        counters.rejected("too_large")
+        raise
+    except Transient:
+        counters.unavailable()
+        raise
+    if result.conflict:  # counted by the store's script
+        raise BadInput("event_id_conflict", f"event_id {event.event_id} replayed with a different "
+                                            "body", 409)
+    return jsonify(event_id=event.event_id, duplicate=result.duplicate), 202
+
+
+def _validated_event(runtime: Runtime):
+    settings = runtime.settings.ingest
+    request.max_content_length = settings.max_body_bytes  # werkzeug answers 413 past it
+    body = request.get_data(cache=False)
+    now = runtime.clock()
+    frontend = signing.verify(
+        frontend=request.headers.get("X-OneHA-Frontend"),
+        timestamp=request.headers.get("X-OneHA-Timestamp"),
+        signature_header=request.headers.get("X-OneHA-Signature"),
+        body=body, keys=_frontend_keys(runtime), now=now, window=settings.timestamp_window)
+    event = event_from_hook(parse_json_object(body), frontend, now)
+    return event, content_digest(event)
+
+
+def _frontend_keys(runtime: Runtime) -> dict[str, list[bytes]]:
+    return runtime.cached("ingest_frontend_keys", lambda: {
+        name: [k.get_secret_value().encode("utf-8") for k in fe.keys]
+        for name, fe in runtime.settings.ingest.frontends.items()})
