@@ -124,12 +124,8 @@ class OpenNebula:
         self.backoff = backoff
         self._sleep = sleep
         self.log = log or structlog.get_logger("oneha.opennebula")
-        self._servers = {}
-        for url in self.endpoints:
-            # timeout=None: pyone would otherwise set the process-wide socket default.
-            server = _RawServer(url, session, timeout=None)
-            server._ServerProxy__transport = _TimeoutTransport(self.timeout, url.startswith("https"))
-            self._servers[url] = server
+        self._session = session
+        self._servers = {url: self._server(url) for url in self.endpoints}
         self._last_good: str | None = None
         self._leader: str | None = None
 
@@ -138,6 +134,17 @@ class OpenNebula:
         one = settings.opennebula
         return cls(one.endpoints, one.session.get_secret_value(), timeout=one.timeout,
                    retries=one.retries)
+
+    @classmethod
+    def of(cls, runtime) -> "OpenNebula":
+        """The process's client (one per `Runtime`, so its leader cache is shared by all tasks)."""
+        return runtime.cached("opennebula", lambda: cls.from_settings(runtime.settings))
+
+    def _server(self, url: str) -> _RawServer:
+        # timeout=None: pyone would otherwise set the process-wide socket default.
+        server = _RawServer(url, self._session, timeout=None)
+        server._ServerProxy__transport = _TimeoutTransport(self.timeout, url.startswith("https"))
+        return server
 
     # ---- reads ------------------------------------------------------------------------------
 
@@ -155,12 +162,17 @@ class OpenNebula:
         return self._parsed("vmpool.info", objects.parse_vm_pool, -2, -1, -1, int(state))
 
     def system_config(self) -> dict[str, str]:
+        """oned.conf as `{"MONITORING_INTERVAL_HOST": "60", "RAFT/LOG_RETENTION": "250000", ...}`:
+        single values, and vector attributes' single values as `VECTOR/KEY` (first one wins)."""
         def parse(text):
             root = objects.parse_xml(text, "OPENNEBULA_CONFIGURATION")
             config: dict[str, str] = {}
             for child in root:
                 if len(child) == 0:
                     config.setdefault(child.tag, (child.text or "").strip())
+                for leaf in child:
+                    if len(leaf) == 0:
+                        config.setdefault(f"{child.tag}/{leaf.tag}", (leaf.text or "").strip())
             return config
         return self._parsed("system.config", parse)
 
@@ -187,24 +199,35 @@ class OpenNebula:
     # ---- Raft -------------------------------------------------------------------------------
 
     def raft_status(self, endpoint: str) -> RaftStatus:
-        """That one server's own Raft view. Raises Transient when it cannot answer."""
+        """That one server's own Raft view. Raises Transient when it cannot answer.
+
+        `endpoint` may be one the client was not configured with (a server of the zone pool):
+        it is polled, never used for reads or writes."""
+        if endpoint not in self._servers:
+            self._servers[endpoint] = self._server(endpoint)
         try:
             text = self._call(endpoint, "zone.raftstatus", ())
         except _Unavailable as exc:
             raise Transient(f"one.zone.raftstatus: {exc}") from None
         return self._parse(endpoint, "zone.raftstatus", parse_raft_status, text)
 
-    def raft_statuses(self) -> dict[str, RaftStatus | Exception]:
-        """Every endpoint polled in parallel (a stalled server costs one timeout, not N)."""
+    def raft_statuses(self, endpoints: list[str] | None = None) -> dict[str, RaftStatus | Exception]:
+        """Every endpoint (default: the configured ones) polled in parallel: a stalled server
+        costs one timeout, not one per server."""
+        endpoints = list(dict.fromkeys(endpoints or self.endpoints))
+        for url in endpoints:
+            if url not in self._servers:
+                self._servers[url] = self._server(url)
+
         def one(url):
             try:
                 return self.raft_status(url)
             except (Transient, Permanent) as exc:
                 return exc
-        if len(self.endpoints) == 1:
-            return {self.endpoints[0]: one(self.endpoints[0])}
-        with concurrent.futures.ThreadPoolExecutor(max_workers=len(self.endpoints)) as pool:
-            return dict(zip(self.endpoints, pool.map(one, self.endpoints)))
+        if len(endpoints) == 1:
+            return {endpoints[0]: one(endpoints[0])}
+        with concurrent.futures.ThreadPoolExecutor(max_workers=len(endpoints)) as pool:
+            return dict(zip(endpoints, pool.map(one, endpoints)))
 
     def leader(self) -> str:
         """Endpoint of the current leader (cached; re-discovered after a failure)."""
