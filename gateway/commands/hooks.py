@@ -1,0 +1,110 @@
+"""`oneha hooks install | list | remove | sender-path` — oneha's state hooks in OpenNebula."""
+
+from __future__ import annotations
+
+import click
+
+from gateway.errors import ConfigError, OneHAError
+
+
+def register(main: click.Group) -> None:
+    main.add_command(hooks)
+
+
+def connect(settings, endpoint: str | None = None):
+    """A pyone server for the first configured endpoint (or `endpoint`).
+
+    Hook writes are leader-only in OpenNebula, but a follower proxies them to the leader, so
+    any healthy endpoint will do for these one-off commands.
+    """
+    import pyone
+    return pyone.OneServer(endpoint or settings.opennebula.endpoints[0],
+                           session=settings.opennebula.session.get_secret_value())
+
+
+def _server(obj, endpoint):
+    try:
+        return connect(obj.settings, endpoint)
+    except OneHAError as exc:
+        raise click.ClickException(str(exc)) from None
+
+
+@click.group()
+def hooks() -> None:
+    """Install, list or remove oneha's hooks in OpenNebula (idempotent, by NAME)."""
+
+
+_endpoint = click.option("--endpoint", default=None,
+                         help="XML-RPC endpoint (default: the first of opennebula.endpoints).")
+
+
+@hooks.command("install")
+@click.option("--command", "command", default=None, metavar="PATH",
+              help="Where the sender is installed on the front-end "
+                   "(default: the templates' COMMAND, /var/lib/one/remotes/hooks/oneha/oneha-hook).")
+@click.option("--templates", "templates", default=None, type=click.Path(file_okay=False),
+              help="Directory of *.tmpl files (default: oneha's hook_templates/).")
+@click.option("--dry-run", is_flag=True, help="Print the templates instead of installing them.")
+@_endpoint
+@click.pass_obj
+def install_cmd(obj, command, templates, dry_run, endpoint) -> None:
+    """Create oneha's hooks; re-running changes only what differs from the templates."""
+    from gateway.adapters import hooks as adapter
+    try:
+        wanted = adapter.load_templates(templates, command)
+        if dry_run:
+            for t in wanted:
+                click.echo(f"# {t.path}\n{t.render()}")
+            return
+        changes = adapter.install(_server(obj, endpoint), wanted)
+    except OneHAError as exc:
+        raise click.ClickException(str(exc)) from None
+    for change in changes:
+        click.echo(f"{change.action:9} {change.name} (id {change.hook_id}): {change.reason}")
+    touched = sum(c.action != "unchanged" for c in changes)
+    click.echo(f"{len(changes)} hook(s), {touched} changed")
+
+
+@hooks.command("list")
+@click.option("--all", "show_all", is_flag=True, help="Also hooks that are not oneha's.")
+@_endpoint
+@click.pass_obj
+def list_cmd(obj, show_all, endpoint) -> None:
+    """Show the hooks installed in OpenNebula."""
+    from gateway.adapters import hooks as adapter
+    try:
+        installed = adapter.list_hooks(_server(obj, endpoint), prefix="" if show_all else adapter.PREFIX)
+    except OneHAError as exc:
+        raise click.ClickException(str(exc)) from None
+    if not installed:
+        click.echo("no oneha hooks installed (oneha hooks install)" if not show_all else "no hooks")
+        return
+    click.echo(f"{'ID':>4}  {'NAME':36} {'TRIGGER':40} COMMAND")
+    for h in installed:
+        click.echo(f"{h.id:>4}  {h.name:36} {h.trigger:40} {h.command}")
+
+
+@hooks.command("remove")
+@click.argument("names", nargs=-1)
+@_endpoint
+@click.pass_obj
+def remove_cmd(obj, names, endpoint) -> None:
+    """Delete oneha's hooks (all, or the NAMES given)."""
+    from gateway.adapters import hooks as adapter
+    try:
+        changes = adapter.remove(_server(obj, endpoint), names or None)
+    except (OneHAError, ConfigError) as exc:
+        raise click.ClickException(str(exc)) from None
+    for change in changes:
+        click.echo(f"removed   {change.name} (id {change.hook_id}): {change.reason}")
+    click.echo(f"{len(changes)} hook(s) removed")
+
+
+@hooks.command("sender-path")
+def sender_path_cmd() -> None:
+    """Print the path of the oneha-hook sender to copy to the front-ends."""
+    from gateway.adapters import hooks as adapter
+    try:
+        click.echo(str(adapter.sender_path()))
+    except OneHAError as exc:
+        raise click.ClickException(str(exc)) from None
