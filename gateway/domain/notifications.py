@@ -79,3 +79,35 @@ class Notification:
         if missing:
             raise ValueError(f"notification JSON lacks {', '.join(missing)}")
         return cls(**{f: data[f] for f in fields})
+
+
+# --- delivery decisions (pure; the task in tasks/notify.py applies them) ----------------------
+
+SENT, FAILED, DEAD = "sent", "failed", "dead"
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What one send attempt to one URL leads to, and why."""
+
+    state: str  # sent | failed (retry later) | dead (dead-lettered)
+    reason: str
+    retry_in: float = 0.0  # seconds, for `failed`
+
+
+def backoff_delay(attempt: int, base: float, maximum: float) -> float:
+    """Wait before attempt `attempt + 1` after attempt `attempt` (1-based) failed."""
+    return float(min(base * (2 ** max(attempt - 1, 0)), maximum))
+
+
+def outcome_of(ok: bool, permanent: bool, attempt: int, max_attempts: int, base: float,
+               maximum: float) -> Outcome:
+    if ok:
+        return Outcome(SENT, f"delivered on attempt {attempt}")
+    if permanent:
+        return Outcome(DEAD, f"permanent failure on attempt {attempt}: retrying cannot help")
+    if attempt >= max_attempts:
+        return Outcome(DEAD, f"failed {attempt} of {max_attempts} attempts")
+    delay = backoff_delay(attempt, base, maximum)
+    return Outcome(FAILED, f"attempt {attempt} of {max_attempts} failed; retry in {delay:g}s",
+                   retry_in=delay)
