@@ -7,7 +7,8 @@ from celery import Celery
 from gateway.config import Settings, load_settings
 from gateway.runtime import Runtime
 
-TASK_MODULES = ["tasks.process", "tasks.notify", "tasks.remediate", "tasks.monitor"]
+TASK_MODULES = ["tasks.process", "tasks.notify", "tasks.remediate", "tasks.monitor",
+                "tasks.housekeeping"]
 
 
 def create_celery(settings: Settings) -> Celery:

@@ -1,7 +1,7 @@
 """The routing tree and inhibition rules, as in Alertmanager, for OpenNebula objects.
 
 A route matches an incident's labels (`resource`, `condition`, `state`, `host`, `cluster`, `name`,
-`owner`, `group`, VM template labels such as `ONEHA_TEAM`, ...) with matchers written the way
+`owner`, `group`, and the operator's `ONEHA_*` template keys: `ONEHA_TEAM=db` is `team=db`) with matchers written the way
 Alertmanager writes them: `label=value`, `label!=value`, `label=~regex`, `label!~regex` (regexes
 are anchored). Walking the tree follows Alertmanager: the first matching child wins unless it
 says `continue: true`; when no child matches, the parent itself is the match. Children inherit
@@ -18,7 +18,7 @@ Config (`route:` in the YAML; every key optional):
       escalate_after: 15m                   # unacknowledged this long -> next of escalate_to
       escalate_to: [oncall-lead, cto-pager]
       routes:
-        - matchers: ['ONEHA_TEAM="db"', 'resource=~"VM|HOST"']
+        - matchers: ['team="db"', 'resource=~"VM|HOST"']
           receiver: db-chat
           continue: true
 

@@ -1,0 +1,524 @@
+"""Incidents, their timelines, aggregation groups, due times and silences in Redis.
+
+`IncidentStore(runtime, send=None)` — `send(task_name, args=[...], countdown=None)` is how effects
+leave (Celery's `send_task` in a worker; tests may pass a list's append). Every method that
+changes something runs one optimistic transaction (WATCH … MULTI/EXEC, retried on conflict), so
+two workers never lose each other's writes, and effects go through an *outbox*: the task to send
+is written in the same transaction as the state change, sent right after, then removed;
+`flush_due` re-sends what a crashed worker left there. Receivers of those tasks are idempotent
+(`oneha.deliver` by `notification_id`, `oneha.plan_remediation` by incident).
+
+Public interface (other parts use these):
+- `get(id)`, `timeline(id, limit)`, `list(open_only=True, limit)`, `open_for(object_key)`
+- `apply_event(event, now=None) -> Applied` — the event path (`oneha.process_event`)
+- `transition(id, to, reason, actor)` — acknowledged / remediating / resolved / firing; wakes
+  the incident's groups so a resolve message follows
+- `attach(id, reason, actor, plan_id=..., impact=...)` — remediation's plan id / impact report
+- `add_timeline(id, TimelineEntry)`
+- `flush_due(now=None)` — run every due group / escalation (`oneha.flush_due`)
+- silences: `add_silence`, `list_silences`, `get_silence`, `expire_silence`
+- `routes_for(labels)` — the routes labels reach (`oneha routes test`)
+
+Keys (all under the key prefix): `inc:<id>` JSON incident, `inc:<id>:timeline` list,
+`inc:all` zset (created_at), `inc:open` zset (open ids), `inc:index` hash (object key or
+`hostname:<name>` → open incident id), `inc:labels` hash (open id → labels JSON, for inhibition),
+`inc:vms-on-host:<host>` set, `inc:maintenance` hash (host name → since), `grp:<gid>` hash
+(`state` JSON, `touched`), `grp:<gid>:members` set, `due` zset (`group|<gid>` and
+`esc|<incident>|<route>|<level>` → due time), `outbox` zset, `silences` hash.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import dataclass, field, replace
+from typing import Any, Callable, Iterable
+
+import redis
+
+from gateway.domain import grouping, incidents as inc_mod, muting
+from gateway.domain.events import Event
+from gateway.domain.incidents import Incident, TimelineEntry
+from gateway.domain.notifications import Notification, notification_id_for
+from gateway.domain.routing import DEFAULT_INHIBIT_RULES, RouteMatch, match_routes
+from gateway.errors import Transient
+from gateway.runtime import Runtime
+
+log = logging.getLogger("oneha.incidents")
+
+DELIVER_TASK = "oneha.deliver"
+PLAN_REMEDIATION_TASK = "oneha.plan_remediation"
+OUTBOX_STALE_AFTER = 30.0  # seconds an effect may sit in the outbox before flush_due re-sends it
+MAX_TRIES = 200  # optimistic transaction retries before giving up (Transient: Celery retries)
+
+Send = Callable[..., Any]
+
+
+@dataclass
+class Applied:
+    decision: inc_mod.Decision
+    sent: list[str] = field(default_factory=list)  # tasks sent right away
+    new_groups: list[tuple[str, float]] = field(default_factory=list)  # (gid, first due)
+
+
+@dataclass
+class FlushReport:
+    member: str
+    sent: bool
+    reason: str
+    notifications: list[str] = field(default_factory=list)
+
+
+class IncidentStore:
+    def __init__(self, runtime: Runtime, send: Send | None = None):
+        self.rt = runtime
+        self.r: redis.Redis = runtime.redis
+        self.settings = runtime.settings
+        self._send = send
+
+    # -- keys -----------------------------------------------------------------------------
+    def _k(self, *parts: object) -> str:
+        return self.rt.key(*parts)
+
+    def _doc(self, incident_id: str) -> str:
+        return self._k("inc", incident_id)
+
+    def _tl(self, incident_id: str) -> str:
+        return self._k("inc", incident_id, "timeline")
+
+    def _grp(self, gid: str) -> str:
+        return self._k("grp", gid)
+
+    def _members(self, gid: str) -> str:
+        return self._k("grp", gid, "members")
+
+    def _vms_on(self, host: str) -> str:
+        return self._k("inc", "vms-on-host", host)
+
+    @property
+    def _index(self) -> str:
+        return self._k("inc", "index")
+
+    # -- reading --------------------------------------------------------------------------
+    def get(self, incident_id: str) -> Incident | None:
+        raw = self.r.get(self._doc(incident_id))
+        return Incident.from_dict(json.loads(raw)) if raw else None
+
+    def timeline(self, incident_id: str, limit: int = 1000) -> list[TimelineEntry]:
+        raw = self.r.lrange(self._tl(incident_id), -limit, -1)
+        return [TimelineEntry.from_dict(json.loads(x)) for x in raw]
+
+    def list(self, open_only: bool = True, limit: int = 100) -> list[Incident]:
+        """Newest first."""
+        ids = self.r.zrevrange(self._k("inc", "open" if open_only else "all"), 0, limit - 1)
+        docs = self.r.mget([self._doc(i.decode()) for i in ids]) if ids else []
+        return [Incident.from_dict(json.loads(d)) for d in docs if d]
+
+    def open_for(self, object_key: str) -> Incident | None:
+        """The open incident holding `object_key` (its own, or its host's that it joined)."""
+        iid = self.r.hget(self._index, object_key)
+        return self.get(iid.decode()) if iid else None
+
+    def routes_for(self, labels: dict[str, str]) -> list[RouteMatch]:
+        return match_routes(self.settings.route, labels, [r.name for r in self.settings.receivers])
+
+    @property
+    def inhibit_rules(self):
+        rules = self.settings.inhibit_rules
+        return DEFAULT_INHIBIT_RULES if rules is None else tuple(rules)
+
+    # -- the event path -------------------------------------------------------------------
+    def apply_event(self, event: Event, now: float | None = None) -> Applied:
+        labels = inc_mod.event_labels(event)
+        host = labels.get("host", "")
+        for _ in range(MAX_TRIES):
+            with self.r.pipeline() as pipe:
+                try:
+                    pipe.watch(self._index, self._k("inc", "maintenance"))
+                    t = self.rt.clock() if now is None else now
+                    ctx = self._context(pipe, event, host)
+                    outcome = inc_mod.decide(event, ctx, t, labels)
+                    if outcome.decision.action == "duplicate":
+                        pipe.reset()
+                        return Applied(outcome.decision)
+                    pipe.watch(*[self._doc(i.id) for i in outcome.save])
+                    effects = self._write(pipe, outcome.save, outcome.timeline,
+                                          outcome.plan_remediation, t, host,
+                                          outcome.maintenance)
+                    pipe.execute()
+                except redis.WatchError:
+                    continue
+            applied = Applied(outcome.decision, new_groups=effects.new_groups)
+            applied.sent = self._drain(effects.outbox)
+            return applied
+        raise Transient(f"event {event.event_id} for {event.object_key}: gave up after "
+                        f"{MAX_TRIES} write conflicts")
+
+    def _context(self, pipe, event: Event, host: str) -> inc_mod.Context:
+        def load(iid: bytes | None) -> Incident | None:
+            if not iid:
+                return None
+            pipe.watch(self._doc(iid.decode()))
+            raw = pipe.get(self._doc(iid.decode()))
+            return Incident.from_dict(json.loads(raw)) if raw else None
+
+        holding = load(pipe.hget(self._index, event.object_key))
+        host_incident = None
+        vm_incidents: tuple[Incident, ...] = ()
+        if event.resource == "VM" and host:
+            host_incident = load(pipe.hget(self._index, f"hostname:{host}"))
+        if event.resource == "HOST" and host:
+            pipe.watch(self._vms_on(host))
+            vm_incidents = tuple(i for i in (load(x) for x in pipe.smembers(self._vms_on(host)))
+                                 if i is not None)
+        in_maintenance = bool(host) and pipe.hexists(self._k("inc", "maintenance"), host)
+        return inc_mod.Context(holding, host_incident, vm_incidents, bool(in_maintenance))
+
+    @dataclass
+    class _Effects:
+        outbox: list[str] = field(default_factory=list)
+        new_groups: list[tuple[str, float]] = field(default_factory=list)
+
+    def _write(self, pipe, save: Iterable[Incident], timeline: dict[str, Iterable[TimelineEntry]],
+               plan_remediation: Iterable[str], now: float, host: str = "",
+               maintenance: bool | None = None) -> "_Effects":
+        """Queue (in `pipe`, still watching) every write of a change; caller executes."""
+        save = sorted(save, key=lambda i: i.is_open)  # resolved first: open ones re-claim keys
+        groups = self._groups_of(pipe, save, now)
+        effects = self._Effects()
+        extra: dict[str, list[TimelineEntry]] = {}
+        for iid in plan_remediation:
+            effects.outbox.append(_task(PLAN_REMEDIATION_TASK, [iid]))
+            extra.setdefault(iid, []).append(TimelineEntry(now, "remediation",
+                                                           "remediation planning requested"))
+        pipe.multi()
+        for i in save:
+            self._put(pipe, i, now)
+        for iid, entries in timeline.items():
+            self._push(pipe, iid, [*entries, *extra.pop(iid, [])])
+        for iid, entries in extra.items():
+            self._push(pipe, iid, entries)
+        for gid, (state, members, is_new) in groups.items():
+            if is_new:
+                pipe.hset(self._grp(gid), "state", json.dumps(state.to_dict()))
+                pipe.zadd(self._k("due"), {f"group|{gid}": state.first_due})
+                effects.new_groups.append((gid, state.first_due))
+            elif state.last_sent_at is None:
+                pipe.zadd(self._k("due"), {f"group|{gid}": state.first_due}, lt=True)
+            else:
+                pipe.zadd(self._k("due"), {f"group|{gid}": now}, lt=True)
+            pipe.hset(self._grp(gid), "touched", repr(now))
+            pipe.sadd(self._members(gid), *members)
+        for i in save:
+            if i.version == 1 and i.is_open:  # a new incident: escalation clocks start
+                for route in self.routes_for(i.labels):
+                    if route.escalate_after is not None and route.escalate_to:
+                        due = grouping.escalation_due(i.created_at, route.escalate_after, 0)
+                        pipe.zadd(self._k("due"), {f"esc|{i.id}|{route.route_id}|0": due})
+        if maintenance is True and host:
+            pipe.hset(self._k("inc", "maintenance"), host, repr(now))
+        elif maintenance is False and host:
+            pipe.hdel(self._k("inc", "maintenance"), host)
+        if effects.outbox:
+            pipe.zadd(self._k("outbox"), {m: now for m in effects.outbox})
+        return effects
+
+    def _groups_of(self, pipe, save: Iterable[Incident], now: float
+                   ) -> dict[str, tuple[grouping.GroupState, list[str], bool]]:
+        """The groups the saved incidents belong to (read while watching, before MULTI)."""
+        out: dict[str, tuple[grouping.GroupState, list[str], bool]] = {}
+        for i in save:
+            if i.merged_into:
+                continue  # its host incident speaks for it
+            for route in self.routes_for(i.labels):
+                key = route.group_key(i.labels, i.id)
+                gid = grouping.group_id_for(key)
+                if gid in out:
+                    out[gid][1].append(i.id)
+                    continue
+                pipe.watch(self._grp(gid))
+                raw = pipe.hget(self._grp(gid), "state")
+                if raw:
+                    out[gid] = (grouping.GroupState.from_dict(json.loads(raw)), [i.id], False)
+                elif i.is_open:
+                    out[gid] = (grouping.GroupState.new(route, key, now), [i.id], True)
+        return out
+
+    def _put(self, pipe, i: Incident, now: float) -> None:
+        pipe.set(self._doc(i.id), json.dumps(i.to_dict(), separators=(",", ":")))
+        pipe.zadd(self._k("inc", "all"), {i.id: i.created_at})
+        host = i.primary.host
+        if i.is_open:
+            pipe.zadd(self._k("inc", "open"), {i.id: i.created_at})
+            pipe.hset(self._index, mapping={k: i.id for k in i.objects})
+            if i.primary.resource == "HOST" and host:
+                pipe.hset(self._index, f"hostname:{host}", i.id)
+            if i.primary.resource == "VM" and host:
+                pipe.sadd(self._vms_on(host), i.id)
+            pipe.hset(self._k("inc", "labels"), i.id, json.dumps(i.labels))
+        else:
+            pipe.zrem(self._k("inc", "open"), i.id)
+            pipe.hdel(self._k("inc", "labels"), i.id)
+            if i.merged_into is None:
+                pipe.hdel(self._index, *i.objects.keys())
+                if i.primary.resource == "HOST" and host:
+                    pipe.hdel(self._index, f"hostname:{host}")
+            if i.primary.resource == "VM" and host:
+                pipe.srem(self._vms_on(host), i.id)
+
+    def _push(self, pipe, incident_id: str, entries: Iterable[TimelineEntry]) -> None:
+        data = [json.dumps(e.to_dict(), separators=(",", ":")) for e in entries]
+        if data:
+            pipe.rpush(self._tl(incident_id), *data)
+
+    # -- changes by people and remediation ---------------------------------------------------
+    def update(self, incident_id: str, change: Callable[[Incident, float], tuple[Incident, list[TimelineEntry]]]
+               ) -> Incident:
+        """Apply `change(incident, now) -> (new incident, timeline entries)` atomically."""
+        for _ in range(MAX_TRIES):
+            with self.r.pipeline() as pipe:
+                try:
+                    pipe.watch(self._doc(incident_id), self._index)
+                    raw = pipe.get(self._doc(incident_id))
+                    if not raw:
+                        raise KeyError(f"no incident {incident_id}")
+                    now = self.rt.clock()
+                    new, entries = change(Incident.from_dict(json.loads(raw)), now)
+                    effects = self._write(pipe, [new], {incident_id: entries}, (), now)
+                    pipe.execute()
+                except redis.WatchError:
+                    continue
+            self._drain(effects.outbox)
+            return new
+        raise Transient(f"incident {incident_id}: gave up after {MAX_TRIES} write conflicts")
+
+    def transition(self, incident_id: str, to: str, reason: str, actor: str) -> Incident:
+        """Raises KeyError (no such incident) or incidents.TransitionError (not allowed)."""
+        def change(i: Incident, now: float):
+            new, entry = inc_mod.transition(i, to, reason, actor, now)
+            return new, [entry]
+        return self.update(incident_id, change)
+
+    def attach(self, incident_id: str, reason: str, actor: str = "oneha",
+               plan_id: str | None = None, impact: list[dict[str, Any]] | None = None) -> Incident:
+        """Remediation: record a plan id and/or an impact report (shown with the resolve notice)."""
+        def change(i: Incident, now: float):
+            changes: dict[str, Any] = {"updated_at": now, "version": i.version + 1}
+            if plan_id is not None:
+                changes["plan_id"] = plan_id
+            if impact is not None:
+                changes["impact"] = impact
+            return replace(i, **changes), [TimelineEntry(now, "remediation", reason, actor,
+                                                         {"plan_id": plan_id} if plan_id else {})]
+        return self.update(incident_id, change)
+
+    def add_timeline(self, incident_id: str, entry: TimelineEntry) -> None:
+        if not self.r.exists(self._doc(incident_id)):
+            raise KeyError(f"no incident {incident_id}")
+        self.r.rpush(self._tl(incident_id), json.dumps(entry.to_dict(), separators=(",", ":")))
+
+    # -- timing: due groups and escalations ------------------------------------------------
+    def flush_due(self, now: float | None = None, limit: int = 500) -> list[FlushReport]:
+        now = self.rt.clock() if now is None else now
+        self.resend_stale_outbox(now)
+        reports = []
+        for member in self.r.zrangebyscore(self._k("due"), "-inf", now, start=0, num=limit):
+            m = member.decode()
+            if m.startswith("group|"):
+                reports.append(self.flush_group(m.split("|", 1)[1], now))
+            elif m.startswith("esc|"):
+                reports.append(self._escalate(m, now))
+            else:
+                log.error("unknown due member %r removed", m)
+                self.r.zrem(self._k("due"), m)
+        return reports
+
+    def flush_group(self, gid: str, now: float | None = None) -> FlushReport:
+        member = f"group|{gid}"
+        for _ in range(MAX_TRIES):
+            with self.r.pipeline() as pipe:
+                try:
+                    # Not the inhibition sources: a storm rewrites them all the time, and a flush that
+                    # misses a just-opened host incident is corrected by the next one.
+                    pipe.watch(self._grp(gid), self._members(gid))
+                    t = self.rt.clock() if now is None else now
+                    raw = pipe.hget(self._grp(gid), "state")
+                    if not raw:
+                        pipe.multi()
+                        pipe.zrem(self._k("due"), member)
+                        pipe.execute()
+                        return FlushReport(member, False, "group no longer exists")
+                    group = grouping.GroupState.from_dict(json.loads(raw))
+                    ids = sorted(x.decode() for x in pipe.smembers(self._members(gid)))
+                    docs = pipe.mget([self._doc(i) for i in ids]) if ids else []
+                    members = [Incident.from_dict(json.loads(d)) for d in docs if d]
+                    mutes = self._mutes(pipe, members, t)
+                    plan = grouping.plan_flush(group, members, mutes, t)
+                    outbox, entries = self._plan_effects(pipe, plan, group, t)
+                    pipe.multi()
+                    done = [i.id for i in members if i.merged_into or (
+                        i.state == inc_mod.RESOLVED and (i in plan.resolved
+                                                         or i.id not in group.notified))]
+                    if plan.next_due is None:
+                        pipe.delete(self._grp(gid), self._members(gid))
+                        pipe.zrem(self._k("due"), member)
+                    else:
+                        pipe.hset(self._grp(gid), "state", json.dumps(plan.state.to_dict()))
+                        if done:
+                            pipe.srem(self._members(gid), *done)
+                        pipe.zadd(self._k("due"), {member: plan.next_due})
+                    for iid, es in entries.items():
+                        self._push(pipe, iid, es)
+                    if outbox:
+                        pipe.zadd(self._k("outbox"), {m: t for m in outbox})
+                    pipe.execute()
+                except redis.WatchError:
+                    continue
+            self._drain(outbox)
+            log.info("group_flushed", extra={"group": gid, "sent": plan.send, "reason": plan.reason})
+            return FlushReport(member, plan.send, plan.reason, _notification_ids(outbox))
+        raise Transient(f"group {gid}: gave up after {MAX_TRIES} write conflicts")
+
+    def _mutes(self, pipe, members: list[Incident], now: float) -> dict[str, muting.Mute]:
+        silences = self._silences(pipe)
+        sources = [muting.OpenIncident(k.decode(), json.loads(v))
+                   for k, v in pipe.hgetall(self._k("inc", "labels")).items()]
+        rules = self.inhibit_rules
+        return {i.id: muting.mute(i.id, i.labels, now, silences, sources, rules) for i in members}
+
+    def _plan_effects(self, pipe, plan: grouping.FlushPlan, group: grouping.GroupState,
+                      now: float) -> tuple[list[str], dict[str, list[TimelineEntry]]]:
+        entries: dict[str, list[TimelineEntry]] = {}
+        for i, m in plan.newly_muted:
+            entries.setdefault(i.id, []).append(
+                TimelineEntry(now, "muted", f"recorded, not sent: {m.reason}", data={"by": m.by}))
+        if not plan.send:
+            return [], entries
+        summaries = {i.id: inc_mod.summary(i, self.timeline(i.id, 10), console_url=self._url(i.id))
+                     for i in plan.incidents}
+        summary = grouping.group_summary(plan, summaries, group)
+        outbox = []
+        for receiver in plan.state.receivers:
+            n = Notification(
+                notification_id=notification_id_for(group.id, plan.transition, plan.state.seq,
+                                                     receiver),
+                receiver=receiver, transition=plan.transition, incident=summary, created_at=now)
+            outbox.append(_task(DELIVER_TASK, [n.to_json()]))
+        text = (f"notified {', '.join(plan.state.receivers) or '(no receiver)'}: "
+                f"{plan.transition} #{plan.state.seq} of group {group.key} — {plan.reason}")
+        for i in plan.incidents:
+            entries.setdefault(i.id, []).append(
+                TimelineEntry(now, "notification", text,
+                              data={"group": group.id, "seq": plan.state.seq,
+                                    "transition": plan.transition}))
+        return outbox, entries
+
+    def _url(self, incident_id: str) -> str:
+        return f"{self.settings.public_url.rstrip('/')}/incidents/{incident_id}"
+
+    def _escalate(self, member: str, now: float) -> FlushReport:
+        _, iid, route_id, level_s = member.split("|")
+        level = int(level_s)
+        for _ in range(MAX_TRIES):
+            with self.r.pipeline() as pipe:
+                try:
+                    pipe.watch(self._doc(iid))
+                    raw = pipe.get(self._doc(iid))
+                    inc = Incident.from_dict(json.loads(raw)) if raw else None
+                    route = next((r for r in self.routes_for(inc.labels) if r.route_id == route_id),
+                                 None) if inc else None
+                    if inc is None or route is None:
+                        plan = grouping.EscalationPlan(False, "incident or route is gone")
+                    else:
+                        mute = self._mutes(pipe, [inc], now)[inc.id]
+                        plan = grouping.plan_escalation(inc, route, level, mute, now)
+                    outbox: list[str] = []
+                    pipe.multi()
+                    pipe.zrem(self._k("due"), member)
+                    if plan.send:
+                        summary = inc_mod.summary(inc, self.timeline(iid, 10),
+                                                  console_url=self._url(iid))
+                        summary["escalation"] = {"level": level + 1, "reason": plan.reason}
+                        n = Notification(notification_id_for(iid, "escalated", level, plan.receiver),
+                                         plan.receiver, "escalated", summary, now)
+                        outbox.append(_task(DELIVER_TASK, [n.to_json()]))
+                        pipe.zadd(self._k("outbox"), {outbox[0]: now})
+                        self._push(pipe, iid, [TimelineEntry(now, "escalation", plan.reason,
+                                                             data={"level": level + 1})])
+                    if plan.next_due is not None:
+                        nxt = level + 1 if plan.send else level
+                        pipe.zadd(self._k("due"), {f"esc|{iid}|{route_id}|{nxt}": plan.next_due})
+                    pipe.execute()
+                except redis.WatchError:
+                    continue
+            self._drain(outbox)
+            return FlushReport(member, plan.send, plan.reason, _notification_ids(outbox))
+        raise Transient(f"escalation {member}: gave up after {MAX_TRIES} write conflicts")
+
+    # -- outbox ----------------------------------------------------------------------------
+    def _drain(self, outbox: list[str]) -> list[str]:
+        """Send the effects a committed transaction wrote; remove each once it is handed over."""
+        if self._send is None or not outbox:
+            return []
+        sent = []
+        for m in outbox:
+            task = json.loads(m)
+            self._send(task["task"], args=task["args"])
+            self.r.zrem(self._k("outbox"), m)
+            sent.append(task["task"])
+        return sent
+
+    def resend_stale_outbox(self, now: float) -> int:
+        """Effects a worker committed but died before handing over (receivers are idempotent)."""
+        stale = self.r.zrangebyscore(self._k("outbox"), "-inf", now - OUTBOX_STALE_AFTER)
+        return len(self._drain([m.decode() for m in stale]))
+
+    # -- silences ---------------------------------------------------------------------------
+    def _silences(self, client=None) -> list[muting.Silence]:
+        client = client or self.r
+        return [muting.Silence.from_dict(json.loads(v))
+                for v in client.hgetall(self._k("silences")).values()]
+
+    def add_silence(self, matchers: list[str], ends_at: float, author: str, comment: str,
+                    starts_at: float | None = None) -> muting.Silence:
+        """Raises muting.SilenceError with the field at fault."""
+        now = self.rt.clock()
+        s = muting.new_silence(matchers, now if starts_at is None else starts_at, ends_at, author,
+                               comment, now)
+        self.r.hset(self._k("silences"), s.id, json.dumps(s.to_dict()))
+        return s
+
+    def list_silences(self, include_expired: bool = False) -> list[muting.Silence]:
+        now = self.rt.clock()
+        out = [s for s in self._silences() if include_expired or s.state(now) != "expired"]
+        return sorted(out, key=lambda s: s.created_at)
+
+    def get_silence(self, silence_id: str) -> muting.Silence | None:
+        raw = self.r.hget(self._k("silences"), silence_id)
+        return muting.Silence.from_dict(json.loads(raw)) if raw else None
+
+    def expire_silence(self, silence_id: str, actor: str) -> muting.Silence:
+        """End a silence now; its incidents are told at their group's next look. KeyError if none."""
+        s = self.get_silence(silence_id)
+        if s is None:
+            raise KeyError(f"no silence {silence_id}")
+        now = self.rt.clock()
+        if s.ends_at > now:
+            s = replace(s, ends_at=now, starts_at=min(s.starts_at, now), expired_by=actor)
+            self.r.hset(self._k("silences"), s.id, json.dumps(s.to_dict()))
+            self._wake_all_groups(now)
+        return s
+
+    def _wake_all_groups(self, now: float) -> None:
+        due = self._k("due")
+        members = [m for m in self.r.zrange(due, 0, -1) if m.startswith(b"group|")]
+        if members:
+            self.r.zadd(due, {m: now for m in members}, lt=True)
+
+
+def _task(name: str, args: list[Any]) -> str:
+    return json.dumps({"task": name, "args": args}, separators=(",", ":"), sort_keys=True)
+
+
+def _notification_ids(outbox: list[str]) -> list[str]:
+    return [json.loads(json.loads(m)["args"][0])["notification_id"] for m in outbox]

@@ -1,0 +1,222 @@
+"""Aggregation groups and their timing: group_wait, group_interval, repeat_interval, escalation.
+
+An incident reaches one or more routes (routing.py); on each, it joins the group named by the
+route and the incident's `group_by` label values. A group is told about at most once per
+`group_interval` and its first message waits `group_wait` so a storm (a host and its 200 VMs)
+becomes one message. `plan_flush` is the pure decision made each time a group is due: send or
+not, which transition, why, and when to look again. The store keeps the due times in a Redis
+ZSET, so a restart loses nothing and a second worker doubles nothing.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import asdict, dataclass, field, replace
+from typing import Any, Sequence
+
+from .incidents import FIRING, RESOLVED, Incident
+from .muting import Mute
+from .routing import RouteMatch
+
+
+def group_id_for(group_key: str) -> str:
+    return "g" + hashlib.sha256(group_key.encode()).hexdigest()[:16]
+
+
+@dataclass(frozen=True, slots=True)
+class GroupState:
+    id: str
+    key: str  # route id + group_by values, e.g. "root|host=node07"
+    route_id: str
+    receivers: tuple[str, ...]
+    group_wait: float
+    group_interval: float
+    repeat_interval: float
+    created_at: float
+    last_sent_at: float | None = None
+    seq: int = 0  # messages sent so far; part of each notification id
+    notified: dict[str, str] = field(default_factory=dict)  # incident id -> fingerprint sent
+    muted_noted: dict[str, str] = field(default_factory=dict)  # incident id -> mute recorded
+
+    @classmethod
+    def new(cls, route: RouteMatch, key: str, now: float) -> "GroupState":
+        return cls(id=group_id_for(key), key=key, route_id=route.route_id,
+                   receivers=tuple(route.receivers), group_wait=route.group_wait,
+                   group_interval=route.group_interval, repeat_interval=route.repeat_interval,
+                   created_at=now)
+
+    @property
+    def first_due(self) -> float:
+        return self.created_at + self.group_wait
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> "GroupState":
+        d = dict(d)
+        d["receivers"] = tuple(d["receivers"])
+        return cls(**d)
+
+
+def fingerprint(incident: Incident) -> str:
+    """What a message said about an incident: open or resolved, and how many objects it had.
+
+    A VM joining a host incident changes it (an update follows at group_interval); a VM
+    recovering inside it does not (no chatter while things heal)."""
+    return f"{'resolved' if incident.state == RESOLVED else 'open'}:{len(incident.objects)}"
+
+
+@dataclass(frozen=True, slots=True)
+class FlushPlan:
+    send: bool
+    reason: str
+    state: GroupState  # the group after this flush (unchanged when nothing is sent)
+    transition: str | None = None  # firing | repeat | resolved
+    firing: tuple[Incident, ...] = ()  # open incidents the message lists
+    resolved: tuple[Incident, ...] = ()  # incidents the message reports as resolved
+    newly_muted: tuple[tuple[Incident, Mute], ...] = ()  # mutes to record in timelines
+    next_due: float | None = None  # None: the group is finished (delete it)
+
+    @property
+    def incidents(self) -> tuple[Incident, ...]:
+        return self.firing + self.resolved
+
+
+def plan_flush(group: GroupState, incidents: Sequence[Incident], mutes: dict[str, Mute],
+               now: float) -> FlushPlan:
+    """Decide what a due group sends now. `incidents` are the group's members as stored now."""
+    newly_muted = tuple((i, mutes[i.id]) for i in incidents
+                        if mutes.get(i.id) and group.muted_noted.get(i.id) != mutes[i.id].by)
+    muted_noted = {**group.muted_noted, **{i.id: m.by for i, m in newly_muted}}
+    # Absorbed by a host incident: its objects are told with the host's message from now on.
+    live = [i for i in incidents if i.merged_into is None]
+    audible = [i for i in live if not mutes.get(i.id)]
+    firing = tuple(i for i in audible if i.is_open)
+    resolved = tuple(i for i in audible if i.state == RESOLVED and i.id in group.notified
+                     and group.notified[i.id] != fingerprint(i))
+    changed = bool(resolved) or any(group.notified.get(i.id) != fingerprint(i) for i in firing)
+    repeatable = any(i.state == FIRING for i in firing)
+    still_open = any(i.is_open for i in live)
+    base = replace(group, muted_noted=muted_noted)
+
+    if group.last_sent_at is None:
+        if now < group.first_due:
+            return FlushPlan(False, f"group_wait: first message at {group.first_due:.3f}", base,
+                             newly_muted=newly_muted, next_due=group.first_due)
+        if firing:
+            return _send(base, "firing", f"group_wait of {group.group_wait:g}s is over: "
+                         f"{len(firing)} open incident(s)", firing, (), now, newly_muted, True)
+        if still_open:  # only muted ones: look again in case a silence ends
+            return FlushPlan(False, "every open incident is muted", base, newly_muted=newly_muted,
+                             next_due=now + group.group_interval)
+        return FlushPlan(False, "resolved before anyone was told: nothing to send", base,
+                         newly_muted=newly_muted, next_due=None)
+
+    change_due = group.last_sent_at + group.group_interval
+    repeat_due = group.last_sent_at + group.repeat_interval
+    if changed and now >= change_due:
+        transition = "firing" if firing else "resolved"
+        what = (f"{len(firing)} open, {len(resolved)} resolved" if firing
+                else f"{len(resolved)} resolved, none open")
+        return _send(base, transition, f"changed since message {group.seq}: {what}",
+                     firing, resolved, now, newly_muted, still_open)
+    if changed:
+        return FlushPlan(False, f"group_interval: changes wait until {change_due:.3f}", base,
+                         newly_muted=newly_muted, next_due=change_due)
+    if repeatable and now >= repeat_due:
+        return _send(base, "repeat", f"still firing after repeat_interval of "
+                     f"{group.repeat_interval:g}s", firing, (), now, newly_muted, True)
+    if repeatable:
+        return FlushPlan(False, f"repeat_interval: reminder at {repeat_due:.3f}", base,
+                         newly_muted=newly_muted, next_due=repeat_due)
+    if still_open:  # acknowledged, remediating or muted: nothing to repeat, wait for changes
+        return FlushPlan(False, "open incidents are acknowledged, remediating or muted", base,
+                         newly_muted=newly_muted, next_due=now + group.repeat_interval)
+    return FlushPlan(False, "every incident of the group is resolved and told", base,
+                     newly_muted=newly_muted, next_due=None)
+
+
+def _send(group: GroupState, transition: str, reason: str, firing: tuple[Incident, ...],
+          resolved: tuple[Incident, ...], now: float,
+          newly_muted: tuple[tuple[Incident, Mute], ...], still_open: bool) -> FlushPlan:
+    notified = {i.id: fingerprint(i) for i in firing}
+    state = replace(group, last_sent_at=now, seq=group.seq + 1, notified=notified)
+    # Changes wake the group up by themselves; the next look is for the reminder (or a silence
+    # that ended). Nothing open any more: the group is finished.
+    next_due = now + group.repeat_interval if still_open else None
+    return FlushPlan(True, reason, state, transition, firing, resolved, newly_muted, next_due)
+
+
+def group_summary(plan: FlushPlan, incident_summaries: dict[str, dict[str, Any]],
+                  group: GroupState) -> dict[str, Any]:
+    """The incident summary for a group message: the incident's own when it is alone, else one
+    that lists every incident of the group (the first stays the `object`)."""
+    incidents = plan.incidents
+    if len(incidents) == 1:
+        out = dict(incident_summaries[incidents[0].id])
+    else:
+        first = incident_summaries[incidents[0].id]
+        affected: list[dict[str, Any]] = []
+        count = 0
+        for inc in incidents:
+            s = incident_summaries[inc.id]
+            affected.append({**s["object"], "incident": inc.id, "status": inc.state})
+            affected.extend(s.get("affected", []))
+            count += 1 + s.get("affected_count", 0)
+        values = group.key.split("|", 1)[1] if "|" in group.key else group.key
+        kinds = _kinds(incidents)
+        if plan.transition == "resolved":
+            title = f"Resolved: {len(incidents)} incidents ({values})"
+        else:
+            title = f"{len(plan.firing)} open incidents ({values}): {kinds}"
+            if plan.resolved:
+                title += f"; {len(plan.resolved)} resolved"
+        out = {**first, "title": title, "affected": affected[:200], "affected_count": count - 1,
+               "status": "resolved" if plan.transition == "resolved" else "firing",
+               "incidents": [i.id for i in incidents]}
+        out["started_at"] = min(i.created_at for i in incidents)
+    out["group"] = {"id": group.id, "key": group.key, "seq": plan.state.seq,
+                    "transition": plan.transition}
+    return out
+
+
+def _kinds(incidents: Sequence[Incident]) -> str:
+    counts: dict[str, int] = {}
+    for i in incidents:
+        label = f"{i.primary.resource} {i.primary.state_label}"
+        counts[label] = counts.get(label, 0) + 1
+    return ", ".join(f"{n}× {label}" for label, n in sorted(counts.items(), key=lambda kv: -kv[1]))
+
+
+# -- escalation -----------------------------------------------------------------------------
+@dataclass(frozen=True, slots=True)
+class EscalationPlan:
+    send: bool
+    reason: str
+    receiver: str | None = None
+    next_due: float | None = None  # the next level's due time, if there is one
+
+
+def escalation_due(created_at: float, escalate_after: float, level: int) -> float:
+    return created_at + escalate_after * (level + 1)
+
+
+def plan_escalation(incident: Incident, route: RouteMatch, level: int, mute: Mute,
+                    now: float) -> EscalationPlan:
+    """Unacknowledged after `escalate_after` × (level + 1): tell `escalate_to[level]`."""
+    if route.escalate_after is None or level >= len(route.escalate_to):
+        return EscalationPlan(False, "no (further) escalation configured on this route")
+    due = escalation_due(incident.created_at, route.escalate_after, level)
+    if now < due:
+        return EscalationPlan(False, f"not yet: escalation level {level} at {due:.3f}",
+                              next_due=due)
+    if incident.state != FIRING:
+        return EscalationPlan(False, f"incident is {incident.state}: no escalation")
+    if mute:
+        return EscalationPlan(False, f"muted ({mute.reason}): no escalation")
+    following = (escalation_due(incident.created_at, route.escalate_after, level + 1)
+                 if level + 1 < len(route.escalate_to) else None)
+    return EscalationPlan(True, f"unacknowledged for {now - incident.created_at:.0f}s "
+                          f"(escalate_after {route.escalate_after:g}s): escalating to "
+                          f"{route.escalate_to[level]}", route.escalate_to[level], following)

@@ -1,0 +1,35 @@
+"""`oneha.flush_due`: send what is due — group messages (group_wait / group_interval /
+repeat_interval), escalations — and re-send effects a crashed worker left in the outbox.
+
+Due times live in a Redis ZSET, so restarting a worker or the beat loses nothing; two runs at once
+double nothing (each group is flushed in one optimistic transaction and notification ids are
+deterministic). The beat (tasks/beat.py) runs it every `PERIODIC["oneha.flush_due"]` seconds;
+`oneha.process_event` also schedules it right after a new group's group_wait.
+"""
+
+from __future__ import annotations
+
+import logging
+
+import redis
+from celery import shared_task
+
+from gateway.errors import Transient
+from tasks.process import FLUSH_DUE_TASK, store_of
+
+log = logging.getLogger("oneha.housekeeping")
+
+PERIODIC = {FLUSH_DUE_TASK: 1.0}
+
+
+@shared_task(name=FLUSH_DUE_TASK, acks_late=True,
+             autoretry_for=(Transient, redis.exceptions.ConnectionError,
+                            redis.exceptions.TimeoutError),
+             retry_backoff=True, retry_backoff_max=10, max_retries=10)
+def flush_due() -> dict:
+    from tasks.app import runtime
+    reports = store_of(runtime()).flush_due()
+    for r in reports:
+        log.info("due_flushed member=%s sent=%s reason=%s notifications=%s", r.member, r.sent,
+                 r.reason, ",".join(r.notifications))
+    return {"flushed": len(reports), "sent": sum(1 for r in reports if r.sent)}
