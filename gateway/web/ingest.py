@@ -35,6 +35,7 @@ def post_event():
     except Transient:
         counters.unavailable()
         raise
+    counters.flush()
     if result.conflict:  # counted by the store's script
         raise BadInput("event_id_conflict", f"event_id {event.event_id} replayed with a different "
                                             "body", 409)

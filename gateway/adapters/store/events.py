@@ -140,11 +140,11 @@ class IngestCounters:
     def unavailable(self) -> None:
         with self._lock:
             self._unavailable_pending += 1
-        self._flush_pending()
+        self.flush()
 
     def snapshot(self) -> dict[str, int]:
         """`{"accepted:HOST": 3, "duplicate": 1, "rejected:bad_signature": 2, ...}`."""
-        self._flush_pending()
+        self.flush()
         try:
             raw = self._redis.hgetall(self._key)
         except UNAVAILABLE as exc:
@@ -157,9 +157,12 @@ class IngestCounters:
         except UNAVAILABLE:
             # Redis is away: the request is answered anyway; this count is the one thing lost.
             return
-        self._flush_pending()
+        self.flush()
 
-    def _flush_pending(self) -> None:
+    def flush(self) -> None:
+        """Add the 503s counted while Redis was away (nothing to do, no round trip, usually)."""
+        if not self._unavailable_pending:
+            return
         with self._lock:
             pending, self._unavailable_pending = self._unavailable_pending, 0
         if not pending:

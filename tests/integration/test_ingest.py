@@ -1,0 +1,279 @@
+"""POST /v1/events against a real Redis: accepted, duplicate, conflict, every rejection leaving no
+trace, Redis down -> 503, key rotation, health and metrics."""
+
+from __future__ import annotations
+
+import json
+import time
+
+import pytest
+import redis
+
+from gateway.adapters.store.events import EventStore
+from gateway.app import create_app
+from gateway.config import settings_from_dict
+from gateway.domain import signing
+from gateway.domain.events import Event
+from tests.unit.test_hook_events_xml import b64, host_xml, vm_xml
+
+KEYS = {"fe1": ["old-key", "new-key"], "fe2": ["fe2-key"]}
+MAX_BODY = 32 * 1024
+
+
+def make_settings(redis_url: str, key_prefix: str, **ingest):
+    data = {"redis_url": redis_url, "key_prefix": key_prefix,
+            "ingest": {"frontends": {n: {"keys": k} for n, k in KEYS.items()},
+                       "max_body_bytes": MAX_BODY, **ingest}}
+    return settings_from_dict(data, env={})
+
+
+def host_event(id=7, state=3, event_id="1" * 32, **over) -> dict:
+    body = {"resource": "HOST", "id": id, "name": f"node{id:02d}", "state": state,
+            "lcm_state": None, "state_name": "ERROR", "lcm_state_name": None,
+            "xml": b64(host_xml(id, f"node{id:02d}", state)), "hook": "oneha-host-error",
+            "frontend": "fe1", "sent_at": time.time(), "event_id": event_id}
+    body.update(over)
+    return body
+
+
+def vm_event(id=42, state=3, lcm_state=16, event_id="2" * 32, **over) -> dict:
+    body = {"resource": "VM", "id": id, "name": f"web-{id}", "state": state,
+            "lcm_state": lcm_state, "state_name": "ACTIVE", "lcm_state_name": "UNKNOWN",
+            "xml": b64(vm_xml(id, state=state, lcm_state=lcm_state)), "hook": "oneha-vm-unknown",
+            "frontend": "fe1", "sent_at": time.time(), "event_id": event_id}
+    body.update(over)
+    return body
+
+
+def signed_headers(body: bytes, key: str = "new-key", frontend: str = "fe1",
+                   ts: int | None = None) -> dict[str, str]:
+    ts = int(time.time()) if ts is None else ts
+    return {"Content-Type": "application/json", "X-OneHA-Frontend": frontend,
+            "X-OneHA-Timestamp": str(ts),
+            "X-OneHA-Signature": signing.signature(key.encode(), ts, body)}
+
+
+def post(client, payload: dict | bytes, **sign):
+    body = payload if isinstance(payload, bytes) else json.dumps(payload).encode()
+    return client.post("/v1/events", data=body, headers=signed_headers(body, **sign))
+
+
+class Traces:
+    """What a request left in Redis: keys under the test's prefix and the task queue."""
+
+    def __init__(self, settings):
+        self.settings = settings
+        self.r = redis.Redis.from_url(settings.redis_url)
+        self.metrics_key = settings.key_prefix + "metrics:ingest"
+
+    def keys(self, include_metrics: bool = False) -> set[bytes]:
+        keys = set(self.r.scan_iter(match=self.settings.key_prefix + "*", count=1000))
+        return keys if include_metrics else keys - {self.metrics_key.encode()}
+
+    def log(self) -> list[Event]:
+        return [Event.from_json(f[b"event"])
+                for _id, f in self.r.xrange(self.settings.key_prefix + "events:log")]
+
+    def queued(self) -> list[dict]:
+        return [json.loads(m) for m in self.r.lrange(self.settings.task_queue, 0, -1)]
+
+    def counters(self) -> dict[str, int]:
+        return {k.decode(): int(v) for k, v in self.r.hgetall(self.metrics_key).items()}
+
+    def cleanup(self) -> None:
+        self.r.delete(self.settings.task_queue)
+
+
+@pytest.fixture
+def settings(redis_url, key_prefix):
+    return make_settings(redis_url, key_prefix)
+
+
+@pytest.fixture
+def traces(settings):
+    t = Traces(settings)
+    yield t
+    t.cleanup()
+
+
+@pytest.fixture
+def client(settings):
+    return create_app(settings).test_client()
+
+
+def test_valid_host_event_is_recorded_queued_and_acknowledged(client, traces, settings):
+    payload = host_event()
+    r = post(client, payload)
+    assert r.status_code == 202, r.json
+    assert r.json == {"event_id": payload["event_id"], "duplicate": False}
+    [event] = traces.log()
+    assert (event.object_key, event.status, event.condition, event.frontend) == (
+        "host:7", "firing", "HOST/ERROR", "fe1")
+    [message] = traces.queued()
+    assert message["headers"]["task"] == "oneha.process_event"
+    dedup = settings.key_prefix + "events:dedup:" + payload["event_id"]
+    assert 0 < traces.r.ttl(dedup) <= settings.ingest.dedup_ttl
+    assert traces.counters() == {"accepted:HOST": 1}
+
+
+def test_valid_vm_event_is_recorded_with_its_host(client, traces):
+    r = post(client, vm_event())
+    assert r.status_code == 202 and r.json["duplicate"] is False
+    [event] = traces.log()
+    assert (event.object_key, event.condition, event.labels["host"]) == (
+        "vm:42", "VM/ACTIVE/UNKNOWN", "node07")
+    assert event.xml == vm_xml(42, state=3, lcm_state=16)
+
+
+def test_same_event_twice_is_a_duplicate_and_processed_once(client, traces):
+    payload = host_event()
+    assert post(client, payload).json["duplicate"] is False
+    # A re-sent event (a new sent_at, a new signature timestamp) is still the same event.
+    again = post(client, {**payload, "sent_at": payload["sent_at"] + 5}, ts=int(time.time()) + 1)
+    assert again.status_code == 202 and again.json == {"event_id": payload["event_id"],
+                                                       "duplicate": True}
+    assert len(traces.log()) == 1 and len(traces.queued()) == 1
+    assert traces.counters() == {"accepted:HOST": 1, "duplicate": 1}
+
+
+def test_same_event_id_with_another_body_is_a_conflict(client, traces):
+    assert post(client, host_event()).status_code == 202
+    r = post(client, host_event(state=2))  # same event_id, now MONITORED
+    assert r.status_code == 409
+    assert r.json == {"error": "event_id_conflict",
+                      "detail": f"event_id {'1' * 32} replayed with a different body"}
+    assert len(traces.log()) == 1 and len(traces.queued()) == 1
+    assert traces.counters()["rejected:event_id_conflict"] == 1
+
+
+@pytest.mark.parametrize("key", ["old-key", "new-key"])
+def test_both_keys_of_a_rotation_are_accepted(client, traces, key):
+    assert post(client, host_event(), key=key).status_code == 202
+
+
+def test_second_front_end_signs_with_its_own_key(client, traces):
+    r = post(client, host_event(frontend="fe2"), key="fe2-key", frontend="fe2")
+    assert r.status_code == 202
+    assert traces.log()[0].frontend == "fe2"
+
+
+DTD = "<!DOCTYPE HOST [<!ELEMENT HOST ANY>]><HOST><ID>7</ID></HOST>"
+LAUGHS = ('<?xml version="1.0"?><!DOCTYPE lolz [<!ENTITY lol "lol">'
+          '<!ENTITY lol2 "&lol;&lol;&lol;&lol;&lol;&lol;&lol;&lol;&lol;&lol;">'
+          '<!ENTITY lol3 "&lol2;&lol2;&lol2;&lol2;&lol2;&lol2;&lol2;&lol2;&lol2;&lol2;">]>'
+          "<HOST><ID>7</ID><NAME>&lol3;</NAME></HOST>")
+XXE = ('<?xml version="1.0"?><!DOCTYPE HOST [<!ENTITY xxe SYSTEM "file:///etc/passwd">]>'
+       "<HOST><ID>7</ID><NAME>&xxe;</NAME></HOST>")
+
+
+def _unsigned(client):
+    body = json.dumps(host_event()).encode()
+    return client.post("/v1/events", data=body, headers={"Content-Type": "application/json"})
+
+
+def _raw(body: bytes, **sign):
+    return lambda client: post(client, body, **sign)
+
+
+def _payload(**over):
+    return lambda client: post(client, host_event(**over))
+
+
+def _oversized(client):
+    payload = host_event(padding="x" * (MAX_BODY + 1))
+    return post(client, payload)
+
+
+BAD_INPUTS = {
+    "unsigned": (_unsigned, 401, "unsigned", "X-OneHA-Signature"),
+    "wrong key": (lambda c: post(c, host_event(), key="guessed"), 401, "bad_signature", "fe1"),
+    "unknown front-end": (lambda c: post(c, host_event(), frontend="fe9"), 401,
+                          "unknown_frontend", "fe9"),
+    "stale timestamp": (lambda c: post(c, host_event(), ts=int(time.time()) - 301), 401,
+                        "stale_timestamp", "in the past"),
+    "future timestamp": (lambda c: post(c, host_event(), ts=int(time.time()) + 301), 401,
+                         "stale_timestamp", "in the future"),
+    "body over the limit": (_oversized, 413, "request_entity_too_large", "exceeds"),
+    "not JSON": (_raw(b"resource=HOST&id=7"), 400, "bad_json", "not valid UTF-8 JSON"),
+    "JSON but not an object": (_raw(b"[1, 2]"), 400, "bad_json", "JSON object"),
+    "bad base64": (_payload(xml="PEhPU1Q+*not-base64*"), 400, "bad_base64", "base64"),
+    "malformed XML": (_payload(xml=b64("<HOST><ID>7</ID><NAME>x</HOST>")), 400, "bad_xml",
+                      "not well-formed"),
+    "DTD": (_payload(xml=b64(DTD)), 400, "forbidden_xml", "DTD"),
+    "billion laughs": (_payload(xml=b64(LAUGHS)), 400, "forbidden_xml", "entities"),
+    "XXE": (_payload(xml=b64(XXE)), 400, "forbidden_xml", "external"),
+    "unknown resource": (_payload(resource="IMAGE"), 400, "unknown_resource", "HOST, VM"),
+    "unknown state": (_payload(state=42), 400, "unknown_state", "not a host state"),
+    "removed LCM placeholder": (lambda c: post(c, vm_event(lcm_state=14)), 400, "unknown_state",
+                                "14"),
+    "id mismatch": (_payload(id=8, xml=b64(host_xml(7))), 400, "id_mismatch", "HOST 7"),
+    "XML of another resource": (_payload(xml=b64(vm_xml())), 400, "resource_mismatch", "<VM>"),
+    "bad event_id": (_payload(event_id="../../etc"), 400, "bad_field", "event_id"),
+    "wrong type": (lambda c: post(c, {**host_event(), "id": "7"}), 400, "bad_field",
+                   "'id' must be int"),
+}
+
+
+@pytest.mark.parametrize("case", list(BAD_INPUTS), ids=list(BAD_INPUTS))
+def test_bad_input_is_refused_clearly_and_leaves_no_trace(client, traces, case):
+    send, status, error, words = BAD_INPUTS[case]
+    r = send(client)
+    assert r.status_code == status, r.get_data(as_text=True)
+    assert r.is_json and set(r.json) == {"error", "detail"}
+    assert r.json["error"] == error and words in r.json["detail"], r.json
+    # Nothing of the event: no dedup key, no log entry, no queued task — only the counter.
+    assert traces.keys() == set() and traces.queued() == []
+    reason = "too_large" if status == 413 else error
+    assert traces.counters() == {f"rejected:{reason}": 1}
+
+
+def test_json_errors_for_unknown_paths_and_methods(client):
+    r = client.get("/v1/nowhere")
+    assert r.status_code == 404 and r.json["error"] == "not_found" and r.json["detail"]
+    r = client.get("/v1/events")
+    assert r.status_code == 405 and r.json["error"] == "method_not_allowed"
+    assert "POST" in r.headers["Allow"]
+
+
+def test_health_and_metrics(client, traces):
+    assert client.get("/healthz").json == {"status": "ok"}
+    assert client.get("/readyz").json == {"status": "ready"}
+    post(client, host_event())
+    post(client, host_event())
+    post(client, vm_event())
+    post(client, host_event(event_id="3" * 32), key="guessed")
+    text = client.get("/metrics").get_data(as_text=True)
+    assert 'oneha_events_accepted_total{resource="HOST"} 1.0' in text
+    assert 'oneha_events_accepted_total{resource="VM"} 1.0' in text
+    assert "oneha_events_duplicate_total 1.0" in text
+    assert 'oneha_events_rejected_total{reason="bad_signature"} 1.0' in text
+    assert "oneha_ingest_unavailable_total 0.0" in text
+
+
+def test_recent_events_newest_first(client, traces, settings):
+    post(client, host_event())
+    post(client, vm_event())
+    app_runtime = client.application.extensions["oneha"]
+    recent = EventStore.of(app_runtime).recent(5)
+    assert [e.object_key for e in recent] == ["vm:42", "host:7"]
+    assert [e.object_key for e in EventStore.of(app_runtime).recent(1)] == ["vm:42"]
+
+
+def test_redis_down_answers_503_and_records_after_it_returns(own_redis, key_prefix):
+    settings = make_settings(own_redis.url, key_prefix)
+    client = create_app(settings).test_client()
+    assert post(client, host_event()).status_code == 202
+    own_redis.stop()
+    r = post(client, vm_event())
+    assert r.status_code == 503 and r.json["error"] == "unavailable"
+    assert "Redis unreachable" in r.json["detail"]
+    r = client.get("/readyz")
+    assert r.status_code == 503 and r.json["error"] == "redis_unreachable"
+    assert client.get("/healthz").status_code == 200
+    assert client.get("/metrics").status_code == 503
+
+    own_redis.start()  # same port: the sender's retry now goes through, the 503 is counted
+    assert post(client, vm_event()).status_code == 202
+    t = Traces(settings)
+    assert [e.object_key for e in t.log()] == ["vm:42"]  # no AOF here: the first one was lost
+    assert t.counters()["unavailable"] == 1
