@@ -10,7 +10,7 @@ import urllib.request
 
 import pytest
 
-from tests.hook.support import (BlackHole, HookRunner, Receiver, closed_port_url,
+from tests.hook.support import (SENDER, BlackHole, HookRunner, Receiver, closed_port_url,
                                 expected_signature, fixture_b64)
 
 HOST = fixture_b64("host-error.xml")
@@ -278,3 +278,13 @@ def test_help_and_version(hook):
     version = hook.run("--version")
     assert version.returncode == 0 and re.fullmatch(r"oneha-hook \d+\.\d+\.\d+\n", version.stdout)
     assert hook.run("--bogus").returncode == 2
+
+
+def test_runs_as_an_executable_like_oned_starts_it(hook):
+    import subprocess
+    with Receiver() as gw:
+        hook.configure(urls=gw.url)
+        result = subprocess.run([str(SENDER)], input=HOST, capture_output=True, text=True,
+                                env=hook.env(), timeout=30)
+    assert result.returncode == 0, result.stderr
+    assert gw.verdicts() == ["accepted"]
