@@ -1,0 +1,147 @@
+"""Approval links: a page with the plan and the live state (approve / deny), and the same as API.
+
+- `GET  /approvals/<token>`      HTML page; sets a CSRF nonce cookie.
+- `POST /approvals/<token>`      the page's form: decision, approver, csrf (double-submit cookie,
+                                 HMAC-bound to this token) — a forged cross-site form is refused.
+- `GET  /v1/approvals/<token>`   JSON: the plan and its status.
+- `POST /v1/approvals/<token>`   JSON `{"decision": "approve"|"deny", "approver": "...",
+                                 "incident_id": optional}`; only `application/json` bodies, which
+                                 a cross-site form cannot send.
+The token is the credential (signed, single-use, expiring); the approver's identity is the
+`X-Remote-User` header when an authenticating proxy sets it, else the name typed in the form,
+and is recorded with the client address in the audit log.
+"""
+
+from __future__ import annotations
+
+import secrets
+
+from flask import Blueprint, current_app, jsonify, make_response, render_template, request
+
+from gateway.domain import states
+from gateway.domain.approvals import ApprovalRefused, csrf_token, check_csrf
+from gateway.errors import BadInput, Permanent, Transient
+
+bp = Blueprint("approvals", __name__)
+COOKIE = "oneha_csrf"
+_STATUS = {"malformed": 400, "forged": 403, "csrf": 403, "wrong_incident": 409, "used": 409,
+           "expired": 410, "unknown": 404, "bad_decision": 400, "no_approver": 400,
+           "not_pending": 409}
+_DECISIONS = {"approve": "approved", "approved": "approved", "deny": "denied", "denied": "denied"}
+
+
+def _remediator():
+    rt = current_app.extensions["oneha"]
+
+    def build():
+        from gateway.adapters.opennebula import OpenNebula
+        from gateway.adapters.store.incidents import IncidentStore
+        from gateway.adapters.store.remediation import RemediationStore
+        from tasks.app import create_celery
+        from tasks.remediate import IncidentAdapter, Remediator
+        celery = rt.cached("celery", lambda: create_celery(rt.settings))
+
+        def send(name, args, delay):
+            celery.send_task(name, args=args, countdown=delay if delay > 0 else None)
+
+        return Remediator(rt.settings, RemediationStore.from_runtime(rt), OpenNebula.of(rt),
+                          incidents=IncidentAdapter(IncidentStore(rt, send=celery.send_task),
+                                                    rt.clock),
+                          send=send, clock=rt.clock)
+    return rt.cached("remediator_web", build)
+
+
+def _who(form_value: str | None) -> str:
+    proxy = request.headers.get("X-Remote-User", "").strip()
+    return proxy or (form_value or "").strip()[:120]
+
+
+def _via(kind: str) -> str:
+    return f"{kind} from {request.remote_addr or '?'}"
+
+
+def _live(rem, plan) -> list[dict]:
+    """The VMs' state right now, next to what the plan was made for."""
+    rows = []
+    for step in plan.vm_steps[:100]:
+        row = {"vm_id": step.vm_id, "name": step.vm_name, "action": step.action,
+               "reason": step.reason, "approval_reason": step.approval_reason,
+               "planned": states.vm_state_label((step.expect or {}).get("state"),
+                                                ((step.expect or {}).get("lcm_states") or [None])[0])}
+        try:
+            vm = rem.one.vm(step.vm_id)
+            row.update(now=vm.state_label, host=vm.host_name or "")
+        except (Permanent, Transient) as exc:
+            row.update(now="unreadable", host="", error=str(exc)[:200])
+        rows.append(row)
+    return rows
+
+
+def _page(template: str, status: int = 200, **ctx):
+    return make_response(render_template(f"approvals/{template}", **ctx), status)
+
+
+@bp.get("/approvals/<token>")
+def page(token: str):
+    rem = _remediator()
+    try:
+        claims, plan = rem.check_token(token)
+    except ApprovalRefused as exc:
+        return _page("refused.html", _STATUS.get(exc.code, 400), error=exc)
+    nonce = request.cookies.get(COOKIE) or secrets.token_urlsafe(16)
+    state = rem.store.plan_state(plan.plan_id)
+    resp = _page("page.html", plan=plan, state=state, live=_live(rem, plan), claims=claims,
+                 csrf=csrf_token(rem._secret(), token, nonce), token=token,
+                 proxy_user=request.headers.get("X-Remote-User", ""),
+                 paused=rem.store.paused())
+    resp.set_cookie(COOKIE, nonce, httponly=True, samesite="Strict",
+                    secure=request.scheme == "https", path="/approvals/")
+    resp.headers["Cache-Control"] = "no-store"
+    resp.headers["Referrer-Policy"] = "no-referrer"  # the link is a credential
+    return resp
+
+
+@bp.post("/approvals/<token>")
+def decide_form(token: str):
+    rem = _remediator()
+    decision = _DECISIONS.get(request.form.get("decision", ""))
+    try:
+        check_csrf(rem._secret(), token, request.form.get("csrf"), request.cookies.get(COOKIE))
+        if decision is None:
+            raise ApprovalRefused("bad_decision", "choose approve or deny")
+        who = _who(request.form.get("approver"))
+        status = rem.decide_by_token(token, decision, who, via=_via("web"))
+    except ApprovalRefused as exc:
+        return _page("refused.html", _STATUS.get(exc.code, 400), error=exc)
+    return _page("done.html", decision=decision, who=who, status=status)
+
+
+@bp.get("/v1/approvals/<token>")
+def api_get(token: str):
+    rem = _remediator()
+    try:
+        claims, plan = rem.check_token(token, request.args.get("incident_id"))
+    except ApprovalRefused as exc:
+        raise BadInput(exc.code, exc.message, _STATUS.get(exc.code, 400)) from None
+    return jsonify(plan=plan.to_dict(), status=rem.store.plan_state(plan.plan_id),
+                   expires_at=claims.expires_at)
+
+
+@bp.post("/v1/approvals/<token>")
+def api_decide(token: str):
+    rem = _remediator()
+    if not request.is_json:
+        raise BadInput("unsupported_media_type", "send the decision as application/json", 415)
+    body = request.get_json(silent=True)
+    if not isinstance(body, dict):
+        raise BadInput("bad_json", 'body must be a JSON object like {"decision": "approve", '
+                                   '"approver": "alice"}')
+    decision = _DECISIONS.get(str(body.get("decision", "")))
+    try:
+        if decision is None:
+            raise ApprovalRefused("bad_decision", 'decision must be "approve" or "deny"')
+        status = rem.decide_by_token(token, decision, _who(str(body.get("approver") or "")),
+                                     via=_via("api"), incident_id=body.get("incident_id"))
+    except ApprovalRefused as exc:
+        raise BadInput(exc.code, exc.message, _STATUS.get(exc.code, 400)) from None
+    return jsonify(decision=decision, status=status)
