@@ -1,0 +1,84 @@
+"""The sender against the real gateway (Flask app over HTTP, real Redis): the contract holds."""
+
+from __future__ import annotations
+
+import threading
+
+import pytest
+import redis
+from werkzeug.serving import make_server
+
+from gateway.app import create_app
+from gateway.config import settings_from_dict
+from gateway.domain.events import Event
+from tests.hook.support import HookRunner, fixture_b64
+
+KEY = "fe1-key"
+
+
+class Gateway:
+    """`create_app` served on a free port in a thread (what `oneha serve --dev` runs)."""
+
+    def __init__(self, redis_url: str, key_prefix: str):
+        self.settings = settings_from_dict(
+            {"redis_url": redis_url, "key_prefix": key_prefix,
+             "ingest": {"frontends": {"fe1": {"keys": [KEY]}}}}, env={})
+        self.server = make_server("127.0.0.1", 0, create_app(self.settings), threaded=True)
+        self.url = f"http://127.0.0.1:{self.server.server_port}"
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+
+    def log(self) -> list[Event]:
+        r = redis.Redis.from_url(self.settings.redis_url)
+        return [Event.from_json(f[b"event"])
+                for _id, f in r.xrange(self.settings.key_prefix + "events:log")]
+
+    def __enter__(self) -> "Gateway":
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+        redis.Redis.from_url(self.settings.redis_url).delete(self.settings.task_queue)
+
+
+@pytest.fixture
+def hook(tmp_path):
+    return HookRunner(tmp_path, key=KEY, frontend="fe1")
+
+
+def test_host_and_vm_events_are_recorded_once_each(hook, redis_url, key_prefix):
+    with Gateway(redis_url, key_prefix) as gw:
+        hook.configure(urls=gw.url)
+        for token in (fixture_b64("host-error.xml"), fixture_b64("vm-unknown.xml"),
+                      fixture_b64("vm-unknown.xml")):  # oned fired the VM hook twice
+            result = hook.run(stdin=token)
+            assert result.returncode == 0 and "accepted by" in result.stderr, result.stderr
+        log = gw.log()
+    assert [(e.object_key, e.condition, e.status, e.hook) for e in log] == [
+        ("host:7", "HOST/ERROR", "firing", "oneha-host-error"),
+        ("vm:42", "VM/ACTIVE/UNKNOWN", "firing", "oneha-vm-unknown")]
+    assert log[1].labels["host"] == "node07" and log[0].frontend == "fe1"
+    assert hook.spooled() == [] and hook.rejected() == []
+
+
+def test_events_spooled_while_redis_was_down_are_flushed_exactly_once(hook, own_redis, key_prefix):
+    with Gateway(own_redis.url, key_prefix) as gw:
+        hook.configure(urls=gw.url)
+        own_redis.stop()
+        assert hook.run(stdin=fixture_b64("host-error.xml")).returncode == 0  # gateway says 503
+        assert "HTTP 503" in hook.log() and len(hook.spooled()) == 1
+        own_redis.start()
+        assert hook.run("--flush").returncode == 0
+        assert hook.run("--flush").returncode == 0
+        assert [e.object_key for e in gw.log()] == ["host:7"]
+    assert hook.spooled() == []
+
+
+def test_wrong_key_is_refused_by_the_gateway_and_kept(hook, redis_url, key_prefix):
+    with Gateway(redis_url, key_prefix) as gw:
+        hook.configure(urls=gw.url, key="not-the-key")
+        assert hook.run(stdin=fixture_b64("host-error.xml")).returncode == 0
+        assert gw.log() == []
+    [rejected] = hook.rejected()
+    assert '"status": 401' in rejected.read_text()
