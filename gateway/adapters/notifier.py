@@ -105,26 +105,26 @@ _ASSET = apprise.AppriseAsset(app_id="oneha", app_desc="OpenNebula HA gateway",
 
 
 class Notifier:
-    """One per process (Runtime.cached): keeps the parsed apprise object of each URL."""
+    """Sends through a fresh apprise object per message: apprise throttles a plugin object to one
+    request per `request_rate_per_sec` (5.5 s for most plugins), which would stall every second
+    notification to the same URL in a worker process. Parsing a URL costs well under a ms."""
 
     def __init__(self, timeout: float = 30.0):
         self.timeout = timeout
-        self._objects: dict[str, tuple[apprise.Apprise, str] | None] = {}
+        self._masked: dict[str, str] = {}
 
     def _load(self, url: str) -> tuple[apprise.Apprise, str] | None:
-        if url not in self._objects:
-            plugin = apprise.Apprise.instantiate(url, asset=_ASSET)
-            if plugin is None:
-                self._objects[url] = None
-            else:
-                obj = apprise.Apprise(asset=_ASSET)
-                obj.add(plugin)
-                self._objects[url] = (obj, _privacy_url(plugin))
-        return self._objects[url]
+        plugin = apprise.Apprise.instantiate(url, asset=_ASSET)
+        if plugin is None:
+            return None
+        obj = apprise.Apprise(asset=_ASSET)
+        obj.add(plugin)
+        return obj, self._masked.setdefault(url, _privacy_url(plugin))
 
     def masked(self, url: str) -> str:
-        loaded = self._load(url)
-        return loaded[1] if loaded is not None else mask_url(url)
+        if url not in self._masked:
+            self._masked[url] = mask_url(url)
+        return self._masked[url]
 
     def send(self, url: str, message: Message) -> SendResult:
         loaded = self._load(url)
@@ -134,6 +134,9 @@ class Notifier:
                                     "fields); fix the receiver's URL", permanent=True)
         obj, masked = loaded
         started = time.monotonic()
+        # `timeout` bounds the whole call; a send it cuts off may still complete later in
+        # apprise's thread, so a TIMEOUT is ambiguous and its retry may deliver twice (rare: the
+        # plugins' own connect/read timeouts, cto/rto, normally end a send first).
         try:
             res = obj.notify(body=message.body, title=message.title,
                              notify_type=message.notify_type, body_format="text",

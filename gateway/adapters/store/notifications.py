@@ -8,8 +8,8 @@ Per notification id `N` and per URL (its `url_key`, a hash that reveals nothing 
   script: it claims the URL only when it is absent or failed-and-due, and counts the attempt.
 - `notify:count:N` — hash U → attempts made (bounds retries even when a task runs twice).
 - `notify:rec:N` — hash: the notification JSON, receiver, transition, incident id, title,
-  created/updated times and the overall status (sending | retrying | sent | failed), computed
-  atomically by `finish()` from every URL's state.
+  created/updated times, `runs` (how many task runs looked at it) and the overall status
+  (sending | retrying | sent | failed), computed atomically by `finish()` from every URL's state.
 - `notify:urls:N` — hash U → masked URL; `notify:attempts:N` — list of JSON attempts
   (url_key, url, attempt, ok, status, error, elapsed, at, outcome, reason).
 - `notify:index` — zset N by creation time (the log); `notify:incident:<id>` — zset N.
@@ -141,6 +141,7 @@ class NotificationStore:
             with self._r.pipeline(transaction=True) as p:
                 for f, v in fields.items():
                     p.hsetnx(rec, f, v)
+                p.hincrby(rec, "runs", 1)  # task runs that looked at it (duplicates show here)
                 p.expire(rec, self.retention)
                 if urls:
                     p.hset(self._k("urls", n.notification_id), mapping=urls)
@@ -202,10 +203,11 @@ class NotificationStore:
         rec = self._r.hgetall(self._k("rec", nid))
         if not rec:
             return None
-        out: dict[str, Any] = {_s(k): _s(v) for k, v in rec.items()}
+        out: dict[str, Any] = {"notification_id": nid, **{_s(k): _s(v) for k, v in rec.items()}}
         out["notification"] = json.loads(out["notification"])
         for f in ("created_at", "opened_at", "updated_at"):
             out[f] = float(out[f])
+        out["runs"] = int(out.get("runs", 0))
         urls = {_s(k): _s(v) for k, v in self._r.hgetall(self._k("urls", nid)).items()}
         counts = {_s(k): int(v) for k, v in self._r.hgetall(self._k("count", nid)).items()}
         keys = sorted(urls)

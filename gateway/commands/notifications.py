@@ -1,0 +1,157 @@
+"""`oneha send-test`, `oneha notifications failed`, `oneha notifications log [ID]`.
+
+send-test talks to the receivers directly (no Redis, no worker): it is the check an operator runs
+while setting oneha up, and it answers at once. URLs are always printed masked.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+import uuid
+from datetime import datetime, timezone
+
+import click
+
+
+def register(main: click.Group) -> None:
+    main.add_command(send_test)
+    main.add_command(notifications)
+
+
+@click.command("send-test")
+@click.option("--receiver", "-r", "names", multiple=True,
+              help="Only this receiver (repeatable); default: every receiver.")
+@click.pass_obj
+def send_test(obj, names: tuple[str, ...]) -> None:
+    """Send a test message to every URL of every receiver; exit 1 if any failed."""
+    from gateway.adapters.notifier import Notifier
+    from gateway.domain.messages import render
+    from gateway.domain.notifications import Notification
+
+    settings = obj.settings
+    receivers = settings.receivers
+    if names:
+        unknown = sorted(set(names) - {r.name for r in receivers})
+        if unknown:
+            raise click.ClickException(f"no receiver named {', '.join(unknown)} in the configuration"
+                                       f" (known: {', '.join(r.name for r in receivers) or 'none'})")
+        receivers = [r for r in receivers if r.name in names]
+    if not receivers:
+        raise click.ClickException("no receivers configured: add `receivers:` with apprise URLs")
+    notifier = Notifier(timeout=settings.notify.send_timeout)
+    run = uuid.uuid4().hex[:8]
+    failed = 0
+    for receiver in receivers:
+        n = Notification(notification_id=f"test-{run}:test:0:{receiver.name}",
+                         receiver=receiver.name, transition="test",
+                         incident={"id": f"test-{run}", "title": "oneha test notification"},
+                         created_at=time.time())
+        for secret in receiver.urls:
+            url = secret.get_secret_value()
+            kind = receiver.kind_of(url)
+            result = notifier.send(url, render(n, kind))
+            failed += not result.ok
+            line = (f"{'OK    ' if result.ok else 'FAILED'}  {receiver.name}  {kind:4}  "
+                    f"{result.elapsed * 1000:6.0f} ms  {result.url}")
+            if not result.ok:
+                line += f"\n        {result.status}{' (permanent)' if result.permanent else ''}: " \
+                        f"{result.error}"
+            click.echo(line)
+    total = sum(len(r.urls) for r in receivers)
+    click.echo(f"{total - failed} of {total} URL(s) delivered")
+    if failed:
+        raise SystemExit(1)
+
+
+@click.group()
+def notifications() -> None:
+    """Delivery records and dead letters."""
+
+
+def _store(obj):
+    import redis
+
+    from gateway.adapters.store.notifications import NotificationStore
+    from gateway.runtime import Runtime
+    rt = Runtime.from_settings(obj.settings)
+    try:
+        rt.redis.ping()
+    except redis.exceptions.RedisError as exc:
+        raise click.ClickException(f"cannot reach Redis: {exc}") from None
+    return NotificationStore.of(rt)
+
+
+def _utc(ts) -> str:
+    try:
+        return datetime.fromtimestamp(float(ts), tz=timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    except (TypeError, ValueError):
+        return "-"
+
+
+@notifications.command("failed")
+@click.option("--json", "as_json", is_flag=True, help="One JSON object per line.")
+@click.pass_obj
+def failed_cmd(obj, as_json: bool) -> None:
+    """Dead letters: deliveries that failed after every retry (or could not be tried)."""
+    items = _store(obj).dead_letters()
+    if as_json:
+        for d in items:
+            click.echo(json.dumps({k: v for k, v in d.items() if k != "notification"},
+                                  sort_keys=True))
+        return
+    if not items:
+        click.echo("no failed deliveries")
+        return
+    for d in items:
+        click.echo(f"{_utc(d['at'])}  {d['notification_id']}  receiver={d['receiver']}  "
+                   f"attempts={d['attempts']}")
+        click.echo(f"    {d['title']}")
+        if d.get("url"):
+            click.echo(f"    url:   {d['url']}")
+        click.echo(f"    error: {d['status']}: {d['error']}")
+    click.echo(f"{len(items)} failed deliver{'y' if len(items) == 1 else 'ies'}")
+
+
+@notifications.command("log")
+@click.argument("notification_id", required=False)
+@click.option("--limit", "-n", default=30, show_default=True)
+@click.option("--json", "as_json", is_flag=True, help="JSON output.")
+@click.pass_obj
+def log_cmd(obj, notification_id: str | None, limit: int, as_json: bool) -> None:
+    """Recent notifications, or every attempt of one (NOTIFICATION_ID)."""
+    store = _store(obj)
+    if notification_id is None:
+        rows = store.recent(limit)
+        if as_json:
+            for row in rows:
+                click.echo(json.dumps(row, sort_keys=True))
+            return
+        if not rows:
+            click.echo("no notifications recorded")
+        for row in rows:
+            click.echo(f"{_utc(row['created_at'])}  {row['status']:8}  {row['notification_id']}  "
+                       f"{row['title']}")
+        return
+    rec = store.get(notification_id)
+    if rec is None:
+        raise click.ClickException(f"no notification {notification_id!r} recorded "
+                                   "(unknown id, or expired after notify.retention)")
+    if as_json:
+        click.echo(json.dumps(rec, sort_keys=True, indent=2))
+        return
+    click.echo(rec["notification_id"])
+    click.echo(f"  status:     {rec['status']}")
+    click.echo(f"  receiver:   {rec['receiver']}   transition: {rec['transition']}   "
+               f"incident: {rec['incident_id']}")
+    click.echo(f"  title:      {rec['title']}")
+    click.echo(f"  created:    {_utc(rec['created_at'])}   updated: {_utc(rec['updated_at'])}")
+    for u in rec["urls"]:
+        click.echo(f"  url {u['url_key']}: {u['state']} after {u['attempts']} attempt(s)  "
+                   f"{u['url']}")
+    for a in rec["attempts"]:
+        line = (f"  {_utc(a['at'])}  #{a['attempt']} {a['url_key']}  {a['status']:8} "
+                f"{a['elapsed'] * 1000:6.0f} ms  {a['outcome']}: {a['reason']}")
+        if a.get("error"):
+            line += f"\n      {a['error']}"
+        click.echo(line)
