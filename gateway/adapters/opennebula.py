@@ -23,13 +23,13 @@ documents with missing fields are fine and there is one conversion, not two.
 from __future__ import annotations
 
 import concurrent.futures
+import logging
 import time
 import xmlrpc.client
 from typing import Any, Callable
 
 import pyone
 import requests
-import structlog
 import urllib3.exceptions
 from pyone.server_xrpc import OneServerXRPC, RequestsTransport
 
@@ -115,7 +115,7 @@ class _RawServer(OneServerXRPC):
 
 class OpenNebula:
     def __init__(self, endpoints: list[str], session: str, timeout: float = 5.0, retries: int = 2,
-                 log=None, backoff: float = 0.25, sleep: Callable[[float], None] = time.sleep):
+                 log=None, backoff: float = 0.5, sleep: Callable[[float], None] = time.sleep):
         if not endpoints:
             raise ValueError("OpenNebula needs at least one endpoint")
         self.endpoints = list(dict.fromkeys(endpoints))
@@ -123,7 +123,7 @@ class OpenNebula:
         self.retries = int(retries)
         self.backoff = backoff
         self._sleep = sleep
-        self.log = log or structlog.get_logger("oneha.opennebula")
+        self.log = log or logging.getLogger("oneha.opennebula")
         self._session = session
         self._servers = {url: self._server(url) for url in self.endpoints}
         self._last_good: str | None = None
@@ -243,7 +243,7 @@ class OpenNebula:
         # Two servers claiming leadership: the higher term is the real one (the other is stale).
         term, url = max(leaders)
         if self._leader != url:
-            self.log.info("leader_discovered", endpoint=url, term=term)
+            self.log.info("leader_discovered endpoint=%s term=%s", url, term)
         self._leader = url
         return url
 
@@ -322,14 +322,19 @@ class OpenNebula:
             except Transient as exc:
                 failures.append(str(exc))
                 continue
+            started = time.monotonic()
             try:
-                return self._call(url, method, params)
+                result = self._call(url, method, params)
             except _Unavailable as exc:
                 self._leader = None  # whatever happened, ask again who leads
                 if exc.maybe_ran:
                     raise Transient(f"one.{method}: outcome unknown ({exc}); re-read the state "
                                     "before trying again") from None
                 failures.append(str(exc))
+                continue
+            self.log.info("one_write_done endpoint=%s method=one.%s args=%s elapsed_ms=%s", url,
+                          method, params, _ms(started))
+            return result
         raise Transient(f"one.{method}: no leader took the call after {self.retries + 1} round(s): "
                         + "; ".join(failures[-3:]))
 
@@ -358,16 +363,16 @@ class OpenNebula:
             if any(marker in message.lower() for marker in _NOT_NOW_MARKERS):
                 raise self._unavailable(url, method, started, message, maybe_ran=False) from None
             code = next((c for cls, c in _CODES if isinstance(exc, cls)), 0)
-            self.log.info("one_call_refused", endpoint=url, method=f"one.{method}", code=hex(code),
-                          message=message, elapsed_ms=_ms(started))
+            self.log.info("one_call_refused endpoint=%s method=one.%s code=%#x elapsed_ms=%s "
+                          "message=%s", url, method, code, _ms(started), message)
             raise OneCallError(f"one.{method}", code, message, url) from None
-        self.log.debug("one_call_answered", endpoint=url, method=f"one.{method}",
-                       elapsed_ms=_ms(started))
+        self.log.debug("one_call_answered endpoint=%s method=one.%s elapsed_ms=%s", url, method,
+                       _ms(started))
         return result
 
     def _unavailable(self, url, method, started, reason, maybe_ran) -> _Unavailable:
-        self.log.warning("one_call_failed", endpoint=url, method=f"one.{method}", reason=reason,
-                         elapsed_ms=_ms(started))
+        self.log.warning("one_call_failed endpoint=%s method=one.%s elapsed_ms=%s reason=%s", url,
+                         method, _ms(started), reason)
         return _Unavailable(url, reason, maybe_ran)
 
 
