@@ -16,7 +16,7 @@ import logging
 import re
 import time
 from dataclasses import asdict, dataclass
-from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+from urllib.parse import parse_qsl, unquote, urlencode, urlsplit, urlunsplit
 
 import apprise
 
@@ -89,7 +89,7 @@ def mask_url(url: str) -> str:
 
 def _secret_parts(url: str, masked: str) -> list[str]:
     """Pieces of the raw URL that its masked form hides: tokens, passwords, webhook keys."""
-    parts = re.split(r"[/:@?&=#%+,;]", url)
+    parts = set(re.split(r"[/:@?&=#%+,;\s]", url)) | set(re.split(r"[/:@?&=#+,;\s]", unquote(url)))
     return sorted({p for p in parts if len(p) >= 4 and p not in masked}, key=len, reverse=True)
 
 
