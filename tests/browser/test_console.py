@@ -1,0 +1,58 @@
+"""The console, read by a person in a real browser: incidents, an incident's objects and timeline."""
+
+import time
+
+import pytest
+
+from gateway.adapters.store.incidents import IncidentStore
+from gateway.domain.events import Event
+
+pytestmark = pytest.mark.browser
+
+
+def _host_error(host_id: int, name: str, t: float) -> Event:
+    return Event(event_id=f"h{host_id}-{t}", source="test", resource="HOST", object_id=str(host_id),
+                 name=name, status="firing", condition="HOST/ERROR", occurred_at=t, state=3,
+                 labels={"resource": "HOST", "name": name, "host": name, "host_id": str(host_id),
+                         "state": "ERROR"})
+
+
+def _vm_unknown(vm_id: int, name: str, host: str, host_id: int, t: float) -> Event:
+    return Event(event_id=f"v{vm_id}-{t}", source="test", resource="VM", object_id=str(vm_id),
+                 name=name, status="firing", condition="VM/ACTIVE/UNKNOWN", occurred_at=t, state=3,
+                 lcm_state=16, labels={"resource": "VM", "name": name, "host": host,
+                                       "host_id": str(host_id), "state": "ACTIVE/UNKNOWN"})
+
+
+def test_a_failed_host_is_one_incident_with_its_vms_and_timeline(live_gateway, page, tmp_path):
+    gw = live_gateway()
+    store = IncidentStore(gw.runtime, send=lambda *a, **k: None)
+    now = time.time()
+    store.apply_event(_host_error(7, "node07", now), now=now)
+    for vm in range(3):
+        store.apply_event(_vm_unknown(100 + vm, f"web-{vm}", "node07", 7, now + 1), now=now + 1)
+
+    page.goto(gw.url + "/")
+    rows = page.locator("#open-incidents tr")
+    assert rows.count() == 2  # header + one incident for the host and its three VMs
+    link = page.get_by_role("link", name="Host node07 is in ERROR — 3 VMs affected")
+    link.click()
+    page.wait_for_selector("#timeline")
+    assert page.locator("#title").inner_text() == "Host node07 is in ERROR — 3 VMs affected"
+    assert page.locator("#objects tr").count() == 1 + 4
+    assert "web-2" in page.locator("#objects").inner_text()
+    assert page.locator("#timeline tr").count() >= 2
+    page.screenshot(path=str(tmp_path / "incident.png"), full_page=True)
+
+
+def test_unknown_incident_is_a_clear_404(live_gateway, page):
+    gw = live_gateway()
+    response = page.goto(gw.url + "/incidents/nope")
+    assert response.status == 404
+    assert "no incident 'nope'" in page.content()
+
+
+def test_raft_view_before_the_first_poll_says_so(live_gateway, page):
+    gw = live_gateway()
+    page.goto(gw.url + "/raft")
+    assert "has not polled yet" in page.inner_text("main")
