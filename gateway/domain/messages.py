@@ -115,7 +115,7 @@ def _view(n: Notification) -> dict[str, Any]:
                 len(affected))
     plan = [{k: p.get(k) for k in ("vm_id", "vm_name", "action", "reason")}
             for p in _dicts(inc.get("plan"))]
-    impact = [{k: p.get(k) for k in ("vm_id", "vm_name", "downtime_s", "memory_lost",
+    impact = [{k: p.get(k) for k in ("vm_id", "vm_name", "action", "downtime_s", "memory_lost",
                                      "connections_dropped", "data_loss_risk")}
               for p in _dicts(inc.get("impact"))]
     timeline = [{"t": e.get("t"), "text": e.get("text")} for e in _dicts(inc.get("timeline"))]
@@ -138,6 +138,7 @@ def _view(n: Notification) -> dict[str, Any]:
         "affected_more": count - min(len(affected), MAIL_AFFECTED_SHOWN),
         "chat_names": [a["name"] or f"#{a['id']}" for a in affected[:CHAT_AFFECTED_NAMES]],
         "plan_shown": plan[:MAIL_PLAN_SHOWN], "plan_more": max(len(plan) - MAIL_PLAN_SHOWN, 0),
+        "impact_headers": _impact_headers(impact),
         "impact_rows": _impact_rows(impact[:MAIL_IMPACT_SHOWN]),
         "impact_more": max(len(impact) - MAIL_IMPACT_SHOWN, 0),
         "timeline_shown": timeline[-MAIL_TIMELINE_SHOWN:],
@@ -190,11 +191,19 @@ def yes_no(value: Any) -> str:
     return "yes" if value is True else "no" if value is False else "unknown"
 
 
+def _impact_headers(impact: list[dict]) -> list[str]:
+    action = ["Action"] if any(p["action"] for p in impact) else []
+    return ["VM", *action, "Downtime", "Memory lost", "Connections dropped", "Data-loss risk"]
+
+
 def _impact_rows(impact: list[dict]) -> list[list[str]]:
+    with_action = any(p["action"] for p in impact)
     return [[f"{p['vm_name'] or '-'} (#{p['vm_id']})" if p["vm_id"] is not None
              else (p["vm_name"] or "-"),
-             duration(p["downtime_s"]), yes_no(p["memory_lost"]),
-             yes_no(p["connections_dropped"]), p["data_loss_risk"] or "unknown"]
+             *([p["action"] or "-"] if with_action else []),
+             duration(p["downtime_s"]) if p["downtime_s"] is not None else "not running yet",
+             yes_no(p["memory_lost"]), yes_no(p["connections_dropped"]),
+             p["data_loss_risk"] or "unknown"]
             for p in impact]
 
 

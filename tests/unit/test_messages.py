@@ -195,3 +195,17 @@ def test_notification_round_trips_and_refuses_what_a_worker_could_not_deliver():
     with pytest.raises(ValueError, match="lacks receiver"):
         Notification.from_json('{"notification_id":"x","transition":"firing","incident":{},'
                                '"created_at":1}')
+
+
+def test_impact_shows_the_action_and_a_vm_not_running_yet():
+    impact = [{"vm_id": 1, "vm_name": "a", "action": "recover --recreate", "downtime_s": None,
+               "memory_lost": True, "connections_dropped": True, "data_loss_risk": "back to image"}]
+    n = Notification("x:resolved:1:ops", "ops", "resolved",
+                     {"id": "x", "title": "T", "impact": impact}, T0)
+    mail = render(n, "mail").body.splitlines()
+    header = next(i for i, line in enumerate(mail) if line.startswith("  VM "))
+    assert mail[header].split()[:3] == ["VM", "Action", "Downtime"]
+    assert mail[header + 2].split()[:7] == ["a", "(#1)", "recover", "--recreate", "not", "running",
+                                            "yet"]
+    assert render(n, "chat").body.splitlines() == ["Incident x recovered.",
+                                                   "Impact: 1 VM(s), memory state lost on 1."]
