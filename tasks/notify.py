@@ -58,10 +58,11 @@ def notifier_of(rt: Runtime) -> Notifier:
 
 
 def deliver_round(rt: Runtime, n: Notification, only: list[str] | None = None,
-                  notifier: Notifier | None = None) -> Round:
+                  notifier: Notifier | None = None,
+                  store: NotificationStore | None = None) -> Round:
     """One pass over the receiver's URLs; the caller schedules `round.follow_up_*`."""
     cfg = rt.settings.notify
-    store = NotificationStore.of(rt)
+    store = store or NotificationStore.of(rt)
     notifier = notifier or notifier_of(rt)
     rnd = Round(n.notification_id)
     try:

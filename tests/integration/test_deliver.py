@@ -2,79 +2,61 @@
 HTTP chat receiver. Notifications are queued exactly as the incident engine queues them
 (`send_task("oneha.deliver", args=[notification_json])`).
 
-One worker serves the whole module (starting one costs seconds); every test uses its own
-notification ids and clears the sinks first.
+One worker (tests/support/worker.py) serves the whole module, as starting one costs seconds;
+every test uses its own notification ids and clears the sinks first.
 """
 
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 import time
 import uuid
 from pathlib import Path
 
 import pytest
 import redis
-import yaml
 
 from gateway.adapters.notifier import url_key
 from gateway.adapters.store.notifications import NotificationStore
-from gateway.config import load_settings
+from gateway.config import settings_from_dict
 from gateway.domain.notifications import Notification, notification_id_for
 from gateway.runtime import Runtime
-from tasks.app import create_celery
 from tests.conftest import SHARED_REDIS
 from tests.support.sinks import ChatSink, SmtpSink
+from tests.support.worker import WorkerHandle, celery_client, start_worker, test_config
 
 SECRET = "s3cretHeaderValue42"
 
 
 class Stack:
     def __init__(self, tmp: Path):
+        self.tmp = tmp
         self.prefix = f"oneha-test-{uuid.uuid4().hex[:8]}:"
         self.smtp = SmtpSink().start()
         self.chat = ChatSink().start()
         self.mail_url = self.smtp.url(to="ops@example.com")
         self.chat_url = self.chat.url() + f"?+X-Token={SECRET}"
-        self.config = tmp / "oneha.yaml"
-        self.config.write_text(yaml.safe_dump({
-            "redis_url": SHARED_REDIS, "key_prefix": self.prefix,
-            "receivers": [{"name": "ops", "urls": [self.mail_url, self.chat_url]}],
-            "notify": {"max_attempts": 3, "backoff_base": "50ms", "backoff_max": "200ms",
-                       "send_timeout": "5s"},
-        }))
-        self.settings = load_settings(self.config, env={})
-        self.rt = Runtime.from_settings(self.settings)
-        self.store = NotificationStore(self.rt)
-        self.celery = create_celery(self.settings)
-        self.log = tmp / "worker.log"
-        self.worker: subprocess.Popen | None = None
+        self.config = test_config(
+            self.prefix, SHARED_REDIS,
+            receivers=[{"name": "ops", "urls": [self.mail_url, self.chat_url]}],
+            notify={"max_attempts": 3, "backoff_base": "50ms", "backoff_max": "200ms",
+                    "send_timeout": "5s"})
+        self.settings = settings_from_dict(self.config, env={})
+        self.store = NotificationStore(Runtime.from_settings(self.settings))
+        self.celery = celery_client(self.config)
+        self.worker: WorkerHandle | None = None
 
     def start_worker(self) -> None:
-        env = {k: v for k, v in os.environ.items() if not k.startswith(("ONEHA_", "REDIS_URL"))}
-        with open(self.log, "wb") as out:
-            self.worker = subprocess.Popen(
-                [sys.executable, "-m", "gateway.cli", "-c", str(self.config), "worker",
-                 "--concurrency", "2", "--loglevel", "info"],
-                stdout=out, stderr=subprocess.STDOUT, env=env, cwd=Path(__file__).parents[2])
+        self.worker = start_worker(self.config, self.tmp, concurrency=2, name="deliver")
 
     def stop(self) -> None:
-        if self.worker and self.worker.poll() is None:
-            self.worker.terminate()
-            try:
-                self.worker.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                self.worker.kill()
-                self.worker.wait(timeout=5)
+        if self.worker is not None:
+            self.worker.stop()
         self.smtp.stop()
         self.chat.stop()
         client = redis.Redis.from_url(SHARED_REDIS)
         keys = list(client.scan_iter(match=self.prefix + "*", count=1000))
-        keys += [self.settings.task_queue]
-        client.delete(*keys)
+        client.delete(*keys, self.settings.task_queue)
 
     def enqueue(self, n: Notification) -> None:
         self.celery.send_task("oneha.deliver", args=[n.to_json()])
@@ -83,13 +65,13 @@ class Stack:
         deadline = time.monotonic() + timeout
         rec = None
         while time.monotonic() < deadline:
-            assert self.worker.poll() is None, self.log.read_text()[-3000:]
+            assert self.worker.alive, self.worker.log()[-3000:]
             rec = self.store.get(nid)
             if rec and rec["status"] == status and rec["runs"] >= runs:
                 return rec
             time.sleep(0.05)
         raise AssertionError(f"{nid} not {status} after {runs} run(s) within {timeout}s: {rec}\n"
-                             f"{self.log.read_text()[-3000:]}")
+                             f"{self.worker.log()[-3000:]}")
 
 
 @pytest.fixture(scope="module")
@@ -124,8 +106,8 @@ def note(transition: str = "firing", **extra) -> Notification:
 def test_one_notification_gives_exactly_one_mail_and_one_chat_message(fresh):
     n = note()
     fresh.enqueue(n)
-    rec = fresh.wait_record(n.notification_id, "sent", timeout=60)  # the first test waits for
-    [mail] = fresh.smtp.messages  # the worker to start, too
+    rec = fresh.wait_record(n.notification_id, "sent")
+    [mail] = fresh.smtp.messages
     [post] = fresh.chat.messages
     assert mail.subject == f"[FIRING] Host node07 is in ERROR — 2 VMs affected " \
                            f"[oneha {n.incident['id']}]"
@@ -187,4 +169,4 @@ def test_chat_always_failing_is_dead_lettered_after_max_attempts_and_secrets_sta
     assert "X-Token=****" in dead["url"]
     everything = json.dumps(rec) + json.dumps(fresh.store.dead_letters())
     assert SECRET not in everything
-    assert SECRET not in fresh.log.read_text()
+    assert SECRET not in fresh.worker.log()

@@ -111,13 +111,13 @@ class Claim:
 
 
 class NotificationStore:
-    def __init__(self, runtime: Runtime):
+    def __init__(self, runtime: Runtime, claim_ttl: float | None = None):
         self._r = runtime.redis
         self._rt = runtime
         cfg = runtime.settings.notify
         self.retention = max(60, int(cfg.retention))
         # A claim must outlive one whole send (apprise's own deadline) with a margin.
-        self.claim_ttl = float(cfg.send_timeout) + 30.0
+        self.claim_ttl = float(cfg.send_timeout) + 30.0 if claim_ttl is None else claim_ttl
         self._claim = self._r.register_script(_CLAIM_LUA)
         self._finish = self._r.register_script(_FINISH_LUA)
 

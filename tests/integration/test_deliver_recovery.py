@@ -1,0 +1,86 @@
+"""Delivery when things go wrong around it: a worker that died mid-send, a receiver removed from
+the configuration, Redis away. Real Redis and real receivers; the task's body runs in-process."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from gateway.adapters.notifier import url_key
+from gateway.adapters.store.notifications import NotificationStore
+from gateway.config import settings_from_dict
+from gateway.domain.notifications import Notification
+from gateway.errors import Transient
+from gateway.runtime import Runtime
+from tasks.notify import deliver_round
+
+
+def setup(redis_url, key_prefix, urls, **notify):
+    settings = settings_from_dict({"redis_url": redis_url, "key_prefix": key_prefix,
+                                   "receivers": [{"name": "ops", "urls": urls}],
+                                   "notify": {"max_attempts": 3, "backoff_base": "50ms",
+                                              "backoff_max": "100ms", **notify}}, env={})
+    rt = Runtime.from_settings(settings)
+    return rt, NotificationStore(rt, claim_ttl=0.3)
+
+
+def note(iid="inc-1", receiver="ops"):
+    return Notification(f"{iid}:firing:1:{receiver}", receiver, "firing",
+                        {"id": iid, "title": "VM web-1 is in UNKNOWN"}, time.time())
+
+
+def test_a_url_claimed_by_a_worker_that_died_is_sent_once_its_claim_expires(
+        redis_url, key_prefix, chat_sink):
+    rt, store = setup(redis_url, key_prefix, [chat_sink.url()])
+    n, key = note(), url_key(chat_sink.url())
+    dead_worker = store.claim(n.notification_id, key, time.time(), max_attempts=3)
+    assert (dead_worker.state, dead_worker.attempt) == ("claimed", 1)
+
+    rnd = deliver_round(rt, n, store=store)
+    assert rnd.done == {key: "another worker is sending it"} and chat_sink.attempts == []
+    assert rnd.follow_up_urls == [key] and 0.05 <= rnd.follow_up_in <= 0.3
+
+    time.sleep(rnd.follow_up_in + 0.05)
+    rnd = deliver_round(rt, n, only=rnd.follow_up_urls, store=store)
+    assert rnd.done == {key: "delivered on attempt 2"} and rnd.status == "sent"
+    assert len(chat_sink.wait_for(1)) == 1
+    # the dead worker wakes up late and reports a failure: "sent" stays the truth
+    store.finish(n, key, [key], dead_worker, "failed", "late", {"url": "x", "error": "late"},
+                 time.time(), not_before=time.time())
+    assert store.states(n.notification_id, [key]) == {key: "sent"}
+    assert deliver_round(rt, n, store=store).done == {key: "already sent"}
+    assert len(chat_sink.attempts) == 1
+
+
+def test_the_last_attempt_lost_with_its_worker_is_dead_lettered_not_retried_for_ever(
+        redis_url, key_prefix, chat_sink):
+    rt, store = setup(redis_url, key_prefix, [chat_sink.url()], max_attempts=1)
+    n, key = note(), url_key(chat_sink.url())
+    store.claim(n.notification_id, key, time.time(), max_attempts=1)
+    time.sleep(0.35)
+    rnd = deliver_round(rt, n, store=store)
+    assert rnd.done == {key: "attempts exhausted"} and rnd.status == "failed"
+    assert chat_sink.attempts == []
+    [dead] = store.dead_letters()
+    assert dead["notification_id"] == n.notification_id and dead["attempts"] == 1
+    assert "died before recording" in dead["error"]
+
+
+def test_a_notification_for_a_receiver_no_longer_configured_is_dead_lettered(
+        redis_url, key_prefix, chat_sink):
+    rt, store = setup(redis_url, key_prefix, [chat_sink.url()])
+    n = note(receiver="gone")
+    rnd = deliver_round(rt, n, store=store)
+    assert rnd.status == "failed"
+    [dead] = store.dead_letters()
+    assert dead["status"] == "REJECTED" and "receiver 'gone' is not configured" in dead["error"]
+    assert store.get(n.notification_id)["status"] == "failed"
+
+
+def test_redis_away_is_a_transient_error_and_nothing_is_sent(own_redis, key_prefix, chat_sink):
+    rt, store = setup(own_redis.url, key_prefix, [chat_sink.url()])
+    own_redis.stop(kill=True)
+    with pytest.raises(Transient, match="inc-1:firing:1:ops"):
+        deliver_round(rt, note(), store=store)
+    assert chat_sink.attempts == []
