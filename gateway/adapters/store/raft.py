@@ -1,7 +1,8 @@
 """What the Raft monitor remembers between polls, in Redis.
 
 Keys (under the prefix):
-  raft:memory     hash   previous_leader, last_leader, elections, known_servers (JSON values)
+  raft:memory     hash   previous_leader, last_leader, elections, known_servers (JSON values),
+                         polls (how many polls were saved)
   raft:episodes   hash   object id -> JSON `Episode` (a problem being reported)
   raft:snapshot   string JSON of the last poll (servers, leader, findings) for the UI and CLI
 """
@@ -76,6 +77,7 @@ class RaftStore:
 
         def write(pipe):
             pipe.hset(self._memory, mapping=fields)
+            pipe.hincrby(self._memory, "polls", 1)
             pipe.set(self._snapshot, snapshot)
         self._write(write)
 
@@ -89,6 +91,12 @@ class RaftStore:
 
     def episodes(self) -> dict[str, Episode]:
         return self.load()[1]
+
+    def polls(self) -> int:
+        try:
+            return int(self._redis.hget(self._memory, "polls") or 0)
+        except _UNAVAILABLE as exc:
+            raise Transient(f"cannot read the Raft monitor's memory: {exc}") from exc
 
     def _write(self, fill) -> None:
         try:

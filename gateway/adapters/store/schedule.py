@@ -4,6 +4,8 @@ Keys (under the prefix):
   beat:slots    hash  task name -> the last interval slot claimed (slot = floor(redis time / interval))
   beat:claims   hash  task name -> "<beat id> <time>" of that claim (for `oneha beat --status`)
   run:<name>    string a running periodic task's token (SET NX PX; released by its owner only)
+  run:stats     hash  "<name>:ran" / "<name>:overlapped" counters (runs, and runs skipped because
+                      the previous one was still going: a hint that the interval is too short)
 
 Every beat instance ticks; for each due task it asks Redis to move the task's slot forward. The
 move is atomic and only forward, so of N beats exactly one sends the task for a slot, whatever
@@ -85,9 +87,19 @@ class ScheduleStore:
         try:
             ok = self._redis.set(self._rt.key("run", name), token, nx=True,
                                  px=max(1, int(ttl * 1000)))
+            self._redis.hincrby(self._rt.key("run", "stats"),
+                                f"{name}:{'ran' if ok else 'overlapped'}", 1)
         except _UNAVAILABLE as exc:
             raise Transient(f"cannot lock {name}: {exc}") from exc
         return token if ok else None
+
+    def run_stats(self) -> dict[str, int]:
+        """`{"oneha.raft_check:ran": 12, "oneha.raft_check:overlapped": 0, ...}`."""
+        try:
+            raw = self._redis.hgetall(self._rt.key("run", "stats"))
+        except _UNAVAILABLE as exc:
+            raise Transient(f"cannot read run counters: {exc}") from exc
+        return {k.decode(): int(v) for k, v in raw.items()}
 
     def release_run(self, name: str, token: str) -> None:
         try:
