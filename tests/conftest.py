@@ -7,7 +7,7 @@ from tests.support.procs import RedisServer
 
 SHARED_REDIS = "redis://127.0.0.1:6379/0"
 
-pytest_plugins = ["tests.support.fixtures"]  # smtp_sink, chat_sink
+pytest_plugins = ["tests.support.fixtures", "tests.support.worker"]  # smtp_sink, chat_sink; workers
 
 
 @pytest.fixture
