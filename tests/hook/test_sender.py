@@ -288,3 +288,12 @@ def test_runs_as_an_executable_like_oned_starts_it(hook):
                                 env=hook.env(), timeout=30)
     assert result.returncode == 0, result.stderr
     assert gw.verdicts() == ["accepted"]
+
+
+def test_an_event_that_cannot_be_kept_anywhere_fails_the_run_for_onehook_retry(hook, tmp_path):
+    blocker = tmp_path / "not-a-directory"
+    blocker.write_text("")
+    hook.configure(urls=closed_port_url(), spool_dir=str(blocker / "spool"))
+    result = hook.run(stdin=HOST)
+    assert result.returncode == 1  # oned records a failed run; `onehook retry` replays it
+    assert "NOT delivered" in result.stderr and "NOT spooled" in result.stderr
