@@ -76,7 +76,7 @@ class Remediator:
         self._interval: float | None = None
         # Longer than one action can take (timeout × attempts), so a live executor keeps it.
         one_cfg = settings.opennebula
-        self.lease_ttl = max(15.0, 3 * one_cfg.timeout * (one_cfg.retries + 1))
+        self.lease_ttl = max(5.0, 3 * one_cfg.timeout * (one_cfg.retries + 1))
 
     # ==== planning ==============================================================================
 
@@ -363,42 +363,51 @@ class Remediator:
         denied = state.get("approved") == "denied"
         gate = self._gate()
         if not gate:
-            self.store.set_status(plan.plan_id, rs.EXECUTING, f"waiting: {gate.reason}")
-            self.store.audit("action_held", plan.plan_id, plan.incident_id, guard=gate.code,
-                             reason=gate.reason)
-            return Wake(RUN_TASK, 5.0 if gate.code != "paused" else 10.0)
+            if state.get("reason") != f"waiting: {gate.reason}":
+                self.store.set_status(plan.plan_id, rs.EXECUTING, f"waiting: {gate.reason}")
+                self.store.audit("action_held", plan.plan_id, plan.incident_id, guard=gate.code,
+                                 reason=gate.reason)
+            return Wake(RUN_TASK, 2.0)
+        self._hosts_cache = None  # host states are re-read once per pass
         outcomes = self.store.outcomes(plan.plan_id)
         wake_at: float | None = None
-        for step in execution_order(plan.steps):
-            out = outcomes.get(step.key) or {}
-            if out.get("status") not in (None, "acting"):
-                continue
-            if step.needs_approval or plan.mode == "approval":
-                if denied:
-                    outcomes[step.key] = self.store.record(plan.plan_id, step.key, "skipped",
-                                                           "approval denied")
+        done_now: list[str] = []
+        try:
+            for step in execution_order(plan.steps):
+                out = outcomes.get(step.key) or {}
+                if out.get("status") not in (None, "acting"):
                     continue
-                if not approved:
+                if step.needs_approval or plan.mode == "approval":
+                    if denied:
+                        outcomes[step.key] = self.store.record(
+                            plan.plan_id, step.key, "skipped", "approval denied", previous=out)
+                        continue
+                    if not approved:
+                        continue
+                deps = [outcomes.get(k) or {} for k in step.after]
+                if any(d.get("status") in ("failed", "needs_human", "skipped") for d in deps):
+                    outcomes[step.key] = self.store.record(
+                        plan.plan_id, step.key, "skipped",
+                        f"{', '.join(step.after)} did not succeed", previous=out)
                     continue
-            blocked = [k for k in step.after
-                       if (outcomes.get(k) or {}).get("status") not in ("done", "skipped")]
-            failed_dep = [k for k in step.after
-                          if (outcomes.get(k) or {}).get("status") in ("failed", "needs_human")]
-            if failed_dep:
-                outcomes[step.key] = self.store.record(
-                    plan.plan_id, step.key, "skipped", f"{', '.join(failed_dep)} did not succeed")
-                continue
-            if blocked:
-                continue  # a later pass gets to it
-            ready_at = max([(outcomes[k].get("at") or 0) for k in step.after] or [0]) \
-                + step.wait_cycles * self.monitoring_interval()
-            if ready_at > self.clock():
-                wake_at = ready_at if wake_at is None else min(wake_at, ready_at)
-                continue
-            result = self._act(plan, step, attempt=int(out.get("attempt") or 1))
-            if isinstance(result, Wake):
-                return result
-            outcomes[step.key] = result
+                if any(d.get("status") != "done" for d in deps):
+                    continue  # a later pass gets to it
+                ready_at = max([float(d.get("at") or 0) for d in deps] or [0.0]) \
+                    + step.wait_cycles * self.monitoring_interval()
+                if ready_at > self.clock():
+                    wake_at = ready_at if wake_at is None else min(wake_at, ready_at)
+                    continue
+                result = self._act(plan, step, out)
+                if isinstance(result, Wake):
+                    return result
+                outcomes[step.key] = result
+                if result.get("status") == "done":
+                    done_now.append(f"{result.get('action', step.action)} {_target(step)}")
+        finally:
+            if done_now:
+                self._timeline(plan.incident_id, f"{len(done_now)} action(s): "
+                               + "; ".join(done_now[:20]) + (" ..." if len(done_now) > 20 else ""),
+                               plan_id=plan.plan_id)
         remaining = [s for s in plan.steps
                      if (outcomes.get(s.key) or {}).get("status") in (None, "acting")]
         waiting_approver = [s for s in remaining
@@ -429,43 +438,61 @@ class Remediator:
                 views.append(RaftView(url, st.state, st.term))
         return guards.raft(views)
 
-    def _act(self, plan: Plan, step: Step, attempt: int) -> dict | Wake:
-        """Guards, lock, re-read, limits, claim, call, record — for one step and one attempt."""
-        key = step.key
-        if self.store.claimed(plan.plan_id, key, attempt):
-            settled = self._settle(plan, step, attempt)
-            if settled is not None:
-                return settled
-            attempt += 1  # the dead claimant's call never took effect: a fresh attempt
-        wait = self.store.take_rate(self.cfg.max_actions_per_minute)
+    def _hosts(self) -> dict[int, Any]:
+        """The host pool, read once per pass (a pass takes seconds; VMs are re-read each time)."""
+        if getattr(self, "_hosts_cache", None) is None:
+            self._hosts_cache = {h.id: h for h in self.one.hosts()}
+        return self._hosts_cache
+
+    def _act(self, plan: Plan, step: Step, out: dict) -> dict | Wake:
+        """Limits, lock, live re-read, claim, call, record — for one step."""
+        attempt = int(out.get("attempt") or 1)
+        wait = self.store.take_rate(self.cfg.rate_limit_actions, self.cfg.rate_limit_window)
         if wait:
-            self.store.audit("rate_limited", plan.plan_id, plan.incident_id, step=key, wait=wait)
+            self.store.audit("rate_limited", plan.plan_id, plan.incident_id, step=step.key,
+                             wait=round(wait, 3))
             return Wake(RUN_TASK, wait)
         slot = self.store.take_slot(self.cfg.concurrency, lease=self.lease_ttl)
         if slot is None:
             return Wake(RUN_TASK, 0.2)
         try:
-            lock_id = step.vm_id if step.vm_id is not None else -1 - (step.host_id or 0)
+            lock_id = step.vm_id if step.vm_id is not None else f"host{step.host_id}"
             with self.store.vm_lock(lock_id, ttl=self.lease_ttl) as locked:
                 if not locked:
                     return Wake(RUN_TASK, 0.5)
-                check = self._recheck(plan, step)
+                vm = self._vm_or_none(step.vm_id) if step.is_vm_step else None
+                if out.get("status") == "acting":
+                    settled = self._settle(plan, step, out, vm)
+                    if settled is not None:
+                        return settled
+                    attempt += 1  # the dead claimant's call never took effect: a new attempt
+                check = self._recheck(plan, step, vm)
                 if not check:
-                    self.store.audit("action_skipped", plan.plan_id, plan.incident_id, step=key,
-                                     guard=check.code, reason=check.reason)
-                    status = "skipped"
-                    return self.store.record(plan.plan_id, key, status, check.reason,
-                                             code=check.code, attempt=attempt)
-                if not self.store.claim(plan.plan_id, key, attempt, self.worker_id):
+                    return self.store.record(
+                        plan.plan_id, step.key, "skipped", check.reason, previous=out,
+                        code=check.code, attempt=attempt,
+                        audit={"what": "action_skipped", "incident_id": plan.incident_id,
+                               "step": step.key, "guard": check.code, "reason": check.reason})
+                if step.action == "refresh_host":
+                    # One refresh per host and cycle, whichever plan asks (the refresh itself
+                    # takes ~0.5 s: OFFLINE, pause, ENABLED).
+                    done_at = self.store.note_refresh(step.host_id,
+                                                      2 * self.monitoring_interval() + 1.0)
+                    if done_at is not None:
+                        return self.store.record(
+                            plan.plan_id, step.key, "done", "monitoring refreshed by another "
+                            "plan this cycle", previous={**out, "at": done_at}, attempt=attempt)
+                claimed = self.store.claim(plan.plan_id, step.key, attempt, self.worker_id,
+                                           previous=out, detail=check.reason)
+                if claimed is None:
                     return Wake(RUN_TASK, 0.5)  # another executor got there first
-                self.store.record(plan.plan_id, key, "acting", check.reason, attempt=attempt)
-                return self._call(plan, step, attempt)
+                return self._call(plan, step, attempt, claimed)
         finally:
             self.store.release_slot(slot)
 
-    def _recheck(self, plan: Plan, step: Step) -> guards.Decision:
+    def _recheck(self, plan: Plan, step: Step, vm: VmInfo | None) -> guards.Decision:
         """The live re-read right before the action."""
-        if step.action in ("fence", "disable_host", "refresh_host"):
+        if not step.is_vm_step:
             host = self.one.host(step.host_id)
             if step.action == "refresh_host":
                 alone = guards.host_left_alone(host)
@@ -479,22 +506,21 @@ class Remediator:
                 return guards.Decision(False, f"host {host.name} is {host.state_label} again",
                                        "changed")
             return guards.Decision(True, f"host {host.name} still in ERROR")
-        vm = self._vm_or_none(step.vm_id)
         decision = guards.still_as_planned(Expect.from_dict(step.expect or {}), vm)
         if not decision or step.action not in ("resched", "recreate"):
             return decision
-        host = self.one.host(step.host_id)
-        disabled_by_us = (self.store.outcome(plan.plan_id, f"disable:{host.id}") or {}
-                          ).get("status") == "done"
+        hosts = self._hosts()
+        host = hosts.get(step.host_id)
+        disabled_by_us = any(s.action == "disable_host" for s in plan.steps)
         alone = guards.host_left_alone(host, disabled_by_oneha=disabled_by_us)
         if not alone:
             return alone
-        if not host.is_error and not (disabled_by_us and host.state == states.HOST_DISABLED):
+        if host is not None and not host.is_error and not (
+                disabled_by_us and host.state == states.HOST_DISABLED):
             return guards.Decision(False, f"host {host.name} is {host.state_label} again: its VMs "
-                                          "are not moved away (no failover to a live host)",
-                                   "changed")
+                                          "are not moved away from a live host", "changed")
         if not step.needs_approval and plan.mode == "auto":
-            storm = guards.storm(self.one.hosts(), self.cfg.storm)
+            storm = guards.storm(list(hosts.values()), self.cfg.storm)
             if not storm:
                 return storm
         return decision
@@ -507,31 +533,32 @@ class Remediator:
                 return None
             raise
 
-    def _call(self, plan: Plan, step: Step, attempt: int, action: str | None = None) -> dict:
+    def _call(self, plan: Plan, step: Step, attempt: int, out: dict,
+              action: str | None = None) -> dict:
         action = action or step.action
         started = self.clock()
         try:
             answer = self._invoke(step, action)
         except Permanent as exc:
-            self.store.audit("action_failed", plan.plan_id, plan.incident_id, step=step.key,
-                             action=action, attempt=attempt, error=str(exc))
             self._timeline(plan.incident_id, f"{action} of {_target(step)} failed: {exc}",
                            plan_id=plan.plan_id)
-            return self.store.record(plan.plan_id, step.key, "failed", str(exc),
-                                     attempt=attempt, action=action)
+            return self.store.record(
+                plan.plan_id, step.key, "failed", str(exc), previous=out, attempt=attempt,
+                action=action,
+                audit={"what": "action_failed", "incident_id": plan.incident_id, "step": step.key,
+                       "action": action, "attempt": attempt, "error": str(exc)})
         except Transient as exc:
-            # Outcome unknown or nobody answered: leave the claim; the next pass settles it
-            # by re-reading the VM.
+            # Outcome unknown or nobody answered: the `acting` record stays; the next pass
+            # settles it by re-reading the VM.
             self.store.audit("action_uncertain", plan.plan_id, plan.incident_id, step=step.key,
                              action=action, attempt=attempt, error=str(exc))
             raise
-        self.store.audit("action_done", plan.plan_id, plan.incident_id, step=step.key,
-                         action=action, attempt=attempt, answer=answer, vm=step.vm_id,
-                         host=step.host_id)
-        self._timeline(plan.incident_id, f"{action} {_target(step)} (attempt {attempt})",
-                       plan_id=plan.plan_id)
-        return self.store.record(plan.plan_id, step.key, "done", f"{action}: {answer}",
-                                 attempt=attempt, action=action, acted_at=started)
+        return self.store.record(
+            plan.plan_id, step.key, "done", f"{action}: {answer}", previous=out,
+            attempt=attempt, action=action, acted_at=started,
+            audit={"what": "action_done", "incident_id": plan.incident_id, "step": step.key,
+                   "action": action, "attempt": attempt, "answer": answer, "vm": step.vm_id,
+                   "host": step.host_id})
 
     def _invoke(self, step: Step, action: str) -> Any:
         if action == "fence":
@@ -554,29 +581,26 @@ class Remediator:
             return self.one.vm_recover(step.vm_id, RECOVER_RETRY)
         raise Permanent(f"unknown action {action!r}")
 
-    def _settle(self, plan: Plan, step: Step, attempt: int) -> dict | None:
-        """A claim without an outcome: did the dead (or timed-out) call take effect?"""
-        out = self.store.outcome(plan.plan_id, step.key) or {}
-        if out.get("status") not in (None, "acting") or out.get("attempt", attempt) != attempt:
-            return out if out.get("status") not in (None, "acting") else None
+    def _settle(self, plan: Plan, step: Step, out: dict, vm: VmInfo | None) -> dict | None:
+        """An `acting` record whose worker died (or whose call's outcome is unknown): did the
+        call take effect? OpenNebula changes a VM's state inside the call, so the live VM says.
+        Returns the settled outcome, or None when the call did not happen (act again)."""
+        attempt = int(out.get("attempt") or 1)
         if not step.is_vm_step:
-            # Host steps are safe to repeat (disable twice, refresh twice) but fencing is not
-            # repeated blindly: a person looks.
-            if step.action == "fence":
+            if step.action == "fence":  # never repeated blindly: a person looks
                 return self.store.record(plan.plan_id, step.key, "failed",
                                          "fencing was interrupted; outcome unknown, needs a human",
-                                         attempt=attempt)
-            return None
-        vm = self._vm_or_none(step.vm_id)
+                                         previous=out)
+            return None  # disable/refresh twice is harmless
         still = guards.still_as_planned(Expect.from_dict(step.expect or {}), vm)
         took_effect = not still or (step.action == "resched" and vm is not None and vm.resched)
         self.store.audit("claim_settled", plan.plan_id, plan.incident_id, step=step.key,
                          attempt=attempt, took_effect=took_effect, evidence=still.reason)
         if took_effect:
             return self.store.record(plan.plan_id, step.key, "done",
-                                     f"{step.action} took effect before the worker stopped "
-                                     f"({still.reason})", attempt=attempt, action=step.action,
-                                     acted_at=self.clock(), settled=True)
+                                     f"{step.action} took effect before its worker stopped "
+                                     f"({still.reason})", previous=out, action=step.action,
+                                     acted_at=float(out.get("at") or self.clock()), settled=True)
         return None
 
     # ---- verification ------------------------------------------------------------------------
@@ -597,60 +621,80 @@ class Remediator:
     def _verify(self, plan: Plan) -> Wake | None:
         now = self.clock()
         outcomes = self.store.outcomes(plan.plan_id)
+        state = self.store.plan_state(plan.plan_id)
+        approved = state.get("approved") == "yes"
+        to_read = [s for s in plan.vm_steps
+                   if (outcomes.get(s.key) or {}).get("status") in ("done", "retry_wait")
+                   or ((outcomes.get(s.key) or {}).get("status") == "skipped"
+                       and (outcomes.get(s.key) or {}).get("code") == "running")]
+        live = self._live_vms([s.vm_id for s in to_read])
         pending = False
-        needs_action = False
         for step in plan.vm_steps:
             out = outcomes.get(step.key) or {}
             status = out.get("status")
-            if status in ("running", "needs_human") or (status == "skipped"
-                                                        and out.get("code") != "running"):
+            if status is None and (step.needs_approval or plan.mode == "approval") \
+                    and not approved:
+                continue  # waits for an approver, not for us
+            if status in (None, "acting"):
+                pending = True  # not acted yet (the executor is on it)
                 continue
-            if status is None or status == "acting":
-                pending = True
-                continue
-            vm = self._vm_or_none(step.vm_id)
+            if step not in to_read:
+                continue  # running, needs_human, failed, skipped for a reason
+            vm = live.get(step.vm_id)
             if vm is not None and vm.is_running:
-                self.store.record(plan.plan_id, step.key, "running",
-                                  f"RUNNING on {vm.host_name}", running_at=now,
-                                  host_after=vm.host_name)
-                self.store.audit("vm_running", plan.plan_id, plan.incident_id, vm=step.vm_id,
-                                 host=vm.host_name)
+                self.store.record(plan.plan_id, step.key, "running", f"RUNNING on {vm.host_name}",
+                                  previous=out, running_at=now, host_after=vm.host_name or "",
+                                  action=out.get("action") or "none",
+                                  audit={"what": "vm_running", "incident_id": plan.incident_id,
+                                         "vm": step.vm_id, "host": vm.host_name})
                 continue
-            if status == "skipped":  # was RUNNING at the re-read; look again
-                continue
+            if status == "skipped":
+                continue  # was RUNNING at the re-read and is not now: nothing oneha did
             if status == "retry_wait":
-                if now < float(out.get("not_before") or 0):
-                    pending = True
-                    continue
-                self._retry(plan, step, vm, int(out.get("attempt") or 1) + 1)
+                if now >= float(out.get("not_before") or 0):
+                    self._retry(plan, step, self._vm_or_none(step.vm_id), out)
                 pending = True
                 continue
             acted_at = float(out.get("acted_at") or out.get("at") or now)
-            if status == "done" and now - acted_at < self.cfg.verify_timeout:
+            if now - acted_at < self.cfg.verify_timeout:
                 pending = True
                 continue
             attempts = int(out.get("attempt") or 1)
             decision = guards.next_attempt(attempts, self.cfg.max_retries, self.cfg.retry_backoff)
             if decision.retry:
                 self.store.record(plan.plan_id, step.key, "retry_wait", decision.reason,
-                                  not_before=now + decision.delay)
-                self.store.audit("retry_scheduled", plan.plan_id, plan.incident_id,
-                                 vm=step.vm_id, reason=decision.reason,
-                                 state=vm.state_label if vm else "gone")
+                                  previous=out, not_before=now + decision.delay,
+                                  audit={"what": "retry_scheduled",
+                                         "incident_id": plan.incident_id, "vm": step.vm_id,
+                                         "reason": decision.reason,
+                                         "state": vm.state_label if vm else "gone"})
                 pending = True
             else:
                 self._needs_human(plan, step, vm, decision.reason)
-        if pending or needs_action:
+        if pending:
             return Wake(VERIFY_TASK, self.cfg.verify_interval)
-        state = self.store.plan_state(plan.plan_id)
-        if state.get("status") == rs.EXECUTING:
-            held = [s for s in plan.steps if (outcomes.get(s.key) or {}).get("status") is None]
-            if held and state.get("approved") not in ("yes", "denied"):
-                return None  # the approval decides the rest
+        held = [s for s in plan.steps if (outcomes.get(s.key) or {}).get("status") is None]
+        if held and state.get("approved") not in ("yes", "denied"):
+            return None  # the approver decides the rest; approving runs the plan again
         self._finish(plan)
         return None
 
-    def _retry(self, plan: Plan, step: Step, vm: VmInfo | None, attempt: int) -> None:
+    def _live_vms(self, vm_ids: list[int]) -> dict[int, VmInfo]:
+        """Many VMs: one pool read; a few: one `vm.info` each."""
+        if not vm_ids:
+            return {}
+        if len(vm_ids) > 8:
+            wanted = set(vm_ids)
+            return {v.id: v for v in self.one.vms() if v.id in wanted}
+        out = {}
+        for vid in vm_ids:
+            vm = self._vm_or_none(vid)
+            if vm is not None:
+                out[vid] = vm
+        return out
+
+    def _retry(self, plan: Plan, step: Step, vm: VmInfo | None, out: dict) -> None:
+        attempt = int(out.get("attempt") or 1) + 1
         if vm is None:
             self._needs_human(plan, step, vm, "the VM disappeared during recovery")
             return
@@ -662,18 +706,20 @@ class Remediator:
             action = ""  # in progress (BOOT, PROLOG...): give it another verify window
         if not action:
             self.store.record(plan.plan_id, step.key, "done", f"still {vm.state_label}; waiting",
-                              attempt=attempt, acted_at=self.clock())
-            return
-        if not self.store.claim(plan.plan_id, step.key, attempt, self.worker_id):
+                              previous=out, attempt=attempt, acted_at=self.clock())
             return
         gate = self._gate()
         if not gate:
-            self.store.record(plan.plan_id, step.key, "retry_wait", gate.reason,
-                              not_before=self.clock() + 5, attempt=attempt - 1)
+            self.store.record(plan.plan_id, step.key, "retry_wait", gate.reason, previous=out,
+                              not_before=self.clock() + 5)
             return
         with self.store.vm_lock(step.vm_id, ttl=self.lease_ttl) as locked:
-            if locked:
-                self._call(plan, step, attempt, action=action)
+            if not locked:
+                return
+            claimed = self.store.claim(plan.plan_id, step.key, attempt, self.worker_id,
+                                       previous=out, detail=f"retry as {action}")
+            if claimed is not None:
+                self._call(plan, step, attempt, claimed, action=action)
 
     def _needs_human(self, plan: Plan, step: Step, vm: VmInfo | None, reason: str) -> None:
         self.store.record(plan.plan_id, step.key, "needs_human", reason)

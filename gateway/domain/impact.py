@@ -16,7 +16,8 @@ from typing import Any
 
 from .objects import HistoryRecord, VmInfo
 
-MEMORY_KEEPING_ACTIONS = frozenset({"live_migrate"})
+# "none": the VM came back by itself (only its monitoring was stale): it never stopped.
+MEMORY_KEEPING_ACTIONS = frozenset({"live_migrate", "none"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -37,14 +38,15 @@ class VmImpact:
 
 
 def last_seen_running(before: VmInfo, failed_at: float | None) -> tuple[float | None, str]:
-    """When the VM was last known to run: the end of its running section on the failed host if
-    OpenNebula closed it, else its last successful poll, else when the failure was reported."""
+    """When the VM was last known to run: its last successful monitoring poll (read before any
+    action, while it was UNKNOWN), else the end of its running section on the failed host, else
+    when the failure was reported. RETIME is only a fallback: OpenNebula closes the section when
+    the VM leaves the host (at the recovery), not when the host died."""
+    if before.last_poll:
+        return float(before.last_poll), "last monitoring poll"
     rec = before.last_history
     if rec is not None and rec.retime:
         return float(rec.retime), f"RETIME of history {rec.seq}"
-    if before.last_poll:
-        if failed_at is None or before.last_poll <= failed_at:
-            return float(before.last_poll), "last monitoring poll"
     if failed_at is not None:
         return float(failed_at), "time the failure was reported"
     return None, "unknown"

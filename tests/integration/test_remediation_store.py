@@ -35,7 +35,8 @@ def test_an_action_is_claimed_by_exactly_one_of_many_racing_workers(store):
     [t.start() for t in threads]
     [t.join() for t in threads]
     assert len(wins) == 1
-    assert store.claimed("p1", "vm:7:resched", 1)
+    # The claim and the `acting` record are one atomic step: no claim without an outcome.
+    assert store.outcome("p1", "vm:7:resched")["by"] == f"w{wins[0]}"
     assert store.claim("p1", "vm:7:resched", 2, "w0")  # a retry is a new attempt, a new key
 
 

@@ -25,11 +25,14 @@ def test_downtime_is_last_poll_to_new_running_section():
     assert "os: on local storage" in i.data_loss_risk
 
 
-def test_closed_running_section_wins_and_recreate_loses_changes():
-    before = VmInfo(id=3, name="web", state=3, lcm_state=16, last_poll=900, history=(
+def test_without_a_poll_the_closed_running_section_counts_and_recreate_loses_changes():
+    before = VmInfo(id=3, name="web", state=3, lcm_state=16, history=(
         HistoryRecord(seq=0, host_id=1, host_name="n1", rstime=100, retime=950),))
     i = impact.vm_impact(before, _after(1000), "recreate", failed_at=960)
     assert i.downtime_s == 50.0 and "changes since deploy are lost" in i.data_loss_risk
+    assert "RETIME of history 0" in i.evidence
+    nothing = VmInfo(id=3, name="web", state=3, lcm_state=16)
+    assert impact.vm_impact(nothing, _after(1000), "resched", failed_at=960).downtime_s == 40.0
 
 
 def test_not_running_yet_has_no_downtime_and_observation_is_the_fallback():

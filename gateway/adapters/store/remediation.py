@@ -72,6 +72,14 @@ redis.call('HSET', KEYS[1], 'status', ARGV[1], 'decided_by', ARGV[2], 'decided_a
 return {'ok', ARGV[2]}
 """
 
+_CLAIM_LUA = """
+-- KEYS[1] claim key, KEYS[2] plan steps hash; ARGV claim value, ttl, step key, outcome json
+if not redis.call('SET', KEYS[1], ARGV[1], 'NX', 'EX', ARGV[2]) then return 0 end
+redis.call('HSET', KEYS[2], ARGV[3], ARGV[4])
+redis.call('EXPIRE', KEYS[2], ARGV[2])
+return 1
+"""
+
 _RELEASE_LUA = """
 if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
 return 0
@@ -99,6 +107,7 @@ class RemediationStore:
         self._slot = self.r.register_script(_SLOT_LUA)
         self._decide = self.r.register_script(_DECIDE_LUA)
         self._release = self.r.register_script(_RELEASE_LUA)
+        self._claim = self.r.register_script(_CLAIM_LUA)
 
     @classmethod
     def from_runtime(cls, rt) -> "RemediationStore":
@@ -180,12 +189,17 @@ class RemediationStore:
 
     # ---- per-step claims and outcomes ---------------------------------------------------------
 
-    def claim(self, plan_id: str, step_key: str, attempt: int, by: str) -> bool:
-        return bool(self.r.set(self.k("claim", plan_id, step_key, attempt),
-                               json.dumps({"by": by, "at": self.clock()}), nx=True, ex=CLAIM_TTL))
-
-    def claimed(self, plan_id: str, step_key: str, attempt: int) -> bool:
-        return bool(self.r.exists(self.k("claim", plan_id, step_key, attempt)))
+    def claim(self, plan_id: str, step_key: str, attempt: int, by: str,
+              previous: dict[str, Any] | None = None, detail: str = "") -> dict[str, Any] | None:
+        """Claim one attempt of an action and mark the step `acting` in the same atomic step,
+        so a claim never exists without its outcome record. None: someone claimed it before."""
+        value = {**(previous or {}), "status": "acting", "detail": detail, "at": self.clock(),
+                 "attempt": attempt, "by": by}
+        ok = self._claim(keys=[self.k("claim", plan_id, step_key, attempt),
+                               self.k("plan", plan_id, "steps")],
+                         args=[json.dumps({"by": by, "at": self.clock()}), CLAIM_TTL, step_key,
+                               json.dumps(value)])
+        return value if int(ok) else None
 
     def outcome(self, plan_id: str, step_key: str) -> dict[str, Any] | None:
         raw = self.r.hget(self.k("plan", plan_id, "steps"), step_key)
@@ -196,13 +210,22 @@ class RemediationStore:
                 for k, v in self.r.hgetall(self.k("plan", plan_id, "steps")).items()}
 
     def record(self, plan_id: str, step_key: str, status: str, detail: str = "",
+               previous: dict[str, Any] | None = None, audit: dict[str, Any] | None = None,
                **extra: Any) -> dict[str, Any]:
-        """status: acting | done | skipped | failed | waiting | running | needs_human."""
-        previous = self.outcome(plan_id, step_key) or {}
+        """status: acting | done | skipped | failed | retry_wait | running | needs_human.
+        `previous` (the outcome the caller holds) saves a read; `audit` adds an audit entry in
+        the same round trip."""
+        if previous is None:
+            previous = self.outcome(plan_id, step_key) or {}
         value = {**previous, **extra, "status": status, "detail": detail, "at": self.clock()}
         key = self.k("plan", plan_id, "steps")
-        self.r.hset(key, step_key, json.dumps(value))
-        self.r.expire(key, PLAN_TTL)
+        pipe = self.r.pipeline(transaction=False)
+        pipe.hset(key, step_key, json.dumps(value))
+        pipe.expire(key, PLAN_TTL)
+        if audit is not None:
+            self._xadd(pipe, audit.pop("what"), plan_id, audit.pop("incident_id", ""),
+                       audit.pop("actor", "oneha"), audit)
+        pipe.execute()
         return value
 
     # ---- locks, rate, concurrency, leases ---------------------------------------------------
@@ -221,6 +244,15 @@ class RemediationStore:
         finally:
             if got:
                 self._release(keys=[key], args=[token])
+
+    def note_refresh(self, host_id: int, ttl: float) -> float | None:
+        """Refresh a host's monitoring once per cycle, whichever plan asks: None if this caller
+        should do it, else when it was done."""
+        key = self.k("refreshed", host_id)
+        if self.r.set(key, self.clock(), nx=True, px=max(1, int(ttl * 1000))):
+            return None
+        raw = self.r.get(key)
+        return float(raw) if raw else None
 
     def take_rate(self, limit: int, window: float = 60.0) -> float:
         """0 when an action may go now (and it is counted); else seconds to wait."""
@@ -301,7 +333,11 @@ class RemediationStore:
 
     def audit(self, what: str, plan_id: str = "", incident_id: str = "", actor: str = "oneha",
               **data: Any) -> None:
-        self.r.xadd(self.k("audit"), {"t": repr(self.clock()), "what": what, "plan": plan_id,
+        self._xadd(self.r, what, plan_id, incident_id, actor, data)
+
+    def _xadd(self, client, what: str, plan_id: str, incident_id: str, actor: str,
+              data: dict[str, Any]) -> None:
+        client.xadd(self.k("audit"), {"t": repr(self.clock()), "what": what, "plan": plan_id,
                                       "incident": incident_id, "actor": actor,
                                       "data": json.dumps(data, default=str, sort_keys=True)},
                     maxlen=AUDIT_MAXLEN, approximate=True)

@@ -84,7 +84,8 @@ class RemediationConfig(_Strict):
     receivers: list[str] = Field(default_factory=list)  # empty: every configured receiver
     fencing: FencingConfig = FencingConfig()
     storm: StormConfig = StormConfig()
-    max_actions_per_minute: int = Field(default=120, ge=1)
+    rate_limit_actions: int = Field(default=120, ge=1)  # at most this many actions ...
+    rate_limit_window: Duration = 60.0  # ... per this window, across all workers
     concurrency: int = Field(default=8, ge=1, le=256)
     max_retries: int = Field(default=3, ge=0, le=20)
     verify_timeout: Duration = 300.0
