@@ -139,7 +139,11 @@ def deliver_round(rt: Runtime, n: Notification, only: list[str] | None = None,
 def deliver(self, notification_json: str, urls: list[str] | None = None) -> dict:
     from tasks.app import runtime
     rt = runtime()
-    n = Notification.from_json(notification_json)
+    try:
+        n = Notification.from_json(notification_json)
+    except (ValueError, TypeError) as exc:  # not retried: it would never pass; logged loudly
+        log.error("notification_rejected reason=%s body=%.300s", exc, notification_json)
+        return {"action": "rejected", "reason": f"not a Notification: {exc}"}
     rnd = deliver_round(rt, n, only=urls)
     if rnd.follow_up_in is not None:
         deliver.apply_async(args=[notification_json], kwargs={"urls": rnd.follow_up_urls},

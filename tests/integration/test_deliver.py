@@ -23,7 +23,8 @@ from gateway.domain.notifications import Notification, notification_id_for
 from gateway.runtime import Runtime
 from tests.conftest import SHARED_REDIS
 from tests.support.sinks import ChatSink, SmtpSink
-from tests.support.worker import WorkerHandle, celery_client, start_worker, test_config
+from tests.support.worker import (WorkerHandle, celery_client, start_worker, test_config,
+                                  wait_until)
 
 SECRET = "s3cretHeaderValue42"
 
@@ -170,3 +171,13 @@ def test_chat_always_failing_is_dead_lettered_after_max_attempts_and_secrets_sta
     everything = json.dumps(rec) + json.dumps(fresh.store.dead_letters())
     assert SECRET not in everything
     assert SECRET not in fresh.worker.log()
+
+
+def test_a_malformed_message_is_rejected_loudly_and_the_worker_keeps_delivering(fresh):
+    fresh.celery.send_task("oneha.deliver", args=['{"notification_id": "half"}'])
+    n = note()
+    fresh.enqueue(n)
+    fresh.wait_record(n.notification_id, "sent")
+    wait_until(lambda: "notification_rejected reason=notification JSON lacks" in fresh.worker.log(),
+               what="the malformed message logged as rejected")
+    assert len(fresh.smtp.messages) == 1 and len(fresh.chat.messages) == 1
