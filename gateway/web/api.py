@@ -1,0 +1,169 @@
+"""The incidents and silences API (JSON; every error is `{"error", "detail"}`).
+
+- `GET    /v1/incidents?state=open|all&limit=N`   newest first
+- `GET    /v1/incidents/<id>`                     the incident, its objects and its timeline
+- `POST   /v1/incidents/<id>/ack`                 `{"by": "...", "comment": "..."}`
+- `GET    /v1/silences?all=1`                     active and pending (all: expired too)
+- `POST   /v1/silences`                           `{"matchers": ["host=node07"], "author",
+                                                  "comment", "ends_at" | "duration", "starts_at"?}`
+- `GET    /v1/silences/<id>`
+- `DELETE /v1/silences/<id>`                      expire it now
+
+Writes take only `application/json` bodies (a cross-site form cannot send one). Who acts is the
+`X-Remote-User` header when an authenticating proxy sets it, else `by`/`author` from the body —
+as on the approval pages; it is recorded in the incident's timeline and the silence.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import Blueprint, current_app, jsonify, request
+
+from gateway.adapters.store.incidents import IncidentStore
+from gateway.config import parse_duration
+from gateway.domain.incidents import TransitionError
+from gateway.domain.muting import Silence, SilenceError
+from gateway.errors import BadInput
+
+bp = Blueprint("api", __name__)
+
+
+def _store() -> IncidentStore:
+    return IncidentStore(current_app.extensions["oneha"])
+
+
+def _body() -> dict[str, Any]:
+    if not request.is_json:
+        raise BadInput("unsupported_media_type", "send a JSON body (Content-Type: application/json)",
+                       415)
+    data = request.get_json(silent=True)
+    if not isinstance(data, dict):
+        raise BadInput("bad_json", "the body must be a JSON object")
+    return data
+
+
+def _who(data: dict[str, Any], key: str) -> str:
+    who = request.headers.get("X-Remote-User", "").strip() or str(data.get(key) or "").strip()
+    if not who:
+        raise BadInput("missing_field", f"`{key}` is required: say who you are")
+    return who[:120]
+
+
+def _limit() -> int:
+    raw = request.args.get("limit", "100")
+    if not raw.isdigit() or not 1 <= int(raw) <= 1000:
+        raise BadInput("bad_query", "limit must be an integer from 1 to 1000")
+    return int(raw)
+
+
+def incident_json(inc, timeline=None) -> dict[str, Any]:
+    d = inc.to_dict()
+    d.pop("event_ids", None)
+    d["title"] = inc.title
+    if timeline is not None:
+        d["timeline"] = [e.to_dict() for e in timeline]
+    return d
+
+
+def silence_json(s: Silence, now: float) -> dict[str, Any]:
+    return {**s.to_dict(), "state": s.state(now)}
+
+
+@bp.get("/v1/incidents")
+def list_incidents():
+    state = request.args.get("state", "open")
+    if state not in ("open", "all"):
+        raise BadInput("bad_query", "state must be open or all")
+    found = _store().list(open_only=state == "open", limit=_limit())
+    return jsonify(incidents=[incident_json(i) for i in found])
+
+
+@bp.get("/v1/incidents/<incident_id>")
+def get_incident(incident_id: str):
+    store = _store()
+    inc = store.get(incident_id)
+    if inc is None:
+        raise BadInput("not_found", f"no incident {incident_id}", 404)
+    return jsonify(incident_json(inc, store.timeline(incident_id)))
+
+
+@bp.post("/v1/incidents/<incident_id>/ack")
+def ack_incident(incident_id: str):
+    data = _body()
+    who = _who(data, "by")
+    comment = str(data.get("comment") or "").strip()
+    try:
+        inc = _store().transition(incident_id, "acknowledged",
+                                  comment or "acknowledged through the API", who)
+    except KeyError:
+        raise BadInput("not_found", f"no incident {incident_id}", 404) from None
+    except TransitionError as exc:
+        raise BadInput("conflict", str(exc), 409) from None
+    return jsonify(incident_json(inc))
+
+
+@bp.get("/v1/silences")
+def list_silences():
+    store = _store()
+    now = store.rt.clock()
+    found = store.list_silences(include_expired=request.args.get("all") in ("1", "true", "yes"))
+    return jsonify(silences=[silence_json(s, now) for s in found])
+
+
+@bp.post("/v1/silences")
+def create_silence():
+    data = _body()
+    author = _who(data, "author")
+    store = _store()
+    now = store.rt.clock()
+    matchers = data.get("matchers")
+    if not isinstance(matchers, list) or not all(isinstance(m, str) for m in matchers):
+        raise BadInput("bad_field", 'matchers must be a list of strings like "host=node07"')
+    starts_at = _number(data, "starts_at", now)
+    if "ends_at" in data and "duration" in data:
+        raise BadInput("bad_field", "give ends_at or duration, not both")
+    if "duration" in data:
+        try:
+            ends_at = starts_at + parse_duration(data["duration"])
+        except ValueError as exc:
+            raise BadInput("bad_field", f"duration: {exc}") from None
+    elif "ends_at" in data:
+        ends_at = _number(data, "ends_at", None)
+    else:
+        raise BadInput("missing_field", "ends_at (unix seconds) or duration (e.g. 2h) is required")
+    try:
+        s = store.add_silence(matchers, ends_at, author, str(data.get("comment") or ""),
+                              starts_at=starts_at)
+    except SilenceError as exc:
+        raise BadInput("bad_silence", str(exc)) from None
+    response = jsonify(silence_json(s, now))
+    response.status_code = 201
+    return response
+
+
+def _number(data: dict[str, Any], key: str, default: float | None) -> float:
+    value = data.get(key, default)
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise BadInput("bad_field", f"{key} must be unix seconds (a number)")
+    return float(value)
+
+
+@bp.get("/v1/silences/<silence_id>")
+def get_silence(silence_id: str):
+    store = _store()
+    s = store.get_silence(silence_id)
+    if s is None:
+        raise BadInput("not_found", f"no silence {silence_id}", 404)
+    return jsonify(silence_json(s, store.rt.clock()))
+
+
+@bp.delete("/v1/silences/<silence_id>")
+def expire_silence(silence_id: str):
+    store = _store()
+    who = request.headers.get("X-Remote-User", "").strip() or request.args.get("by", "api")
+    try:
+        s = store.expire_silence(silence_id, who)
+    except KeyError:
+        raise BadInput("not_found", f"no silence {silence_id}", 404) from None
+    return jsonify(silence_json(s, store.rt.clock()))
