@@ -11,8 +11,9 @@ What fails over to the next server: connection errors, timeouts, HTTP errors, an
 over all servers the call raises `Transient`. An answer of OpenNebula itself (no such VM, wrong
 state, not authorised) is `OneCallError`, a `Permanent`: asking another server will not help.
 
-A write is retried on another server only when it certainly did not run (connection refused,
-no leader). A write that timed out or whose connection broke mid-call may have run: it raises
+When the leader does not answer oneha but a follower does (a partial partition), the write goes
+to that follower, which oned proxies to its leader. A write is retried only when it certainly did
+not run (connection refused, no leader). A write that timed out or whose connection broke mid-call may have run: it raises
 `Transient` with `outcome unknown` and the caller re-reads the live state before trying again.
 
 Reads fetch the raw XML (pyone's generateDS binding is skipped) and parse it with the tolerant
@@ -35,11 +36,13 @@ from pyone.server_xrpc import OneServerXRPC, RequestsTransport
 
 from gateway.domain import objects
 from gateway.domain.objects import HostInfo, VmInfo, XmlError
-from gateway.domain.raft import RaftStatus, ZoneInfo, parse_raft_status, parse_zone
+from gateway.domain.raft import FOLLOWER, RaftStatus, ZoneInfo, parse_raft_status, parse_zone
 from gateway.errors import Permanent, Transient
 
-# Answers of a follower/candidate that mean "ask again later or elsewhere" (RequestXRPC.cc).
+# Answers that mean "ask again later or elsewhere" (RequestXRPC.cc): the call did not run.
 _NOT_NOW_MARKERS = ("no leader found", "election mode", "replicating log")
+# The leader could not replicate the record to a majority: it may still be applied later.
+_MAYBE_MARKERS = ("error replicating log entry",)
 
 # Error codes by pyone exception class (include/Request.h), so a caller can branch on the code.
 _CODES = (
@@ -231,21 +234,35 @@ class OpenNebula:
 
     def leader(self) -> str:
         """Endpoint of the current leader (cached; re-discovered after a failure)."""
+        url, is_leader = self._write_target()
+        if not is_leader:
+            raise Transient(f"the Raft leader does not answer (followers like {url} do)")
+        return url
+
+    def _write_target(self) -> tuple[str, bool]:
+        """(endpoint, is_leader): the leader, or — when the leader does not answer us but a
+        follower does — that follower, which oned proxies writes from to its leader (a partial
+        partition between oneha and the leader must not stop remediation)."""
         if self._leader is not None:
-            return self._leader
+            return self._leader, True
         statuses = self.raft_statuses()
         leaders = [(s.term, url) for url, s in statuses.items()
                    if isinstance(s, RaftStatus) and s.is_leader]
-        if not leaders:
-            seen = ", ".join(f"{url}={s.state_name if isinstance(s, RaftStatus) else type(s).__name__}"
-                             for url, s in statuses.items())
-            raise Transient(f"no Raft leader among the front-ends ({seen})")
-        # Two servers claiming leadership: the higher term is the real one (the other is stale).
-        term, url = max(leaders)
-        if self._leader != url:
+        if leaders:
+            # Two servers claiming leadership: the higher term is the real one.
+            term, url = max(leaders)
             self.log.info("leader_discovered endpoint=%s term=%s", url, term)
-        self._leader = url
-        return url
+            self._leader = url
+            return url, True
+        followers = [(s.term, url) for url, s in statuses.items()
+                     if isinstance(s, RaftStatus) and s.state == FOLLOWER]
+        if followers and any(not isinstance(s, RaftStatus) for s in statuses.values()):
+            term, url = max(followers)
+            self.log.warning("leader_unreachable writing_via=%s term=%s", url, term)
+            return url, False
+        seen = ", ".join(f"{url}={s.state_name if isinstance(s, RaftStatus) else 'unreachable'}"
+                         for url, s in statuses.items())
+        raise Transient(f"no Raft leader among the front-ends ({seen})")
 
     # ---- writes (to the leader) -------------------------------------------------------------
 
@@ -318,7 +335,7 @@ class OpenNebula:
             if round_no:
                 self._sleep(self.backoff * round_no)
             try:
-                url = self.leader()
+                url, _ = self._write_target()
             except Transient as exc:
                 failures.append(str(exc))
                 continue
@@ -360,8 +377,10 @@ class OpenNebula:
             raise self._unavailable(url, method, started, _short(exc), maybe_ran=True) from None
         except pyone.OneException as exc:
             message = str(exc)
-            if any(marker in message.lower() for marker in _NOT_NOW_MARKERS):
-                raise self._unavailable(url, method, started, message, maybe_ran=False) from None
+            lowered = message.lower()
+            if any(marker in lowered for marker in _NOT_NOW_MARKERS + _MAYBE_MARKERS):
+                maybe = any(marker in lowered for marker in _MAYBE_MARKERS)
+                raise self._unavailable(url, method, started, message, maybe_ran=maybe) from None
             code = next((c for cls, c in _CODES if isinstance(exc, cls)), 0)
             self.log.info("one_call_refused endpoint=%s method=one.%s code=%#x elapsed_ms=%s "
                           "message=%s", url, method, code, _ms(started), message)
