@@ -13,7 +13,8 @@ def hosts(n, errors, maintenance=0):
 
 
 @pytest.mark.parametrize("n, errors, allow", [(10, 1, True), (10, 3, True), (10, 4, False),
-                                              (10, 6, False), (3, 1, False), (5, 1, True)])
+                                              (10, 6, False), (3, 1, True), (3, 2, False),
+                                              (5, 1, True), (2, 1, True)])
 def test_storm_guard_stops_automatic_action_on_many_hosts_in_error(n, errors, allow):
     d = guards.storm(hosts(n, errors), StormConfig(max_error_percent=30, max_error_hosts=3))
     assert d.allow is allow
