@@ -1,9 +1,10 @@
-"""oneha's hooks in OpenNebula: read the `hook_templates/*.tmpl` files, install them through pyone
-(`one.hook.allocate`), list and remove them — idempotent by hook NAME (all start with `oneha-`).
+"""oneha's hooks in OpenNebula: read the `hook_templates/*.tmpl` files, install them
+(`one.hook.allocate`), list (`one.hookpool.info`) and remove them (`one.hook.delete`) —
+idempotent by hook NAME (all start with `oneha-`).
 
-The pyone server object is a parameter: the caller decides which endpoint (and, once it exists,
-the leader-aware multi-endpoint client). Every change is returned as a `HookChange` value with
-the reason, so the CLI, tests and logs say the same thing.
+The OpenNebula client is a parameter (`gateway.adapters.opennebula.OpenNebula`, over pyone).
+Every change is returned as a `HookChange` value with the reason, so the CLI, tests and logs say
+the same thing.
 """
 
 from __future__ import annotations
@@ -13,9 +14,9 @@ import re
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Iterable
 
-from gateway.errors import ConfigError, Permanent, Transient
+from gateway.errors import ConfigError
 
 PREFIX = "oneha-"
 DEFAULT_COMMAND = "/var/lib/one/remotes/hooks/oneha/oneha-hook"
@@ -155,34 +156,15 @@ def load_templates(directory: str | os.PathLike | None = None,
 
 
 # ------------------------------------------------------------------------------------------------
-# OpenNebula through pyone
-
-def _call(what: str, fn, *args: Any) -> Any:
-    """pyone raises its own exceptions for OpenNebula errors and raw requests/xmlrpc ones for
-    transport errors (STACK.md §3); map both to ours, with the call in the message."""
-    import pyone
-    try:
-        return fn(*args)
-    except pyone.OneException as exc:
-        raise Permanent(f"OpenNebula refused {what}: {exc}") from exc
-    except OSError as exc:  # requests' ConnectionError/Timeout are OSErrors
-        raise Transient(f"cannot reach OpenNebula for {what}: {exc}") from exc
-    except Exception as exc:  # xmlrpc ProtocolError, parser errors: say which call failed
-        raise Transient(f"{what} failed: {type(exc).__name__}: {exc}") from exc
-
+# OpenNebula, through the shared client (gateway.adapters.opennebula.OpenNebula: pyone with real
+# timeouts, reads from any healthy front-end, writes to the Raft leader). Its errors are already
+# ours: `OneCallError` (a `Permanent`, OpenNebula said no) and `Transient` (nobody answered).
 
 def list_hooks(one, prefix: str = PREFIX) -> list[InstalledHook]:
     """oneha's hooks in the hook pool (all of them when prefix is "")."""
-    pool = _call("one.hookpool.info", one.hookpool.info, -2, -1, -1)
-    hooks = []
-    for h in getattr(pool, "HOOK", None) or []:
-        name = str(h.NAME or "")
-        if not name.startswith(prefix):
-            continue
-        template = {str(k).upper(): "" if v is None else str(v)
-                    for k, v in dict(h.TEMPLATE or {}).items()}
-        hooks.append(InstalledHook(id=int(h.ID), name=name, type=str(h.TYPE or ""),
-                                   template=template))
+    hooks = [InstalledHook(id=int(h["id"]), name=h["name"], type=h["type"],
+                           template={k.upper(): v for k, v in h["template"].items()})
+             for h in one.hooks() if h["name"].startswith(prefix)]
     return sorted(hooks, key=lambda h: h.id)
 
 
@@ -215,14 +197,12 @@ def install(one, templates: Iterable[HookTemplate]) -> list[HookChange]:
                 continue
             # Delete + allocate rather than one.hook.update: the id changes, but the hook is
             # exactly the file's (update merges/keeps attributes the file no longer has).
-            _call(f"one.hook.delete({current.id})", one.hook.delete, current.id)
-            new_id = _call(f"one.hook.allocate({template.name})", one.hook.allocate,
-                           template.render())
+            one.hook_delete(current.id)
+            new_id = one.hook_allocate(template.render())
             changes.append(HookChange(template.name, "replaced", int(new_id),
                                       f"was hook {current.id}; " + "; ".join(diffs)))
             continue
-        new_id = _call(f"one.hook.allocate({template.name})", one.hook.allocate,
-                       template.render())
+        new_id = one.hook_allocate(template.render())
         changes.append(HookChange(template.name, "created", int(new_id),
                                   f"from {template.path.name}"))
     return changes
@@ -239,6 +219,6 @@ def remove(one, names: Iterable[str] | None = None) -> list[HookChange]:
     for hook in list_hooks(one):
         if wanted is not None and hook.name not in wanted:
             continue
-        _call(f"one.hook.delete({hook.id})", one.hook.delete, hook.id)
+        one.hook_delete(hook.id)
         changes.append(HookChange(hook.name, "removed", hook.id, f"trigger {hook.trigger}"))
     return changes

@@ -12,20 +12,18 @@ def register(main: click.Group) -> None:
 
 
 def connect(settings, endpoint: str | None = None):
-    """A pyone server for the first configured endpoint (or `endpoint`).
-
-    Hook writes are leader-only in OpenNebula, but a follower proxies them to the leader, so
-    any healthy endpoint will do for these one-off commands.
-    """
-    import pyone
-    return pyone.OneServer(endpoint or settings.opennebula.endpoints[0],
-                           session=settings.opennebula.session.get_secret_value())
+    """The shared OpenNebula client (real timeouts; writes go to the Raft leader), limited to
+    `endpoint` when one is given."""
+    from gateway.adapters.opennebula import OpenNebula
+    one = settings.opennebula
+    return OpenNebula([endpoint] if endpoint else one.endpoints, one.session.get_secret_value(),
+                      timeout=one.timeout, retries=one.retries)
 
 
 def _server(obj, endpoint):
     try:
         return connect(obj.settings, endpoint)
-    except OneHAError as exc:
+    except (OneHAError, ValueError) as exc:
         raise click.ClickException(str(exc)) from None
 
 
@@ -35,7 +33,7 @@ def hooks() -> None:
 
 
 _endpoint = click.option("--endpoint", default=None,
-                         help="XML-RPC endpoint (default: the first of opennebula.endpoints).")
+                         help="Only this XML-RPC endpoint (default: all of opennebula.endpoints).")
 
 
 @hooks.command("install")

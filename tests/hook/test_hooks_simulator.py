@@ -1,5 +1,5 @@
-"""`oneha hooks install|list|remove` through pyone against the simulator, and the installed sender
-firing into a signature-checking HTTP receiver when the simulator crashes a host."""
+"""`oneha hooks install|list|remove` through the OpenNebula client (pyone) against the simulator,
+and the installed sender firing into a signature-checking HTTP receiver when a host crashes."""
 
 from __future__ import annotations
 
@@ -7,11 +7,11 @@ import base64
 import json
 import sys
 
-import pyone
 import pytest
 from click.testing import CliRunner
 
 from gateway.adapters import hooks as adapter
+from gateway.adapters.opennebula import OpenNebula
 from gateway.cli import main as oneha_cli
 from gateway.errors import ConfigError, Permanent, Transient
 from tests.hook.support import SENDER, Receiver
@@ -31,7 +31,7 @@ def sim():
 
 @pytest.fixture
 def one(sim):
-    return pyone.OneServer(sim.endpoints[0], session=sim.session)
+    return OpenNebula(sim.endpoints, sim.session, timeout=5, retries=0)
 
 
 def config_file(tmp_path, sim) -> str:
@@ -56,7 +56,7 @@ def test_install_is_idempotent_by_name(one):
 
 
 def test_a_changed_command_replaces_only_oneha_hooks(one):
-    foreign = one.hook.allocate('NAME = "site-host-error"\nTYPE = "state"\nRESOURCE = "HOST"\n'
+    foreign = one.hook_allocate('NAME = "site-host-error"\nTYPE = "state"\nRESOURCE = "HOST"\n'
                                 'STATE = "ERROR"\nCOMMAND = "ft/host_error.rb"\n')
     adapter.install(one, TEMPLATES)
     moved = adapter.install(one, [t.with_command("/opt/oneha/oneha-hook") for t in TEMPLATES])
@@ -80,13 +80,16 @@ def test_remove_by_name_refuses_foreign_hooks(one):
         adapter.remove(one, ["site-host-error"])
 
 
-def test_errors_say_which_call_failed(sim):
-    wrong = pyone.OneServer(sim.endpoints[0], session="oneadmin:wrong-password")
-    with pytest.raises(Permanent, match="one.hookpool.info"):
+def test_errors_say_which_call_failed(sim, one):
+    wrong = OpenNebula(sim.endpoints, "oneadmin:wrong-password", timeout=5, retries=0)
+    with pytest.raises(Permanent, match="hookpool.info.*authenticated"):
         adapter.list_hooks(wrong)
+    bogus = adapter.HookTemplate(TEMPLATES[0].path, {**TEMPLATES[0].attributes, "STATE": "BOGUS"})
+    with pytest.raises(Permanent, match="hook.allocate.*Invalid STATE: BOGUS"):
+        adapter.install(one, [bogus])
     sim.stop()
-    with pytest.raises(Transient, match="cannot reach OpenNebula"):
-        adapter.list_hooks(pyone.OneServer(sim.endpoints[0], session=sim.session))
+    with pytest.raises(Transient, match="hookpool.info"):
+        adapter.list_hooks(OpenNebula(sim.endpoints, sim.session, timeout=2, retries=0))
 
 
 def test_cli_install_list_remove(sim, tmp_path):
@@ -112,7 +115,7 @@ def test_cli_reports_an_unreachable_opennebula_clearly(tmp_path):
     path.write_text(json.dumps({"opennebula": {"endpoints": ["http://127.0.0.1:9/RPC2"]}}))
     result = CliRunner().invoke(oneha_cli, ["-c", str(path), "hooks", "list"])
     assert result.exit_code == 1
-    assert "cannot reach OpenNebula for one.hookpool.info" in result.output
+    assert "hookpool.info" in result.output and "127.0.0.1:9" in result.output
 
 
 def test_installed_sender_fires_when_a_host_crashes(sim, one, tmp_path):
