@@ -209,3 +209,12 @@ def test_impact_shows_the_action_and_a_vm_not_running_yet():
                                             "yet"]
     assert render(n, "chat").body.splitlines() == ["Incident x recovered.",
                                                    "Impact: 1 VM(s), memory state lost on 1."]
+
+
+def test_chat_counts_affected_objects_even_without_their_names():
+    n = Notification(notification_id="i:remediation_failed:1:chat", receiver="chat",
+                     transition="remediation_failed",
+                     incident={"id": "i", "title": "Host h is in ERROR — 4 VMs affected",
+                               "affected_count": 4}, created_at=0.0)
+    text = render(n, "chat").body
+    assert "4 affected." in text and "and 4 more" not in text
