@@ -141,7 +141,8 @@ class IncidentStore:
                     if outcome.decision.action == "duplicate":
                         pipe.reset()
                         return Applied(outcome.decision)
-                    pipe.watch(*[self._doc(i.id) for i in outcome.save])
+                    if outcome.save:
+                        pipe.watch(*[self._doc(i.id) for i in outcome.save])
                     effects = self._write(pipe, outcome.save, outcome.timeline,
                                           outcome.plan_remediation, t, host,
                                           outcome.maintenance)

@@ -1,0 +1,176 @@
+"""IncidentStore on a real Redis with a fake clock: concurrency, replays, escalation, the outbox,
+concurrent flushes, remediation's transitions and maintenance."""
+
+from __future__ import annotations
+
+import json
+import threading
+import uuid
+
+import pytest
+import redis
+
+from gateway.adapters.store.incidents import OUTBOX_STALE_AFTER, IncidentStore
+from gateway.config import settings_from_dict
+from gateway.domain.events import Event
+from gateway.runtime import Runtime
+
+T0 = 1_764_000_000.0
+
+
+class Clock:
+    def __init__(self):
+        self.t = T0
+
+    def __call__(self):
+        return self.t
+
+
+class Sent(list):
+    def __call__(self, name, args):
+        self.append((name, args))
+
+    def notifications(self):
+        return [json.loads(a[0]) for n, a in self if n == "oneha.deliver"]
+
+
+@pytest.fixture
+def clock():
+    return Clock()
+
+
+@pytest.fixture
+def make_store(redis_url, key_prefix, clock):
+    def make(send=None, **route):
+        settings = settings_from_dict({
+            "redis_url": redis_url, "key_prefix": key_prefix,
+            "receivers": [{"name": "mail", "urls": ["mailto://127.0.0.1:1?to=a@b.c"]},
+                          {"name": "lead", "urls": ["json://127.0.0.1:1/x"]}],
+            "route": {"receiver": "mail", "group_wait": "30s", "group_interval": "5m",
+                      "repeat_interval": "4h", **route}}, env={})
+        rt = Runtime(settings=settings, redis=redis.Redis.from_url(redis_url), clock=clock)
+        return IncidentStore(rt, send=send if send is not None else Sent())
+    return make
+
+
+def ev(resource, oid, status="firing", host="node07", state=None, lcm=None):
+    cond = {"HOST": "HOST/ERROR", "VM": "VM/ACTIVE/UNKNOWN"}[resource]
+    return Event(event_id=uuid.uuid4().hex, source="test", resource=resource, object_id=str(oid),
+                 name=f"{resource.lower()}{oid}", status=status, condition=cond, occurred_at=T0,
+                 state=state, lcm_state=lcm, labels={"host": host})
+
+
+def test_concurrent_workers_build_one_host_incident_with_every_vm(make_store):
+    store = make_store()
+    events = [ev("VM", i) for i in range(120)]
+    events.insert(40, ev("HOST", 7))
+    chunks = [events[i::6] for i in range(6)]
+    threads = [threading.Thread(target=lambda c=c: [store.apply_event(e) for e in c]) for c in chunks]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    host = store.open_for("host:7")
+    assert len(host.objects) == 121
+    assert [i.id for i in store.list(open_only=True)] == [host.id]  # VM incidents were absorbed
+    assert all(store.open_for(f"vm:{i}").id == host.id for i in range(120))
+
+
+def test_a_replayed_event_changes_nothing(make_store):
+    store = make_store()
+    e = ev("VM", 1)
+    first = store.apply_event(e)
+    again = store.apply_event(e)
+    assert again.decision.action == "duplicate"
+    assert store.get(first.decision.incident_id).version == 1
+    assert len(store.timeline(first.decision.incident_id)) == 3  # event, opened, remediation asked
+
+
+def test_group_message_waits_for_group_wait_and_two_flushes_send_it_once(make_store, clock):
+    sent = Sent()
+    store = make_store(sent)
+    for i in range(5):
+        store.apply_event(ev("VM", i))
+    sent.clear()
+    clock.t = T0 + 29
+    assert not any(r.sent for r in store.flush_due())
+    clock.t = T0 + 30
+    barrier = threading.Barrier(4)
+
+    def flush():
+        barrier.wait()
+        store.flush_due()
+    threads = [threading.Thread(target=flush) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    [n] = sent.notifications()
+    assert n["receiver"] == "mail" and n["transition"] == "firing"
+    assert n["incident"]["title"].startswith("5 open incidents (host=node07)")
+
+
+def test_unacknowledged_incident_escalates_to_the_next_receiver_and_ack_stops_it(make_store, clock):
+    sent = Sent()
+    store = make_store(sent, escalate_after="10m", escalate_to=["lead", "mail"])
+    iid = store.apply_event(ev("VM", 1)).decision.incident_id
+    clock.t = T0 + 600
+    store.flush_due()
+    esc = [n for n in sent.notifications() if n["transition"] == "escalated"]
+    assert [(n["receiver"], n["notification_id"]) for n in esc] == [("lead", f"{iid}:escalated:0:lead")]
+    assert any(e.kind == "escalation" for e in store.timeline(iid))
+    store.transition(iid, "acknowledged", "mine", "alice")
+    sent.clear()
+    clock.t = T0 + 1200
+    store.flush_due()
+    assert [n for n in sent.notifications() if n["transition"] == "escalated"] == []
+
+
+def test_effects_left_in_the_outbox_by_a_crash_are_sent_later(make_store, clock):
+    def crash(name, args):
+        raise ConnectionError("worker died before handing the task over")
+    store = make_store(crash)
+    with pytest.raises(ConnectionError):
+        store.apply_event(ev("VM", 1))
+    iid = store.list()[0].id  # the change itself was committed
+    sent = Sent()
+    healthy = make_store(sent)
+    clock.t = T0 + OUTBOX_STALE_AFTER + 1
+    healthy.flush_due()
+    assert ("oneha.plan_remediation", [iid]) in sent
+    sent.clear()
+    healthy.flush_due()
+    assert ("oneha.plan_remediation", [iid]) not in sent  # handed over once
+
+
+def test_remediation_resolving_an_incident_sends_one_resolve_with_impact(make_store, clock):
+    sent = Sent()
+    store = make_store(sent)
+    iid = store.apply_event(ev("HOST", 7)).decision.incident_id
+    clock.t = T0 + 30
+    store.flush_due()
+    store.transition(iid, "remediating", "plan p1 approved", "oneha-remediation")
+    store.attach(iid, "impact report: 1 VM(s)", plan_id="p1",
+                 impact=[{"vm_id": 1, "vm_name": "a", "downtime_s": 42.0}])
+    store.transition(iid, "resolved", "VMs running elsewhere", "oneha-remediation")
+    clock.t = T0 + 400
+    store.flush_due()
+    store.flush_due()
+    resolved = [n for n in sent.notifications() if n["transition"] == "resolved"]
+    assert len(resolved) == 1 and resolved[0]["incident"]["impact"][0]["downtime_s"] == 42.0
+    assert store.get(iid).plan_id == "p1"
+
+
+def test_vm_failures_on_a_host_in_maintenance_are_recorded_not_sent(make_store, clock):
+    sent = Sent()
+    store = make_store(sent)
+    d = store.apply_event(ev("HOST", 7, status="resolved", state=4))
+    assert d.decision.action == "maintenance"
+    iid = store.apply_event(ev("VM", 3)).decision.incident_id
+    clock.t = T0 + 30
+    store.flush_due()
+    assert sent.notifications() == []
+    assert any("maintenance" in e.text for e in store.timeline(iid) if e.kind == "muted")
+    store.apply_event(ev("HOST", 7, status="resolved", state=2))  # enabled again
+    iid2 = store.apply_event(ev("VM", 4, host="node07")).decision.incident_id
+    assert store.get(iid2).labels.get("maintenance") is None
