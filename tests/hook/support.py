@@ -180,8 +180,8 @@ class HookRunner:
         return env
 
     def run(self, *args: str, stdin: str | None = None, env: dict | None = None,
-            timeout: float = 30) -> subprocess.CompletedProcess:
-        return subprocess.run([sys.executable, str(SENDER), *args], input=stdin,
+            timeout: float = 30, python: str = sys.executable) -> subprocess.CompletedProcess:
+        return subprocess.run([python, str(SENDER), *args], input=stdin,
                               capture_output=True, text=True, env=env or self.env(),
                               timeout=timeout)
 
