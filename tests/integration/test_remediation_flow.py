@@ -217,3 +217,153 @@ def test_host_crash_asks_once_then_recovers_every_vm_once_with_an_impact_report(
     inc = d.incidents.get(iid)
     assert inc.plan_id == pid and len(inc.impact) == 20
     assert [r["what"] for r in d.store.audit_log(200, plan_id=pid)].count("action_done") == 20
+
+
+FIVE_HOSTS = CloudSpec(hosts=[HostSpec(f"node{i:02d}", cpu=3200, memory_mb=65536)
+                              for i in range(1, 6)],
+                       vms=[VmSpec(f"vm{i:02d}", host=f"node{1 + i % 5:02d}") for i in range(10)],
+                       frontends=3, monitoring_interval=0.2)
+
+
+@pytest.mark.parametrize("cloud", [FIVE_HOSTS], indirect=True)
+def test_a_partition_of_60_percent_of_hosts_recovers_nothing_and_pages_a_human_once(cloud,
+                                                                                   key_prefix):
+    d = Driver(remediation_config(key_prefix, cloud, mode="auto"))
+    cloud.partition([0, 1, 2])
+    wait_state(cloud, d.one, lambda: sum(h.is_error for h in d.one.hosts()) == 3, "3 in ERROR")
+    iids = [d.event("HOST", h).decision.incident_id for h in (0, 1, 2)]
+    d.run_until_idle(timeout=5)
+    statuses = [d.status(d.store.plan_ids(i)[0]) for i in iids]
+    assert statuses == ["blocked"] * 3
+    assert touched_vms(cloud) == []
+    pages = [p for p in d.pages if p["transition"] == "remediation_failed"]
+    assert len(pages) == 1 and "storm guard: 3 of 5 hosts in ERROR (60%)" in pages[0]["next_step"]
+    # A person may still decide, knowingly: the CLI path approves a blocked plan.
+    blocked = d.store.plan_ids(iids[0])[0]
+    assert d.rem.decide_plan(blocked, "denied", "bob", via="cli") == "denied"
+    assert touched_vms(cloud) == []
+
+
+@pytest.mark.parametrize("cloud", [FIVE_HOSTS], indirect=True)
+def test_a_host_back_within_the_grace_period_gets_nothing_done_and_resolves(cloud, key_prefix):
+    d = Driver(remediation_config(key_prefix, cloud, mode="auto", grace_cycles=5,
+                                  monitoring_interval=0.4))  # 2 s of grace
+    cloud.crash_host(0)
+    wait_state(cloud, d.one, lambda: d.one.host(0).is_error, "host 0 ERROR")
+    iid = d.event("HOST", 0).decision.incident_id
+    d.run_until_idle(timeout=0.3)
+    (pid,) = d.store.plan_ids(iid)
+    assert d.status(pid) == "grace"
+    cloud.recover_host(0)
+    wait_state(cloud, d.one, lambda: d.one.host(0).state == 2, "host 0 MONITORED")
+    d.event("HOST", 0)  # the MONITORED hook: the incident engine resolves the incident
+    d.run_until_idle(timeout=5)
+    assert d.status(pid) == "cancelled"
+    assert "came back during the grace period" in d.store.plan_state(pid)["reason"]
+    assert touched_vms(cloud) == [] and writes(cloud) == []
+    assert d.incidents.get(iid).state == "resolved"
+
+
+@pytest.mark.parametrize("cloud", [FIVE_HOSTS], indirect=True)
+def test_no_action_without_raft_quorum_and_pause_holds_everything(cloud, key_prefix):
+    d = Driver(remediation_config(key_prefix, cloud, mode="auto"))
+    d.store.pause("ops", "storage work")
+    cloud.crash_host(0)
+    wait_state(cloud, d.one, lambda: all(d.one.vm(v).is_unknown for v in (0, 5)), "UNKNOWN")
+    iid = d.event("HOST", 0).decision.incident_id
+    d.run_until_idle(timeout=1.0)
+    (pid,) = d.store.plan_ids(iid)
+    assert touched_vms(cloud) == []
+    assert "paused by ops" in d.store.plan_state(pid)["reason"]
+    d.store.resume()
+    leader = cloud.kill_leader()
+    follower = next(s["SERVER_ID"] for s in cloud.raft_status()
+                    if s["alive"] and s["SERVER_ID"] != leader)
+    cloud.kill_server(follower)
+    d.run_until_idle(timeout=3.0)
+    assert touched_vms(cloud) == []
+    held = [r for r in d.store.audit_log(50, plan_id=pid) if r["what"] == "action_held"]
+    assert held and held[-1]["data"]["guard"] in ("no_quorum", "no_leader")
+    cloud.restart_server(leader)
+    cloud.restart_server(follower)
+    d.run_until_idle(timeout=20, stop=lambda: d.status(pid) == "done")
+    assert sorted(vm_actions(cloud, "resched")) == [0, 5]
+
+
+LOCAL_AND_PERSISTENT = CloudSpec(
+    hosts=[HostSpec(f"node{i:02d}", cpu=3200, memory_mb=65536) for i in range(1, 4)],
+    vms=[VmSpec("shared-pers", host="node01", disks=(DiskSpec(persistent=True),)),
+         VmSpec("local-eph", host="node01", system_ds="local",
+                disks=(DiskSpec(datastore="local"),)),
+         VmSpec("local-pers", host="node01", system_ds="local",
+                disks=(DiskSpec(persistent=True, datastore="local"),)),
+         VmSpec("optout", host="node01", labels={"ONEHA_POLICY": "off"}),
+         VmSpec("plain", host="node01"),
+         VmSpec("urgent", host="node01", labels={"ONEHA_PRIORITY": "100"})],
+    frontends=1, monitoring_interval=0.2)
+
+
+@pytest.mark.parametrize("cloud", [LOCAL_AND_PERSISTENT], indirect=True)
+def test_auto_policy_acts_only_where_it_is_safe_and_by_priority(cloud, key_prefix):
+    d = Driver(remediation_config(key_prefix, cloud, mode="auto"))
+    cloud.crash_host(0)
+    wait_state(cloud, d.one, lambda: all(v.is_unknown for v in d.one.vms()), "UNKNOWN")
+    iid = d.event("HOST", 0).decision.incident_id
+    d.run_until_idle(timeout=10, stop=lambda: not any(
+        d.one.vm(v).is_unknown for v in (4, 5)))
+    (pid,) = d.store.plan_ids(iid)
+    plan = d.store.plan(pid)
+    by_vm = {s.vm_id: s for s in plan.vm_steps}
+    assert by_vm[0].needs_approval and "no fencing" in by_vm[0].approval_reason
+    assert by_vm[1].action == "recreate" and by_vm[1].needs_approval
+    assert {s.vm_id: s.code for s in plan.skipped} == {2: "wait", 3: "opt_out"}
+    # Only the safe ones ran automatically, the high-priority VM first.
+    assert vm_actions(cloud, "resched") == [5, 4]
+    assert [p["transition"] for p in d.pages].count("approval_requested") == 1
+    assert [p["transition"] for p in d.pages].count("remediation_failed") == 1  # local-pers waits
+    d.rem.decide_plan(pid, "approved", "carol", via="test")
+    d.run_until_idle(timeout=20, stop=lambda: d.status(pid) in ("done", "failed"))
+    assert vm_actions(cloud, "resched") == [5, 4, 0]
+    assert recovers(cloud, 4) == [1]  # delete-recreate of the ephemeral local VM
+    assert d.status(pid) == "done"
+    assert sorted(touched_vms(cloud)) == [0, 1, 4, 5]  # 2 waits for its host, 3 opted out
+
+
+@pytest.mark.parametrize("cloud", [LOCAL_AND_PERSISTENT], indirect=True)
+def test_fencing_gates_recovery_of_shared_persistent_disks(cloud, key_prefix, tmp_path):
+    fence = tmp_path / "fence"
+    fence.write_text("#!/bin/sh\necho fenced $1 >> " + str(tmp_path / "fenced") + "\n")
+    fence.chmod(0o755)
+    d = Driver(remediation_config(key_prefix, cloud, mode="auto", allowed_actions=["resched"],
+                                  fencing={"command": str(fence), "allowlist": [str(fence)]}))
+    cloud.crash_host(0)
+    wait_state(cloud, d.one, lambda: all(v.is_unknown for v in d.one.vms()), "UNKNOWN")
+    iid = d.event("HOST", 0).decision.incident_id
+    d.run_until_idle(timeout=20, stop=lambda: d.status((d.store.plan_ids(iid) or ["-"])[0])
+                     in ("done", "failed"))
+    (pid,) = d.store.plan_ids(iid)
+    assert (tmp_path / "fenced").read_text() == "fenced node01\n"
+    assert sorted(vm_actions(cloud, "resched")) == [0, 4, 5]  # shared persistent disk too
+    audit = [r["what"] for r in d.store.audit_log(100, plan_id=pid)]
+    assert audit.index("action_done") < len(audit)
+    first = next(r for r in d.store.audit_log(100, plan_id=pid) if r["what"] == "action_done")
+    assert first["data"]["action"] == "fence"
+
+
+@pytest.mark.parametrize("cloud", [LOCAL_AND_PERSISTENT], indirect=True)
+def test_failed_fencing_recovers_nothing(cloud, key_prefix, tmp_path):
+    fence = tmp_path / "fence"
+    fence.write_text("#!/bin/sh\necho 'BMC unreachable'; exit 1\n")
+    fence.chmod(0o755)
+    d = Driver(remediation_config(key_prefix, cloud, mode="auto", allowed_actions=["resched"],
+                                  fencing={"command": str(fence), "allowlist": [str(fence)]}))
+    cloud.crash_host(0)
+    wait_state(cloud, d.one, lambda: all(v.is_unknown for v in d.one.vms()), "UNKNOWN")
+    iid = d.event("HOST", 0).decision.incident_id
+    d.run_until_idle(timeout=10)
+    (pid,) = d.store.plan_ids(iid)
+    outcomes = d.store.outcomes(pid)
+    assert outcomes["fence:0"]["status"] == "failed" and "BMC unreachable" in \
+        outcomes["fence:0"]["detail"]
+    assert touched_vms(cloud) == []
+    assert all(outcomes[k]["status"] == "skipped" for k in outcomes if k.startswith("vm:"))
