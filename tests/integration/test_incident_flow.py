@@ -23,7 +23,7 @@ from gateway.app import create_app
 from gateway.config import settings_from_dict
 from gateway.runtime import Runtime
 from tests.integration.test_ingest import signed_headers
-from tests.support.worker import Ticker, wait_until
+from tests.support.worker import Ticker, start_beat, wait_until
 from tests.unit.test_hook_events_xml import b64, host_xml, vm_xml
 
 GROUP_WAIT = 4.0  # longer than 201 events take through ingest and a 2-process worker here
@@ -98,6 +98,7 @@ def stack_config(key_prefix, redis_url, smtp_sink, chat_sink):
         "route": {"group_by": ["host"], "group_wait": f"{GROUP_WAIT}s", "group_interval": "2s",
                   "repeat_interval": "8s"},
         "remediation": {"mode": "off"},
+        "raft": {"enabled": False}, "reconciler": {"enabled": False},
     }
 
 
@@ -162,14 +163,23 @@ def test_silence_made_before_the_crash_sends_nothing_and_records_everything(stac
     assert len(stack.store.get(inc.id).objects) == 21  # recorded in full
 
 
-def test_worker_and_beat_restarted_during_group_wait_still_send_once(stack):
-    stack.crash_host(range(3000, 3010), host="node09", host_id=9)
-    stack.wait_objects(11, "host:9")
-    stack.ticker.stop()
-    stack.worker.kill()  # SIGKILL main and pool children: its delayed flush is stranded
-    assert stack.smtp.messages == []  # still inside group_wait
-    stack.worker = stack.workers.start(stack.config, concurrency=2, name="w2")
-    stack.ticker = Ticker(stack.config, interval=0.25).start()
+def test_worker_and_beat_restarted_during_group_wait_still_send_once(stack, tmp_path):
+    stack.ticker.stop()  # the real beat this time
+    beat = start_beat(stack.config, tmp_path)
+    try:
+        stack.crash_host(range(3000, 3010), host="node09", host_id=9)
+        stack.wait_objects(11, "host:9")
+        beat.kill()
+        stack.worker.kill()  # SIGKILL main and pool children: its delayed flush is stranded
+        assert stack.smtp.messages == []  # still inside group_wait
+        stack.worker = stack.workers.start(stack.config, concurrency=2, name="w2")
+        beat = start_beat(stack.config, tmp_path, name="beat2")
+        _assert_sent_once(stack)
+    finally:
+        beat.stop()
+
+
+def _assert_sent_once(stack):
     mail = stack.smtp.wait_for(1, timeout=GROUP_WAIT + 30)[0]
     stack.chat.wait_for(1, timeout=5)
     assert "node09" in mail.subject and "10 VMs affected" in mail.subject

@@ -4,6 +4,7 @@
 
     config = test_config(key_prefix, receivers=[...], route={...})   # a config dict
     worker = start_worker(config, tmp_path, concurrency=2)           # waits until it is ready
+    beat = start_beat(config, tmp_path)                              # the real `oneha beat`
     ...
     worker.stop()        # SIGTERM: warm shutdown (or .kill() for crash tests: SIGKILL the group)
 
@@ -110,6 +111,22 @@ def start_worker(config: dict, tmp_path: Path, concurrency: int = 2, name: str =
              f"--name={name}-{os.getpid()}-{time.monotonic_ns()}@localhost"],
             cwd=ROOT, env=full_env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
     return WorkerHandle(proc, log_path, config_path).wait_ready(ready_timeout)
+
+
+def start_beat(config: dict, tmp_path: Path, name: str = "beat") -> WorkerHandle:
+    """Start the real `oneha beat` (tasks/beat.py) for `config`; stop/kill it like a worker.
+
+    Disable what the test does not want sent: `raft: {enabled: false}`, `reconciler: {...}`."""
+    tmp_path = Path(tmp_path)
+    config_path = write_config(config, tmp_path, f"{name}-oneha.yaml")
+    log_path = tmp_path / f"{name}-{time.monotonic_ns()}.log"
+    env = {**os.environ, "ONEHA_CONFIG": str(config_path), "PYTHONUNBUFFERED": "1"}
+    env.pop("REDIS_URL", None)
+    env.pop("ONEHA_REDIS_URL", None)
+    with open(log_path, "ab") as log:
+        proc = subprocess.Popen([sys.executable, "-m", "gateway.cli", "beat"], cwd=ROOT, env=env,
+                                stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    return WorkerHandle(proc, log_path, config_path)
 
 
 def celery_client(config: dict):
