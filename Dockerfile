@@ -4,12 +4,11 @@ FROM python:3.11-slim
 ENV PYTHONDONTWRITEBYTECODE=1 \
     PYTHONUNBUFFERED=1 \
     PIP_NO_CACHE_DIR=1 \
-    PIP_DISABLE_PIP_VERSION_CHECK=1 \
-    ONEHA_HOOK_TEMPLATES=/opt/oneha/hook_templates
+    PIP_DISABLE_PIP_VERSION_CHECK=1
 
 WORKDIR /opt/oneha
 # The distribution's packages (pyproject.toml: gateway*, tasks*, simulator*) and the hook
-# templates that `oneha hooks install` reads.
+# templates, installed as data under /usr/local/share/oneha/ for `oneha hooks install`.
 COPY pyproject.toml README.md ./
 COPY gateway ./gateway
 COPY tasks ./tasks

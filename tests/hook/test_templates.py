@@ -99,3 +99,13 @@ def test_templates_dir_must_exist(tmp_path):
         adapter.load_templates(tmp_path / "nope")
     with pytest.raises(ConfigError, match="no \\*.tmpl"):
         adapter.load_templates(tmp_path)
+
+
+def test_templates_dir_from_the_environment(tmp_path, monkeypatch):
+    import shutil
+    copy = tmp_path / "hook_templates"
+    shutil.copytree(adapter.templates_dir(), copy)
+    monkeypatch.setenv("ONEHA_HOOK_TEMPLATES", str(copy))
+    assert adapter.templates_dir() == copy
+    assert adapter.sender_path() == copy / "oneha-hook"
+    assert {t.path.parent for t in adapter.load_templates()} == {copy, copy / "vm-failure"}
