@@ -128,7 +128,7 @@ def deliver_round(rt: Runtime, n: Notification, only: list[str] | None = None,
     if waits:
         rnd.follow_up_in = min(max(min(waits), 0.05), MAX_COUNTDOWN)
     if not rnd.status:
-        rnd.status = store.get(n.notification_id)["status"]
+        rnd.status = store.status(n.notification_id)
     return rnd
 
 

@@ -1,4 +1,4 @@
-"""`oneha send-test`, `oneha notifications failed`, `oneha notifications log [ID]`.
+"""`oneha send-test`, `oneha notifications failed|log [ID]|retry ID|dismiss ID`.
 
 send-test talks to the receivers directly (no Redis, no worker): it is the check an operator runs
 while setting oneha up, and it answers at once. URLs are always printed masked.
@@ -155,3 +155,36 @@ def log_cmd(obj, notification_id: str | None, limit: int, as_json: bool) -> None
         if a.get("error"):
             line += f"\n      {a['error']}"
         click.echo(line)
+
+
+@notifications.command("retry")
+@click.argument("notification_id")
+@click.pass_obj
+def retry_cmd(obj, notification_id: str) -> None:
+    """Queue a dead-lettered notification again (after fixing its receiver): its failed URLs get
+    a fresh set of attempts; URLs that were delivered are not sent again."""
+    import time as _time
+
+    from tasks.app import create_celery
+    from tasks.notify import DELIVER_TASK
+    store = _store(obj)
+    try:
+        n, url_keys = store.revive(notification_id, _time.time())
+    except KeyError:
+        raise click.ClickException(f"no dead letter for {notification_id!r} "
+                                   "(see `oneha notifications failed`)") from None
+    create_celery(obj.settings).send_task(DELIVER_TASK, args=[n.to_json()],
+                                          kwargs={"urls": url_keys})
+    what = "every URL" if url_keys is None else f"{len(url_keys)} URL(s)"
+    click.echo(f"queued {notification_id} again for {what} of receiver {n.receiver}")
+
+
+@notifications.command("dismiss")
+@click.argument("notification_id")
+@click.pass_obj
+def dismiss_cmd(obj, notification_id: str) -> None:
+    """Remove a notification's dead letters once someone has dealt with them."""
+    removed = _store(obj).dismiss(notification_id)
+    if not removed:
+        raise click.ClickException(f"no dead letter for {notification_id!r}")
+    click.echo(f"dismissed {removed} dead letter(s) of {notification_id}")

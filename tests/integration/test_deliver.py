@@ -15,9 +15,11 @@ from pathlib import Path
 
 import pytest
 import redis
+from click.testing import CliRunner
 
 from gateway.adapters.notifier import url_key
 from gateway.adapters.store.notifications import NotificationStore
+from gateway.cli import main
 from gateway.config import settings_from_dict
 from gateway.domain.notifications import Notification, notification_id_for
 from gateway.runtime import Runtime
@@ -181,3 +183,23 @@ def test_a_malformed_message_is_rejected_loudly_and_the_worker_keeps_delivering(
     wait_until(lambda: "notification_rejected reason=notification JSON lacks" in fresh.worker.log(),
                what="the malformed message logged as rejected")
     assert len(fresh.smtp.messages) == 1 and len(fresh.chat.messages) == 1
+
+
+def test_a_dead_letter_retried_after_the_receiver_recovers_is_delivered_once(fresh):
+    fresh.chat.fail_next(3, status=503)
+    n = note()
+    fresh.enqueue(n)
+    fresh.wait_record(n.notification_id, "failed")
+    runner = CliRunner()
+    cli = ["-c", str(fresh.worker.config_path), "notifications", "retry", n.notification_id]
+    res = runner.invoke(main, cli)
+    assert res.exit_code == 0, res.output
+    assert f"queued {n.notification_id} again for 1 URL(s) of receiver ops" in res.output
+    rec = fresh.wait_record(n.notification_id, "sent", runs=4)  # 3 attempts + the retry
+    assert [p.status for p in fresh.chat.attempts] == [503, 503, 503, 200]
+    assert len(fresh.smtp.messages) == 1  # the delivered URL is not sent again
+    chat = next(u for u in rec["urls"] if u["url_key"] == url_key(fresh.chat_url))
+    assert (chat["state"], chat["attempts"]) == ("sent", 1)
+    assert not [d for d in fresh.store.dead_letters() if d["notification_id"] == n.notification_id]
+    res = runner.invoke(main, cli)
+    assert res.exit_code == 1 and "no dead letter" in res.output

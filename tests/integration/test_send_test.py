@@ -108,3 +108,8 @@ def test_failed_and_log_commands_show_dead_letters_and_attempts(tmp_path, redis_
 
     res = runner.invoke(main, ["-c", str(cfg), "notifications", "log", "nope"])
     assert res.exit_code == 1 and "no notification 'nope' recorded" in res.output
+
+    res = runner.invoke(main, ["-c", str(cfg), "notifications", "dismiss", "inc-9:firing:1:ops"])
+    assert res.exit_code == 0 and "dismissed 1 dead letter(s)" in res.output
+    res = runner.invoke(main, ["-c", str(cfg), "notifications", "failed"])
+    assert res.output == "no failed deliveries\n"

@@ -247,6 +247,43 @@ class NotificationStore:
         items = [json.loads(v) for v in self._r.hvals(self._k("dead"))]
         return sorted(items, key=lambda d: (d.get("at", 0), d.get("notification_id", "")))
 
+    def status(self, notification_id: str) -> str:
+        return _s(self._r.hget(self._k("rec", notification_id), "status")) or ""
+
+    def revive(self, notification_id: str, now: float) -> tuple[Notification, list[str] | None]:
+        """Take a notification's dead letters back for another round of attempts (after the
+        operator fixed the receiver): its dead URLs become untried again, with fresh attempt
+        counts. Returns the notification and the url_keys to deliver (None: all of them, for
+        a notification that was rejected before any URL was tried). KeyError: no dead letter."""
+        dead_key = self._k("dead")
+        fields = [_s(f) for f in self._r.hkeys(dead_key)
+                  if _s(f).rsplit(" ", 1)[0] == notification_id]
+        if not fields:
+            raise KeyError(notification_id)
+        letters = [json.loads(v) for v in self._r.hmget(dead_key, fields)]
+        keys = [f.rsplit(" ", 1)[1] for f in fields]
+        url_keys = [k for k in keys if k != "-"]
+        try:
+            with self._r.pipeline(transaction=True) as p:
+                for k in url_keys:
+                    p.delete(self._k("state", notification_id, k))
+                    p.hdel(self._k("count", notification_id), k)
+                p.hset(self._k("rec", notification_id),
+                       mapping={"status": "sending", "updated_at": repr(now)})
+                p.hdel(dead_key, *fields)
+                p.execute()
+        except UNAVAILABLE as exc:
+            raise Transient(f"cannot revive {notification_id}: {exc}") from exc
+        n = Notification.from_json(letters[0]["notification"])
+        return n, (url_keys if "-" not in keys else None)
+
+    def dismiss(self, notification_id: str) -> int:
+        """Remove a notification's dead letters (the operator dealt with it); how many."""
+        dead_key = self._k("dead")
+        fields = [f for f in self._r.hkeys(dead_key)
+                  if _s(f).rsplit(" ", 1)[0] == notification_id]
+        return self._r.hdel(dead_key, *fields) if fields else 0
+
     def reject(self, n: Notification, reason: str, now: float) -> None:
         """A notification that cannot be delivered at all (its receiver is not configured):
         recorded as failed and dead-lettered, never dropped."""
