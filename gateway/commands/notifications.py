@@ -9,7 +9,6 @@ from __future__ import annotations
 import json
 import time
 import uuid
-from datetime import datetime, timezone
 
 import click
 
@@ -83,8 +82,9 @@ def _store(obj):
 
 
 def _utc(ts) -> str:
+    from gateway.domain.messages import utc
     try:
-        return datetime.fromtimestamp(float(ts), tz=timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+        return utc(float(ts))
     except (TypeError, ValueError):
         return "-"
 

@@ -175,12 +175,8 @@ class NotificationStore:
         assert outcome in (SENT, FAILED, DEAD), outcome
         attempt = {"url_key": url_key, "attempt": claim.attempt, "at": now, "outcome": outcome,
                    "reason": reason, **result}
-        dead = {"notification_id": n.notification_id, "receiver": n.receiver,
-                "transition": n.transition, "incident_id": str(n.incident.get("id", "")),
-                "title": str(n.incident.get("title", "")), "url_key": url_key,
-                "url": result.get("url", ""), "attempts": claim.attempt,
-                "error": result.get("error", ""), "status": result.get("status", ""),
-                "reason": reason, "at": now, "notification": n.to_json()}
+        dead = _dead_letter(n, url_key, result.get("url", ""), claim.attempt,
+                            result.get("error", ""), result.get("status", ""), reason, now)
         nid = n.notification_id
         try:
             status = self._finish(
@@ -256,8 +252,7 @@ class NotificationStore:
         counts. Returns the notification and the url_keys to deliver (None: all of them, for
         a notification that was rejected before any URL was tried). KeyError: no dead letter."""
         dead_key = self._k("dead")
-        fields = [_s(f) for f in self._r.hkeys(dead_key)
-                  if _s(f).rsplit(" ", 1)[0] == notification_id]
+        fields = self._dead_fields(notification_id)
         if not fields:
             raise KeyError(notification_id)
         letters = [json.loads(v) for v in self._r.hmget(dead_key, fields)]
@@ -279,20 +274,19 @@ class NotificationStore:
 
     def dismiss(self, notification_id: str) -> int:
         """Remove a notification's dead letters (the operator dealt with it); how many."""
-        dead_key = self._k("dead")
-        fields = [f for f in self._r.hkeys(dead_key)
-                  if _s(f).rsplit(" ", 1)[0] == notification_id]
-        return self._r.hdel(dead_key, *fields) if fields else 0
+        fields = self._dead_fields(notification_id)
+        return self._r.hdel(self._k("dead"), *fields) if fields else 0
+
+    def _dead_fields(self, notification_id: str) -> list[str]:
+        # fields are "<notification id> <url_key or ->"; a notification has a handful at most
+        return [f for f in map(_s, self._r.hkeys(self._k("dead")))
+                if f.rsplit(" ", 1)[0] == notification_id]
 
     def reject(self, n: Notification, reason: str, now: float) -> None:
         """A notification that cannot be delivered at all (its receiver is not configured):
         recorded as failed and dead-lettered, never dropped."""
         self.open(n, {}, now)
-        dead = {"notification_id": n.notification_id, "receiver": n.receiver,
-                "transition": n.transition, "incident_id": str(n.incident.get("id", "")),
-                "title": str(n.incident.get("title", "")), "url_key": "", "url": "",
-                "attempts": 0, "error": reason, "status": "REJECTED", "reason": reason,
-                "at": now, "notification": n.to_json()}
+        dead = _dead_letter(n, "", "", 0, reason, "REJECTED", reason, now)
         try:
             with self._r.pipeline(transaction=True) as p:
                 p.hset(self._k("rec", n.notification_id),
@@ -301,6 +295,15 @@ class NotificationStore:
                 p.execute()
         except UNAVAILABLE as exc:
             raise Transient(f"cannot record notification {n.notification_id}: {exc}") from exc
+
+
+def _dead_letter(n: Notification, url_key: str, url: str, attempts: int, error: str, status: str,
+                 reason: str, now: float) -> dict[str, Any]:
+    return {"notification_id": n.notification_id, "receiver": n.receiver,
+            "transition": n.transition, "incident_id": str(n.incident.get("id", "")),
+            "title": str(n.incident.get("title", "")), "url_key": url_key, "url": url,
+            "attempts": attempts, "error": error, "status": status, "reason": reason, "at": now,
+            "notification": n.to_json()}
 
 
 def _s(v: Any) -> Any:
