@@ -656,8 +656,8 @@ class Remediator:
                 pending = True
                 continue
             acted_at = float(out.get("acted_at") or out.get("at") or now)
-            if now - acted_at < self.cfg.verify_timeout:
-                pending = True
+            if now - acted_at < self.cfg.verify_timeout and not (vm is not None and vm.is_failed):
+                pending = True  # still on its way (a FAILURE state need not wait the timeout)
                 continue
             attempts = int(out.get("attempt") or 1)
             decision = guards.next_attempt(attempts, self.cfg.max_retries, self.cfg.retry_backoff)

@@ -144,9 +144,10 @@ class Driver:
         if wake is not None:
             self._send(wake.task, args, wake.delay)
 
-    def plan_for(self, incident_id):
+    def plan_status(self, incident_id):
+        """Status of the incident's first plan (None before it exists)."""
         ids = self.store.plan_ids(incident_id)
-        return ids
+        return self.status(ids[0]) if ids else None
 
     def status(self, plan_id):
         return self.store.plan_state(plan_id).get("status")
@@ -339,8 +340,7 @@ def test_fencing_gates_recovery_of_shared_persistent_disks(cloud, key_prefix, tm
     cloud.crash_host(0)
     wait_state(cloud, d.one, lambda: all(v.is_unknown for v in d.one.vms()), "UNKNOWN")
     iid = d.event("HOST", 0).decision.incident_id
-    d.run_until_idle(timeout=20, stop=lambda: d.status((d.store.plan_ids(iid) or ["-"])[0])
-                     in ("done", "failed"))
+    d.run_until_idle(timeout=20, stop=lambda: d.plan_status(iid) in ("done", "failed"))
     (pid,) = d.store.plan_ids(iid)
     assert (tmp_path / "fenced").read_text() == "fenced node01\n"
     assert sorted(vm_actions(cloud, "resched")) == [0, 4, 5]  # shared persistent disk too
@@ -367,3 +367,86 @@ def test_failed_fencing_recovers_nothing(cloud, key_prefix, tmp_path):
         outcomes["fence:0"]["detail"]
     assert touched_vms(cloud) == []
     assert all(outcomes[k]["status"] == "skipped" for k in outcomes if k.startswith("vm:"))
+
+
+TWO_HOSTS = CloudSpec(hosts=[HostSpec(f"node{i:02d}", cpu=3200, memory_mb=65536)
+                             for i in range(1, 4)],
+                      vms=shared_vms(3), frontends=1, monitoring_interval=0.2)
+
+
+def _crash_and_plan(d, cloud, host=0):
+    cloud.crash_host(host)
+    wait_state(cloud, d.one, lambda: all(v.is_unknown for v in d.one.vms()
+                                         if v.host_id == host), "UNKNOWN")
+    iid = d.event("HOST", host).decision.incident_id
+    return iid
+
+
+@pytest.mark.parametrize("cloud", [TWO_HOSTS], indirect=True)
+def test_a_failed_recovery_is_retried_with_backoff(cloud, key_prefix):
+    d = Driver(remediation_config(key_prefix, cloud, mode="auto", max_retries=2))
+    cloud.fail_vm(1, "prolog")  # its move to another host fails once
+    iid = _crash_and_plan(d, cloud)
+    d.run_until_idle(timeout=20, stop=lambda: d.plan_status(iid) == "done")
+    (pid,) = d.store.plan_ids(iid)
+    assert sorted(vm_actions(cloud, "resched")) == [0, 1, 2]
+    assert recovers(cloud, 2) == [1]  # recover --retry of the failed prolog, once
+    assert all(v.is_running for v in d.one.vms())
+    assert d.store.outcomes(pid)["vm:1:resched"]["attempt"] == 2
+
+
+@pytest.mark.parametrize("cloud", [TWO_HOSTS], indirect=True)
+def test_bounded_retries_end_with_a_vm_left_to_a_human(cloud, key_prefix):
+    d = Driver(remediation_config(key_prefix, cloud, mode="auto", max_retries=0))
+    cloud.fail_vm(1, "prolog")
+    iid = _crash_and_plan(d, cloud)
+    d.run_until_idle(timeout=20, stop=lambda: d.plan_status(iid) == "failed")
+    (pid,) = d.store.plan_ids(iid)
+    assert d.store.outcomes(pid)["vm:1:resched"]["status"] == "needs_human"
+    assert recovers(cloud, 2) == []
+    pages = [p for p in d.pages if p["transition"] == "remediation_failed"]
+    assert len(pages) == 1 and "vm01" in pages[0]["next_step"]
+    assert d.incidents.get(iid).state == "firing"  # back to people
+    before = len(writes(cloud))
+    d.run_one(RUN_TASK, [pid])
+    d.run_one(VERIFY_TASK, [pid])
+    assert len(writes(cloud)) == before  # left alone
+
+
+@pytest.mark.parametrize("cloud", [TWO_HOSTS], indirect=True)
+def test_retried_tasks_duplicate_events_and_a_repaired_host_cause_no_second_action(cloud,
+                                                                                key_prefix):
+    d = Driver(remediation_config(key_prefix, cloud, mode="auto"))
+    iid = _crash_and_plan(d, cloud)
+    d.run_until_idle(timeout=20, stop=lambda: d.plan_status(iid) == "done")
+    (pid,) = d.store.plan_ids(iid)
+    done = len(writes(cloud))
+    assert sorted(touched_vms(cloud)) == [0, 1, 2]
+    for task in (RUN_TASK, VERIFY_TASK, RUN_TASK):  # a redelivered message runs again
+        d.run_one(task, [pid])
+    d.event("HOST", 0)  # the same hook delivered again
+    d.rem.plan(iid)  # and the planning task retried
+    cloud.recover_host(0)  # the failed host is repaired: no failback onto it
+    wait_state(cloud, d.one, lambda: d.one.host(0).state == 2, "host 0 MONITORED")
+    d.run_until_idle(timeout=2)
+    assert len(writes(cloud)) == done and d.store.plan_ids(iid) == [pid]
+    assert all(v.host_id != 0 for v in d.one.vms())
+
+
+@pytest.mark.parametrize("cloud", [TWO_HOSTS], indirect=True)
+def test_the_live_reread_before_acting_skips_what_changed_since_the_plan(cloud, key_prefix):
+    d = Driver(remediation_config(key_prefix, cloud, mode="approval"))
+    iid = _crash_and_plan(d, cloud)
+    d.run_until_idle(timeout=3)
+    (pid,) = d.store.plan_ids(iid)
+    assert d.status(pid) == "awaiting_approval"
+    d.one.vm_action("resched", 2)  # an operator moves VM 2 by hand meanwhile
+    cloud.wait_for(lambda: d.one.vm(2).is_running, timeout=10)
+    d.one.host_status(0, 2)  # and takes the failed host OFFLINE for maintenance
+    operator_writes = len(writes(cloud))
+    d.rem.decide_plan(pid, "approved", "dave", via="test")
+    d.run_until_idle(timeout=10, stop=lambda: d.status(pid) in ("done", "failed"))
+    outcomes = d.store.outcomes(pid)
+    assert outcomes["vm:2:resched"]["code"] == "running"
+    assert outcomes["vm:0:resched"]["code"] == "maintenance"
+    assert len(writes(cloud)) == operator_writes  # oneha did nothing after the re-read
