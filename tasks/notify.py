@@ -132,11 +132,11 @@ def deliver_round(rt: Runtime, n: Notification, only: list[str] | None = None,
     return rnd
 
 
-@shared_task(name=DELIVER_TASK, bind=True, acks_late=True,
+@shared_task(name=DELIVER_TASK, acks_late=True,
              autoretry_for=(Transient, redis.exceptions.ConnectionError,
                             redis.exceptions.TimeoutError),
              retry_backoff=True, retry_backoff_max=60, max_retries=20)
-def deliver(self, notification_json: str, urls: list[str] | None = None) -> dict:
+def deliver(notification_json: str, urls: list[str] | None = None) -> dict:
     from tasks.app import runtime
     rt = runtime()
     try:

@@ -84,3 +84,19 @@ def test_redis_away_is_a_transient_error_and_nothing_is_sent(own_redis, key_pref
     with pytest.raises(Transient, match="inc-1:firing:1:ops"):
         deliver_round(rt, note(), store=store)
     assert chat_sink.attempts == []
+
+
+def test_a_failure_left_over_when_max_attempts_is_lowered_is_dead_lettered(
+        redis_url, key_prefix, chat_sink):
+    rt, store = setup(redis_url, key_prefix, [chat_sink.url()], max_attempts=3)
+    n, key = note(), url_key(chat_sink.url())
+    chat_sink.fail_next(2)
+    deliver_round(rt, n, store=store)
+    time.sleep(0.06)
+    assert deliver_round(rt, n, store=store).status == "retrying"  # 2 attempts made
+    rt2, store2 = setup(redis_url, key_prefix, [chat_sink.url()], max_attempts=2)
+    time.sleep(0.11)
+    rnd = deliver_round(rt2, n, store=store2)
+    assert rnd.done == {key: "attempts exhausted"} and rnd.status == "failed"
+    assert [d["notification_id"] for d in store2.dead_letters()] == [n.notification_id]
+    assert len(chat_sink.attempts) == 2

@@ -69,7 +69,8 @@ local mine = (cur == 'sending:' .. ARGV[1])
 if ARGV[2] == 'sent' then
   -- delivered is the truth whoever holds the claim now
   redis.call('SET', KEYS[1], 'sent', 'EX', ARGV[4])
-elseif mine or not cur then
+elseif mine or not cur or string.sub(cur, 1, 7) == 'failed:' then
+  -- ours, or nobody's (an expired claim, or a failure a smaller max_attempts ended)
   if ARGV[2] == 'dead' then
     redis.call('SET', KEYS[1], 'dead', 'EX', ARGV[4])
     redis.call('HSETNX', KEYS[4], ARGV[7], ARGV[8])
