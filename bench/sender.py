@@ -39,12 +39,12 @@ class Accepting(BaseHTTPRequestHandler):
     def do_POST(self):  # noqa: N802
         body = self.rfile.read(int(self.headers["Content-Length"]))
         answer = json.dumps({"event_id": json.loads(body)["event_id"], "duplicate": False}).encode()
+        type(self).count += 1  # before answering: the sender exits as soon as it has the answer
         self.send_response(202)
         self.send_header("Content-Type", "application/json")
         self.send_header("Content-Length", str(len(answer)))
         self.end_headers()
         self.wfile.write(answer)
-        type(self).count += 1
 
     def log_message(self, *args):
         pass

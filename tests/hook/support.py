@@ -175,6 +175,7 @@ class HookRunner:
     def env(self) -> dict[str, str]:
         self.config.write_text("# written by the test\n" + "".join(
             f"{k} = {v}\n" for k, v in self.settings.items()))
+        self.config.chmod(0o600)  # it holds the key (the sender warns about a world-readable one)
         env = {k: v for k, v in os.environ.items() if not k.startswith("ONEHA_")}
         env["ONEHA_HOOK_CONFIG"] = str(self.config)
         return env

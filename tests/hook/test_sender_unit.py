@@ -96,10 +96,14 @@ def test_config_file_then_environment(sender, tmp_path):
     conf_file = tmp_path / "c.conf"
     conf_file.write_text('# comment\nurls = http://a:1, http://b:2\nkey = "k1"\ntimeout = 2.5\n'
                          "frontend = fe9\nbogus = 1\ntimeout_typo\n")
+    conf_file.chmod(0o644)
     conf, problems = sender.load_config({"ONEHA_HOOK_CONFIG": str(conf_file)})
     assert conf["url_list"] == ["http://a:1/v1/events", "http://b:2/v1/events"]
     assert (conf["key"], conf["timeout_s"], conf["frontend"]) == ("k1", 2.5, "fe9")
-    assert len(problems) == 2 and "bogus" in problems[0] and "timeout_typo" in problems[1]
+    assert len(problems) == 3 and "world-readable" in problems[0]
+    assert "bogus" in problems[1] and "timeout_typo" in problems[2]
+    conf_file.chmod(0o640)
+    assert len(sender.load_config({"ONEHA_HOOK_CONFIG": str(conf_file)})[1]) == 2
     conf, _ = sender.load_config({"ONEHA_HOOK_CONFIG": str(conf_file), "ONEHA_KEY": "k2",
                                   "ONEHA_URLS": "http://c:3", "ONEHA_TIMEOUT": "oops"})
     assert (conf["key"], conf["url_list"], conf["timeout_s"]) == ("k2", ["http://c:3/v1/events"], 3.0)
