@@ -195,8 +195,9 @@ def install(one, templates: Iterable[HookTemplate]) -> list[HookChange]:
                 changes.append(HookChange(template.name, "unchanged", current.id,
                                           "installed with the same definition"))
                 continue
-            # Delete + allocate rather than one.hook.update: the id changes, but the hook is
-            # exactly the file's (update merges/keeps attributes the file no longer has).
+            # Delete + allocate (NAME is unique, so not the other way round): the hook becomes
+            # exactly the file's by the same path as a first install; only its id changes. A
+            # state change in the few ms between is left to the reconciler, like any missed hook.
             one.hook_delete(current.id)
             new_id = one.hook_allocate(template.render())
             changes.append(HookChange(template.name, "replaced", int(new_id),
