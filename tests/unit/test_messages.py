@@ -211,10 +211,8 @@ def test_impact_shows_the_action_and_a_vm_not_running_yet():
                                                    "Impact: 1 VM(s), memory state lost on 1."]
 
 
-def test_chat_counts_affected_objects_even_without_their_names():
-    n = Notification(notification_id="i:remediation_failed:1:chat", receiver="chat",
-                     transition="remediation_failed",
-                     incident={"id": "i", "title": "Host h is in ERROR — 4 VMs affected",
-                               "affected_count": 4}, created_at=0.0)
-    text = render(n, "chat").body
-    assert "4 affected." in text and "and 4 more" not in text
+def test_a_count_without_a_list_of_affected_objects_reads_well_in_chat_and_mail():
+    n = note("remediation_failed", affected=[], affected_count=5)
+    assert "5 affected." in render(n, "chat").body.splitlines()
+    mail = render(n, "mail").body.splitlines()
+    assert "Affected:   5" in mail and not any("more" in line for line in mail)
