@@ -233,3 +233,48 @@ def test_killing_the_leader_opens_an_incident_that_the_new_leader_resolves(
     finally:
         stop_beats(beats)
         sim.stop()
+
+
+def test_a_remediation_held_up_by_the_leader_loss_completes_through_the_new_leader(
+        key_prefix, redis_url, workers, tmp_path):
+    """A VM freezes; its `resume` is due just as the leader dies: it goes out during the
+    election and is done by the new leader, never twice."""
+    from gateway.adapters.store.remediation import RemediationStore
+
+    sim = start_sim(election_timeout=3.0)
+    config = config_for(sim, key_prefix, redis_url, reconciler={"interval": 0.3},
+                        secret_key="test-secret",
+                        remediation={"mode": "auto", "grace_cycles": 0,
+                                     "monitoring_interval": 0.3, "verify_timeout": 10,
+                                     "verify_interval": 0.1, "retry_backoff": 0.3})
+    beats = []
+    try:
+        rt = Runtime.from_settings(settings_from_dict(config, env={}))
+        remediation = RemediationStore(rt.redis, key_prefix)
+        remediation.pause("test", "hold the action until the leader is gone")
+        workers.start(config, concurrency=2)
+        beats = start_beats(config, tmp_path)
+        vm_id = sim.vms()[0]["id"]
+        sim.freeze_vm(vm_id)
+        incidents = IncidentStore(rt)
+        inc = wait_until(lambda: incidents.open_for(f"vm:{vm_id}"), timeout=30,
+                         what="the VM incident (raised by the reconciler)")
+        wait_until(lambda: remediation.plan_ids(inc.id), timeout=30, what="a remediation plan")
+        killed = sim.kill_leader()
+        remediation.resume()
+        sim.wait_for(lambda: sim.vm(vm_id)["lcm_state_name"] == "RUNNING", timeout=60,
+                     message="the VM running again")
+        resumes = [e for e in sim.action_log
+                   if e["method"] == "one.vm.action" and e["args"] == ["resume", vm_id]]
+        assert [e["ok"] for e in resumes].count(True) == 1, resumes
+        done = next(e for e in resumes if e["ok"])
+        leader_now = next(s["SERVER_ID"] for s in sim.raft_status() if s["state_name"] == "LEADER")
+        assert done["server_id"] == leader_now != killed
+        held = [r["data"].get("guard") for r in remediation.audit_log(50)
+                if r["what"] == "action_held"]
+        assert "no_leader" in held, held  # it really was due during the election
+        wait_until(lambda: incidents.get(inc.id).state == "resolved", timeout=30,
+                   what="the VM incident resolved")
+    finally:
+        stop_beats(beats)
+        sim.stop()
