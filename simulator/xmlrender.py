@@ -159,28 +159,45 @@ def _head(vm: Vm) -> str:
             f"{tag('GNAME', u.gname)}{tag('NAME', vm.name)}")
 
 
-def vm_xml(vm: Vm) -> str:
-    """one.vm.info / vm.xsd (also what a VM state hook gets as $TEMPLATE)."""
-    ds_id, _, tm = vm.system
-    cpu = f"{vm.cpu:g}"
+def _cached(vm: Vm, kind: str, build) -> str:
+    key = (kind, tuple(d.generation for d in vm.disks))
+    text = vm.render_cache.get(key)
+    if text is None:
+        text = vm.render_cache[key] = build(vm)
+    return text
+
+
+def _template_full(vm: Vm) -> str:
+    _, _, tm = vm.system
     context = (f"<CONTEXT>{ctag('DISK_ID', len(vm.disks))}{ctag('ETH0_IP', vm.nics[0].ip)}"
                f"{ctag('NETWORK', 'YES')}{ctag('TARGET', 'hda')}</CONTEXT>") if vm.nics else ""
-    template = (
+    return (
         f"<TEMPLATE>{ctag('AUTOMATIC_DS_REQUIREMENTS', DS_REQUIREMENTS)}"
         f"{ctag('AUTOMATIC_REQUIREMENTS', REQUIREMENTS)}"
-        f"{context}{ctag('CPU', cpu)}{_disk_xml(vm, True)}"
+        f"{context}{ctag('CPU', f'{vm.cpu:g}')}{_disk_xml(vm, True)}"
         f"<GRAPHICS>{ctag('LISTEN', '0.0.0.0')}{ctag('PORT', 5900 + vm.id)}{ctag('TYPE', 'VNC')}"
         f"</GRAPHICS>{ctag('MEMORY', vm.memory_mb)}{_nic_xml(vm)}"
         f"<OS>{ctag('ARCH', 'x86_64')}</OS>{ctag('TEMPLATE_ID', 0)}{ctag('TM_MAD_SYSTEM', tm)}"
-        f"{ctag('VCPU', vm.vcpu)}{ctag('VMID', vm.id)}</TEMPLATE>")
+        f"{ctag('VCPU', vm.vcpu)}{ctag('VMID', vm.id)}</TEMPLATE>{_user_template(vm)}")
+
+
+def _template_short(vm: Vm) -> str:
+    return (f"<TEMPLATE>{ctag('CPU', f'{vm.cpu:g}')}{ctag('MEMORY', vm.memory_mb)}"
+            f"{ctag('VCPU', vm.vcpu)}{_disk_xml(vm, False)}{_nic_xml(vm)}"
+            f"<GRAPHICS>{ctag('LISTEN', '0.0.0.0')}{ctag('PORT', 5900 + vm.id)}"
+            f"{ctag('TYPE', 'VNC')}</GRAPHICS></TEMPLATE>")
+
+
+def vm_xml(vm: Vm) -> str:
+    """one.vm.info / vm.xsd (also what a VM state hook gets as $TEMPLATE)."""
     history = "".join(_history_xml(h, vm.id) for h in vm.history)
     return (
-        f"<VM>{_head(vm)}{VM_PERMISSIONS}<LAST_POLL>{vm.last_poll}</LAST_POLL>"
+        f"<VM>{_cached(vm, 'head', _head)}{VM_PERMISSIONS}<LAST_POLL>{vm.last_poll}</LAST_POLL>"
         f"<STATE>{vm.state}</STATE><LCM_STATE>{vm.lcm_state}</LCM_STATE>"
         f"<PREV_STATE>{vm.prev_state}</PREV_STATE><PREV_LCM_STATE>{vm.prev_lcm_state}</PREV_LCM_STATE>"
         f"<RESCHED>{vm.resched}</RESCHED><STIME>{vm.stime}</STIME><ETIME>{vm.etime}</ETIME>"
-        f"{tag('DEPLOY_ID', vm.deploy_id)}{_vm_monitoring(vm)}<SCHED_ACTIONS/>{template}"
-        f"{_user_template(vm)}<HISTORY_RECORDS>{history}</HISTORY_RECORDS>"
+        f"{tag('DEPLOY_ID', vm.deploy_id)}{_vm_monitoring(vm)}<SCHED_ACTIONS/>"
+        f"{_cached(vm, 'full', _template_full)}<HISTORY_RECORDS>{history}</HISTORY_RECORDS>"
         f"<BACKUPS><BACKUP_CONFIG/><BACKUP_IDS/></BACKUPS></VM>")
 
 
@@ -188,15 +205,12 @@ def vm_short_xml(vm: Vm) -> str:
     """A one.vmpool.info entry (vm_pool.xsd): the reduced VM with only the last history."""
     last = vm.last_history
     history = _history_short_xml(last, vm.id) if last else ""
-    template = (f"<TEMPLATE>{ctag('CPU', f'{vm.cpu:g}')}{ctag('MEMORY', vm.memory_mb)}"
-                f"{ctag('VCPU', vm.vcpu)}{_disk_xml(vm, False)}{_nic_xml(vm)}"
-                f"<GRAPHICS>{ctag('LISTEN', '0.0.0.0')}{ctag('PORT', 5900 + vm.id)}"
-                f"{ctag('TYPE', 'VNC')}</GRAPHICS></TEMPLATE>")
     return (
-        f"<VM>{_head(vm)}<LAST_POLL>{vm.last_poll}</LAST_POLL><STATE>{vm.state}</STATE>"
-        f"<LCM_STATE>{vm.lcm_state}</LCM_STATE><RESCHED>{vm.resched}</RESCHED>"
-        f"<STIME>{vm.stime}</STIME><ETIME>{vm.etime}</ETIME>{tag('DEPLOY_ID', vm.deploy_id)}"
-        f"{template}{_vm_monitoring(vm)}{_user_template(vm)}"
+        f"<VM>{_cached(vm, 'head', _head)}<LAST_POLL>{vm.last_poll}</LAST_POLL>"
+        f"<STATE>{vm.state}</STATE><LCM_STATE>{vm.lcm_state}</LCM_STATE>"
+        f"<RESCHED>{vm.resched}</RESCHED><STIME>{vm.stime}</STIME><ETIME>{vm.etime}</ETIME>"
+        f"{tag('DEPLOY_ID', vm.deploy_id)}{_cached(vm, 'short', _template_short)}"
+        f"{_vm_monitoring(vm)}{_cached(vm, 'labels', _user_template)}"
         f"<HISTORY_RECORDS>{history}</HISTORY_RECORDS></VM>")
 
 
