@@ -64,7 +64,7 @@ def render_table(snap: dict, zone_name: str, log_retention: int) -> str:
               for i, h in enumerate(headers)]
     lines = [f"zone {zone_name}: {len(rows)} server(s) polled, log retention {log_retention}"
              " (* = leader)",
-             "  ".join(h.ljust(w) for h, w in zip(headers, widths))]
+             "  ".join(h.ljust(w) for h, w in zip(headers, widths)).rstrip()]
     lines += ["  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip() for r in rows]
     for s in snap["servers"]:
         if s["error"]:

@@ -278,3 +278,41 @@ def test_a_remediation_held_up_by_the_leader_loss_completes_through_the_new_lead
     finally:
         stop_beats(beats)
         sim.stop()
+
+
+# ---- `oneha raft` ----------------------------------------------------------------------------
+
+def test_oneha_raft_prints_the_cluster_as_a_table_and_fails_on_critical_findings(tmp_path):
+    import json
+
+    from click.testing import CliRunner
+
+    from gateway.cli import main
+
+    sim = start_sim()
+    try:
+        for _ in range(4):
+            sim.append_log(400)
+        sim.lag_follower(2, 30)
+        path = tmp_path / "oneha.yaml"
+        path.write_text(json.dumps({"opennebula": {"endpoints": sim.endpoints,
+                                                   "session": sim.session, "timeout": 1}}))
+        ok = CliRunner().invoke(main, ["-c", str(path), "raft"])
+        assert ok.exit_code == 0, ok.output
+        lines = ok.output.splitlines()
+        assert lines[1].split() == ["ID", "NAME", "ENDPOINT", "STATE", "TERM", "LOG", "INDEX",
+                                    "COMMIT", "LAG"]
+        assert lines[2].split() == ["0", "fe0*", sim.endpoints[0], "LEADER", "1", "1700", "1700",
+                                    "0"]
+        assert lines[4].split() == ["2", "fe2", sim.endpoints[2], "FOLLOWER", "1", "1670", "1670",
+                                    "30"]
+        assert "no findings" in ok.output
+
+        sim.kill_server(1)
+        bad = CliRunner().invoke(main, ["-c", str(path), "raft", "--json"])
+        assert bad.exit_code == 1
+        snap = json.loads(bad.output[bad.output.index("{"):])
+        assert [s["state"] for s in snap["servers"]] == ["LEADER", "UNREACHABLE", "FOLLOWER"]
+        assert [f["condition"] for f in snap["findings"]] == ["RAFT/SERVER_UNREACHABLE"]
+    finally:
+        sim.stop()

@@ -147,3 +147,22 @@ def test_repeated_passes_record_each_failure_once(sim, key_prefix, redis_url):
         assert [e.source for e in EventStore.of(rt).recent(10)] == ["reconciler"]
     finally:
         redis.Redis.from_url(redis_url).delete(settings.task_queue)
+
+
+def test_oneha_reconcile_once_prints_its_decisions(sim, key_prefix, redis_url, tmp_path):
+    from click.testing import CliRunner
+
+    from gateway.cli import main
+    from tests.support.worker import write_config
+
+    config = config_for(sim, key_prefix, redis_url)
+    path = write_config(config, tmp_path)
+    try:
+        sim.crash_host(0)
+        sim.wait_for(lambda: sim.host(0)["state_name"] == "ERROR", timeout=20)
+        result = CliRunner().invoke(main, ["-c", str(path), "reconcile", "--once"])
+        assert result.exit_code == 0, result.output
+        assert "raise    host:0     ERROR and no open incident holds it" in result.output
+        assert "3 hosts, 6 VMs: " in result.output
+    finally:
+        redis.Redis.from_url(redis_url).delete(settings_from_dict(config, env={}).task_queue)
