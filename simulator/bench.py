@@ -14,7 +14,7 @@ import xmlrpc.client
 import pyone
 
 from .core import Simulator
-from .spec import CloudSpec
+from .spec import CloudSpec, HostSpec
 
 
 def _timed(fn, repeat: int) -> float:
@@ -32,7 +32,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--hosts", type=int, default=25)
     parser.add_argument("--repeat", type=int, default=20)
     args = parser.parse_args(argv)
-    spec = CloudSpec(hosts=args.hosts, vms=args.vms, monitoring_interval=1.0)
+    per_host = -(-args.vms // args.hosts)
+    hosts = [HostSpec(f"node{i:03d}", cpu=100 * per_host, memory_mb=1024 * per_host)
+             for i in range(args.hosts)]
+    spec = CloudSpec(hosts=hosts, vms=args.vms, monitoring_interval=1.0)
     with Simulator(spec, control_port=None) as sim:
         raw = xmlrpc.client.ServerProxy(sim.endpoints[0])
         one = pyone.OneServer(sim.endpoints[0], session=sim.session)
