@@ -18,6 +18,9 @@ import socket
 import threading
 from typing import Callable
 
+from kombu.exceptions import OperationalError
+from redis.exceptions import RedisError
+
 from gateway.adapters.store.schedule import ScheduleStore
 from gateway.config import Settings
 from gateway.errors import Transient
@@ -83,8 +86,9 @@ class Beat:
                 now = self.store.now()
                 self.tick(now)
                 wait = self.seconds_to_next(self.store.now())
-            except Transient as exc:
-                # Redis away: nobody can claim a slot, so nothing runs twice; try again soon.
+            except (Transient, OperationalError, RedisError, OSError) as exc:
+                # Redis (claims or broker) away: nobody can claim a slot, so nothing runs twice;
+                # a slot claimed but not sent is skipped, the next one runs. Try again soon.
                 log.warning("beat_tick_failed beat=%s reason=%s", self.beat_id, exc)
                 wait = MAX_SLEEP
             stop.wait(wait)

@@ -99,3 +99,27 @@ def test_several_beat_processes_run_each_check_at_most_once_per_interval(
     runs = stats.get("oneha.raft_check:ran", 0) + stats.get("oneha.raft_check:overlapped", 0)
     assert 6 <= store.polls() <= runs <= slots, (store.polls(), stats, slots)
     assert all(p.returncode == 0 for p in procs), [p.stderr.read()[-2000:] for p in procs]
+
+
+def test_a_beat_rides_out_a_redis_outage(own_redis, key_prefix, caplog):
+    import threading
+
+    rt = Runtime.from_settings(settings_from_dict(test_config(key_prefix, own_redis.url), env={}))
+    sent = []
+    beat = Beat(rt, {"oneha.t": 0.2}, lambda task, interval: sent.append(task), beat_id="b")
+    stop = threading.Event()
+    thread = threading.Thread(target=beat.run, args=(stop,), daemon=True)
+    thread.start()
+    try:
+        wait_until(lambda: len(sent) >= 2, timeout=10, what="sends before the outage")
+        own_redis.stop()
+        stalled = len(sent)
+        wait_until(lambda: caplog.text.count("beat_tick_failed") >= 2, timeout=10,
+                   what="ticks failing while Redis is away")
+        assert thread.is_alive() and len(sent) <= stalled + 1  # no claim, no send
+        own_redis.start()
+        wait_until(lambda: len(sent) >= stalled + 2, timeout=20, what="sends after the outage")
+    finally:
+        stop.set()
+        thread.join(timeout=5)
+    assert not thread.is_alive()
