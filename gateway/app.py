@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib
 import importlib.util
+from pathlib import Path
 
 from flask import Flask
 
@@ -24,7 +25,10 @@ BLUEPRINTS = (
 
 
 def create_app(settings: Settings, runtime: Runtime | None = None) -> Flask:
-    app = Flask("gateway")
+    # Paths given, not guessed: an editable install seen from another directory can make
+    # `gateway` look like a namespace package, where Flask's guess fails.
+    here = Path(__file__).resolve().parent
+    app = Flask("gateway", root_path=str(here), instance_path=str(here.parent / "instance"))
     app.config.update(SECRET_KEY=settings.secret_key.get_secret_value(), JSON_SORT_KEYS=False)
     app.extensions["oneha"] = runtime or Runtime.from_settings(settings)
     errors.install(app)

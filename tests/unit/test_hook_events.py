@@ -138,6 +138,10 @@ XXE = ('<?xml version="1.0"?><!DOCTYPE HOST [<!ENTITY xxe SYSTEM "file:///etc/pa
     ({"xml": b64(DTD)}, "forbidden_xml", "DTD"),
     ({"xml": b64(LAUGHS)}, "forbidden_xml", "refused"),
     ({"xml": b64(XXE)}, "forbidden_xml", "refused"),
+    ({"xml": b64("<!doctype HOST><HOST><ID>7</ID></HOST>")}, "bad_xml", "not well-formed"),
+    ({"xml": b64("<HOST><ID>7</ID><NAME>&xxe;</NAME></HOST>")}, "bad_xml", "undefined entity"),
+    ({"xml": base64.b64encode(('<?xml version="1.0" encoding="UTF-16"?>' + DTD).encode("utf-16"))
+      .decode()}, "bad_xml", "UTF-8"),
 ])
 def test_bad_host_payloads_are_refused_with_a_reason(over, error, words):
     err = refused(host_payload(**over))
