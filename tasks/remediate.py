@@ -74,6 +74,8 @@ class Remediator:
         self.fencer = fencer if fencer is not None else fencing.from_config(self.cfg)
         self.worker_id = worker_id or f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
         self._interval: float | None = None
+        self._storm_override = False
+        self._hosts_cache: dict | None = None
         # Longer than one action can take (timeout × attempts), so a live executor keeps it.
         one_cfg = settings.opennebula
         self.lease_ttl = max(5.0, 3 * one_cfg.timeout * (one_cfg.retries + 1))
@@ -309,7 +311,13 @@ class Remediator:
         if plan is None:
             raise ApprovalRefused("unknown", f"no plan {plan_id!r} (see `oneha plans`)")
         state = self.store.plan_state(plan_id)
-        if state.get("status") == rs.BLOCKED and not state.get("approval_id"):
+        current = self.store.approval(state["approval_id"]) if state.get("approval_id") else None
+        lapsed = current is not None and current.get("status") in ("pending", "expired") and \
+            float(current.get("expires_at") or 0) <= self.clock()
+        if (state.get("status") == rs.BLOCKED and current is None) or \
+                (lapsed and state.get("status") in (rs.AWAITING, rs.BLOCKED, rs.EXECUTING)):
+            # A blocked plan has no link; an expired link does not bind the operator at the
+            # console: the decision gets an approval record of its own.
             self.store.create_approval(uuid.uuid4().hex[:16], plan_id, plan.incident_id,
                                        self.clock() + self.cfg.approval_ttl)
             state = self.store.plan_state(plan_id)
@@ -348,8 +356,12 @@ class Remediator:
                 self.store.set_status(plan_id, status or rs.EXECUTING,
                                       f"approval part denied by {approver}", approved="denied")
             return rs.DENIED
+        was = self.store.plan_state(plan_id).get("status")
+        # Approving a plan the storm guard blocked is a person overriding that guard knowingly;
+        # any other approval still meets the storm guard before each action.
         self.store.set_status(plan_id, rs.EXECUTING, f"approved by {approver} ({via})",
-                              approved="yes", approved_by=approver)
+                              approved="yes", approved_by=approver,
+                              storm_override="yes" if was == rs.BLOCKED else "no")
         self._incident_call("set_state", plan.incident_id, "remediating",
                             f"plan {plan_id} approved by {approver}")
         self._send(RUN_TASK, [plan_id], 0)
@@ -361,6 +373,7 @@ class Remediator:
         state = self.store.plan_state(plan.plan_id)
         approved = state.get("approved") == "yes"
         denied = state.get("approved") == "denied"
+        self._storm_override = state.get("storm_override") == "yes"
         gate = self._gate()
         if not gate:
             if state.get("reason") != f"waiting: {gate.reason}":
@@ -440,7 +453,7 @@ class Remediator:
 
     def _hosts(self) -> dict[int, Any]:
         """The host pool, read once per pass (a pass takes seconds; VMs are re-read each time)."""
-        if getattr(self, "_hosts_cache", None) is None:
+        if self._hosts_cache is None:
             self._hosts_cache = {h.id: h for h in self.one.hosts()}
         return self._hosts_cache
 
@@ -466,7 +479,7 @@ class Remediator:
                     if settled is not None:
                         return settled
                     attempt += 1  # the dead claimant's call never took effect: a new attempt
-                check = self._recheck(plan, step, vm)
+                check = self._recheck(plan, step, vm, self._storm_override)
                 if not check:
                     return self.store.record(
                         plan.plan_id, step.key, "skipped", check.reason, previous=out,
@@ -490,8 +503,10 @@ class Remediator:
         finally:
             self.store.release_slot(slot)
 
-    def _recheck(self, plan: Plan, step: Step, vm: VmInfo | None) -> guards.Decision:
-        """The live re-read right before the action."""
+    def _recheck(self, plan: Plan, step: Step, vm: VmInfo | None, storm_override: bool = False
+                 ) -> guards.Decision:
+        """The live re-read right before the action. Only a person who approved a plan the
+        storm guard blocked overrides that guard; nothing overrides a changed VM or host."""
         if not step.is_vm_step:
             host = self.one.host(step.host_id)
             if step.action == "refresh_host":
@@ -507,9 +522,18 @@ class Remediator:
                                        "changed")
             return guards.Decision(True, f"host {host.name} still in ERROR")
         decision = guards.still_as_planned(Expect.from_dict(step.expect or {}), vm)
-        if not decision or step.action not in ("resched", "recreate"):
+        if not decision:
             return decision
         hosts = self._hosts()
+        if step.action in ("resume", "retry"):
+            host = hosts.get(vm.host_id) if vm is not None else None
+            alone = guards.host_left_alone(host)
+            if not alone:
+                return alone
+            if host is not None and host.is_error:
+                return guards.Decision(False, f"host {host.name} is in ERROR now: the host's "
+                                              "incident plans this VM", "changed")
+            return decision
         host = hosts.get(step.host_id)
         disabled_by_us = any(s.action == "disable_host" for s in plan.steps)
         alone = guards.host_left_alone(host, disabled_by_oneha=disabled_by_us)
@@ -519,7 +543,7 @@ class Remediator:
                 disabled_by_us and host.state == states.HOST_DISABLED):
             return guards.Decision(False, f"host {host.name} is {host.state_label} again: its VMs "
                                           "are not moved away from a live host", "changed")
-        if not step.needs_approval and plan.mode == "auto":
+        if not storm_override:
             storm = guards.storm(list(hosts.values()), self.cfg.storm)
             if not storm:
                 return storm
@@ -764,6 +788,13 @@ class Remediator:
         self._incident_call("set_impact", plan.incident_id, rows)
         self._timeline(plan.incident_id, f"plan {plan.plan_id} {status}: {reason}",
                        plan_id=plan.plan_id)
+        if status == rs.DONE and not plan.skipped:
+            # Every VM runs again: that is what people wait for, so the resolve notice (with the
+            # impact report attached above) goes out now, even if the host itself stays broken.
+            left = (f"; host {plan.host_name} stays out of service until repaired"
+                    if plan.host_name else "")
+            self._incident_call("set_state", plan.incident_id, "resolved",
+                                f"remediation done: {reason}{left}")
 
     def _failed_at(self, plan: Plan) -> float | None:
         inc = self._incident(plan.incident_id)
@@ -832,21 +863,16 @@ def receivers_for(settings, labels: dict[str, str]) -> list[str]:
 def build_notifications(settings, incident, page: dict, now: float) -> list:
     """`approval_requested` / `remediation_failed` notifications, one per receiver."""
     from gateway.domain.notifications import Notification, notification_id_for
+    from gateway.domain.incidents import summary as incident_summary
     plan: Plan = page["plan"]
     labels = dict(getattr(incident, "labels", None) or plan.labels)
-    summary: dict[str, Any] = {
-        "id": plan.incident_id,
-        "title": getattr(incident, "title", None) or f"Incident {plan.incident_id}",
-        "status": getattr(incident, "state", "firing"),
-        "next_step": page["next_step"], "labels": labels,
-        "plan": plan.summary()[:200],
-        "affected_count": len(plan.vm_steps) + len(plan.skipped),
-    }
-    if incident is not None:
-        p = incident.primary
-        summary["object"] = {"resource": p.resource, "id": p.id, "name": p.name,
-                             "state_label": p.state_label, "host": p.host}
-        summary["started_at"] = incident.created_at
+    if incident is not None:  # the same picture as the alert people already got
+        summary: dict[str, Any] = incident_summary(incident)
+    else:
+        summary = {"id": plan.incident_id, "title": f"Incident {plan.incident_id}",
+                   "status": "firing", "labels": labels,
+                   "affected_count": len(plan.vm_steps) + len(plan.skipped)}
+    summary.update(next_step=page["next_step"], plan=plan.summary()[:200])
     if page.get("approval_url"):
         summary["approval_url"] = page["approval_url"]
     out = []

@@ -239,10 +239,14 @@ def test_a_partition_of_60_percent_of_hosts_recovers_nothing_and_pages_a_human_o
     assert touched_vms(cloud) == []
     pages = [p for p in d.pages if p["transition"] == "remediation_failed"]
     assert len(pages) == 1 and "storm guard: 3 of 5 hosts in ERROR (60%)" in pages[0]["next_step"]
-    # A person may still decide, knowingly: the CLI path approves a blocked plan.
-    blocked = d.store.plan_ids(iids[0])[0]
-    assert d.rem.decide_plan(blocked, "denied", "bob", via="cli") == "denied"
-    assert touched_vms(cloud) == []
+    # A person may still decide, knowingly, at the console: deny one, approve another.
+    denied, approved, untouched = (d.store.plan_ids(i)[0] for i in iids)
+    assert d.rem.decide_plan(denied, "denied", "bob", via="cli") == "denied"
+    assert d.rem.decide_plan(approved, "approved", "bob", via="cli") == "executing"
+    d.run_until_idle(timeout=10, stop=lambda: d.status(approved) == "done")
+    host1_vms = sorted(s.vm_id for s in d.store.plan(approved).vm_steps)
+    assert sorted(touched_vms(cloud)) == host1_vms == [1, 6]  # only the approved host's VMs
+    assert d.status(untouched) == "blocked"
 
 
 @pytest.mark.parametrize("cloud", [FIVE_HOSTS], indirect=True)
