@@ -18,7 +18,7 @@ from typing import Callable
 from gateway.domain.states import HOST_STATES, LCM_STATES, VM_STATES
 
 from . import model as m
-from .errors import ACTION, INTERNAL, ApiError
+from .errors import ACTION, AUTHORIZATION, INTERNAL, ApiError
 from .hooks import Hook, HookRunner, build_hook, record_xml
 from .raft import Raft
 from .spec import CloudSpec
@@ -82,6 +82,12 @@ ACTIONS = {  # one.vm.action strings -> HISTORY/ACTION code (VMActions)
     "reboot": m.ACTION_REBOOT, "reboot-hard": m.ACTION_REBOOT_HARD, "resched": m.ACTION_RESCHED,
     "unresched": 18, "poweroff": m.ACTION_POWEROFF, "poweroff-hard": m.ACTION_POWEROFF_HARD,
 }
+
+
+# Authorization level of each operation (oned.conf VM_ADMIN_OPERATIONS / VM_MANAGE_OPERATIONS),
+# as AuthRequest bits: MANAGE 2, ADMIN 4. A lock at level L blocks operations with level >= L.
+ADMIN_ACTIONS = frozenset({"resched", "unresched"})
+MANAGE, ADMIN = 2, 4
 
 
 def state_str(vm: m.Vm) -> str:
@@ -584,9 +590,32 @@ class Cloud:
         # -2 all, -1 mine and my groups': an admin sees everything through the ACLs
         return user.is_admin or vm.owner.id == user.id or (who == -1 and vm.owner.gid == user.gid)
 
-    def _authorize_vm(self, user: m.User, vm: m.Vm) -> None:
+    def _authorize_vm(self, user: m.User, vm: m.Vm, op: int | None = None) -> None:
         if not user.is_admin and vm.owner.id != user.id:
             raise ApiError.unauthorized(user.id, "virtual machine")
+        if op is not None and vm.lock is not None and vm.lock[0] <= op:
+            # AuthManager: "VM is locked. [id]", reported as an AUTHORIZATION failure
+            raise ApiError(AUTHORIZATION, f"User [{user.id}] : VM is locked. [{vm.id}].")
+
+    def vm_lock(self, user: m.User, vid: int, level: int, test: bool) -> int:
+        vm = self._vm(vid)
+        self._authorize_vm(user, vm)
+        if level not in (1, 2, 3, 4):
+            raise ApiError(ACTION, "Wrong lock level specified")
+        if test and vm.lock is not None:
+            raise ApiError(ACTION, f"Object is locked since {vm.lock[2]}")
+        if vm.lock is not None and vm.lock[1] != user.id and not user.is_admin:
+            raise ApiError(ACTION, "Error trying to lock the resource.")
+        vm.lock = (1 if level == 4 else level, user.id, self.now())
+        return vid
+
+    def vm_unlock(self, user: m.User, vid: int) -> int:
+        vm = self._vm(vid)
+        self._authorize_vm(user, vm)
+        if vm.lock is not None and vm.lock[1] != user.id and not user.is_admin:
+            raise ApiError(ACTION, "Cannot unlock: Lock is owned by another user")
+        vm.lock = None
+        return vid
 
     def system_config(self, server_id: int) -> str:
         with self.lock:
@@ -663,7 +692,7 @@ class Cloud:
             self._vm(vid)
             raise ApiError(ACTION, f'Action "{action}" is not supported')
         vm = self._vm(vid)
-        self._authorize_vm(user, vm)
+        self._authorize_vm(user, vm, ADMIN if action in ADMIN_ACTIONS else MANAGE)
         if not self._dispatch_action(vm, action):
             raise ApiError(ACTION, f'Error performing action "{action}": '
                                    f"This action is not available for state {state_str(vm)}")
@@ -774,7 +803,7 @@ class Cloud:
         if op not in range(6):
             raise ApiError(ACTION, "Wrong recovery operation code")
         vm = self._vm(vid)
-        self._authorize_vm(user, vm)
+        self._authorize_vm(user, vm, ADMIN)
         now = self.now()
         if op in (0, 1):
             if vm.state != ACTIVE:
@@ -841,6 +870,7 @@ class Cloud:
         if not user.is_admin:
             raise ApiError.unauthorized(user.id, "host")
         vm = self._vm(vid)
+        self._authorize_vm(user, vm, ADMIN)
         host = self._host(hid)
         if vm.state not in (PENDING, HOLD, STOPPED, UNDEPLOYED):
             raise ApiError(ACTION, f"Deploy action is not available for state {state_str(vm)}")
@@ -856,6 +886,7 @@ class Cloud:
         if not user.is_admin:
             raise ApiError.unauthorized(user.id, "host")
         vm = self._vm(vid)
+        self._authorize_vm(user, vm, ADMIN)
         host = self._host(hid)
         if vm.state not in (POWEROFF, SUSPENDED) and not (
                 vm.state == ACTIVE and vm.lcm_state in (RUNNING, UNKNOWN)):

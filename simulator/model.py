@@ -134,6 +134,7 @@ class Vm:
     fail_next: set[str] = field(default_factory=set)  # phases whose next run fails
     token: int = 0  # bumped on every transition; timers of older phases are ignored
     pending_target: tuple[int, bool] | None = None  # (host_id, live) chosen by migrate/resched
+    lock: tuple[int, int, int] | None = None  # (level 1 USE/2 MANAGE/3 ADMIN, owner, time)
     resume_from: int | None = None  # STOPPED/UNDEPLOYED: the deploy restores, not a fresh prolog
     reboots: int = 0
     recreations: int = 0

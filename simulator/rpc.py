@@ -33,6 +33,8 @@ SIGNATURES: dict[str, tuple[str, str, bool]] = {
     "one.vm.recover": ("ii", "", True),
     "one.vm.deploy": ("ii", "bis", True),
     "one.vm.migrate": ("iib", "bii", True),
+    "one.vm.lock": ("ii", "b", True),
+    "one.vm.unlock": ("i", "", True),
     "one.hook.allocate": ("s", "", True),
     "one.hook.info": ("i", "b", False),
     "one.hook.delete": ("i", "", True),
@@ -130,6 +132,10 @@ class Api:
             return c.vm_deploy(user, a[0], a[1], bool(a[2]) if len(a) > 2 else False)
         if method == "one.vm.migrate":
             return c.vm_migrate(user, a[0], a[1], a[2], bool(a[3]) if len(a) > 3 else False)
+        if method == "one.vm.lock":
+            return c.vm_lock(user, a[0], a[1], bool(a[2]) if len(a) > 2 else False)
+        if method == "one.vm.unlock":
+            return c.vm_unlock(user, a[0])
         if method == "one.hook.allocate":
             return c.hook_allocate(user, a[0])
         if method == "one.hook.info":

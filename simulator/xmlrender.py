@@ -153,6 +153,14 @@ def _history_short_xml(h: History, vm_id: int) -> str:
         f"</HISTORY>")
 
 
+def _lock(vm: Vm) -> str:
+    if vm.lock is None:
+        return ""
+    level, owner, when = vm.lock
+    return (f"<LOCK><LOCKED>{level}</LOCKED><OWNER>{owner}</OWNER><TIME>{when}</TIME>"
+            f"<REQ_ID>-1</REQ_ID></LOCK>")
+
+
 def _head(vm: Vm) -> str:
     u = vm.owner
     return (f"<ID>{vm.id}</ID><UID>{u.id}</UID><GID>{u.gid}</GID>{tag('UNAME', u.name)}"
@@ -196,7 +204,7 @@ def vm_xml(vm: Vm) -> str:
         f"<STATE>{vm.state}</STATE><LCM_STATE>{vm.lcm_state}</LCM_STATE>"
         f"<PREV_STATE>{vm.prev_state}</PREV_STATE><PREV_LCM_STATE>{vm.prev_lcm_state}</PREV_LCM_STATE>"
         f"<RESCHED>{vm.resched}</RESCHED><STIME>{vm.stime}</STIME><ETIME>{vm.etime}</ETIME>"
-        f"{tag('DEPLOY_ID', vm.deploy_id)}{_vm_monitoring(vm)}<SCHED_ACTIONS/>"
+        f"{tag('DEPLOY_ID', vm.deploy_id)}{_lock(vm)}{_vm_monitoring(vm)}<SCHED_ACTIONS/>"
         f"{_cached(vm, 'full', _template_full)}<HISTORY_RECORDS>{history}</HISTORY_RECORDS>"
         f"<BACKUPS><BACKUP_CONFIG/><BACKUP_IDS/></BACKUPS></VM>")
 
@@ -209,7 +217,7 @@ def vm_short_xml(vm: Vm) -> str:
         f"<VM>{_cached(vm, 'head', _head)}<LAST_POLL>{vm.last_poll}</LAST_POLL>"
         f"<STATE>{vm.state}</STATE><LCM_STATE>{vm.lcm_state}</LCM_STATE>"
         f"<RESCHED>{vm.resched}</RESCHED><STIME>{vm.stime}</STIME><ETIME>{vm.etime}</ETIME>"
-        f"{tag('DEPLOY_ID', vm.deploy_id)}{_cached(vm, 'short', _template_short)}"
+        f"{tag('DEPLOY_ID', vm.deploy_id)}{_lock(vm)}{_cached(vm, 'short', _template_short)}"
         f"{_vm_monitoring(vm)}{_cached(vm, 'labels', _user_template)}"
         f"<HISTORY_RECORDS>{history}</HISTORY_RECORDS></VM>")
 

@@ -218,3 +218,26 @@ def test_live_migration(sim, one):
     assert vm["host_id"] == dst and vm["history"][-2]["action"] == 2
     with pytest.raises(pyone.OneActionException, match="already running on host"):
         one.vm.migrate(7, dst, True)
+
+
+def test_locked_vm_refuses_actions_at_or_above_the_lock_level(sim, one):
+    assert one.vm.lock(8, 3) == 8  # ADMIN: resched/recover blocked, poweroff allowed
+    info = one.vm.info(8)
+    assert info.LOCK.LOCKED == 3 and info.LOCK.OWNER == 0
+    assert one.vmpool.info(-2, 8, 8, -1).VM[0].LOCK.LOCKED == 3
+    with pytest.raises(pyone.OneAuthorizationException) as err:
+        one.vm.action("resched", 8)
+    assert str(err.value) == "[one.vm.action] User [0] : VM is locked. [8]."
+    with pytest.raises(pyone.OneAuthorizationException, match="VM is locked"):
+        one.vm.recover(8, 4)
+    one.vm.action("poweroff", 8)
+    _wait_state(sim, 8, "POWEROFF")
+    one.vm.lock(8, 4)  # ALL: everything blocked
+    with pytest.raises(pyone.OneAuthorizationException, match="VM is locked"):
+        one.vm.action("resume", 8)
+    with pytest.raises(pyone.OneActionException, match="Wrong lock level specified"):
+        one.vm.lock(8, 7)
+    assert one.vm.unlock(8) == 8
+    assert one.vm.info(8).LOCK is None
+    one.vm.action("resume", 8)
+    _wait_state(sim, 8, "ACTIVE/RUNNING")

@@ -50,6 +50,7 @@ def test_every_answer_in_every_state_validates(make_sim, schemas):
     # INIT lasts until the host's next monitoring cycle: its hook sees the document for sure.
     one.hook.allocate({"NAME": "h4", "TYPE": "state", "RESOURCE": "HOST", "STATE": "INIT",
                        "COMMAND": "/bin/true", "ARGUMENTS": "$TEMPLATE"})
+    one.vm.lock(9, 2)  # a LOCK element in vm.info and pool entries
     snapshot()
 
     # Drive VMs and hosts through many states.
