@@ -235,15 +235,17 @@ def build_hook(hook_id: int, template_text: str, existing_names: dict[str, int])
 
 
 def expand_arguments(arguments: str, template_b64: str, api_b64: str) -> str:
-    out = []
+    """onehem-server.rb `arguments`: each space-separated token followed by a space, whole
+    `$TEMPLATE`/`$API` tokens replaced (by "" when the event has no such part), then strip."""
+    out = ""
     for arg in arguments.split():
-        if arg == "$TEMPLATE":
-            out.append(template_b64)
-        elif arg == "$API":
-            out.append(api_b64)
+        if arg == "$API":
+            out += api_b64 + " "
+        elif arg == "$TEMPLATE":
+            out += template_b64 + " "
         else:
-            out.append(arg)
-    return " ".join(out)
+            out += arg + " "
+    return out.strip()
 
 
 class HookRunner:
