@@ -1,0 +1,41 @@
+"""`make demo` as a newcomer runs it: one command, the whole story, nothing left behind."""
+
+import os
+import subprocess
+import sys
+
+import psutil
+import pytest
+
+pytestmark = pytest.mark.slow
+
+
+def _descendants_alive(pids):
+    return [p for p in pids if psutil.pid_exists(p) and psutil.Process(p).status() != "zombie"]
+
+
+def test_demo_tells_the_whole_story_and_leaves_no_process(tmp_path):
+    env = {k: v for k, v in os.environ.items() if k not in ("REDIS_URL", "ONEHA_REDIS_URL",
+                                                             "ONEHA_CONFIG")}
+    env["TMPDIR"] = str(tmp_path)  # the demo's work directory, removed when it is done
+    before = {p.pid for p in psutil.process_iter()}
+    proc = subprocess.run([sys.executable, "-m", "gateway.cli", "demo"], env=env,
+                          capture_output=True, text=True, timeout=120)
+    out = proc.stdout + proc.stderr
+    assert proc.returncode == 0, out
+
+    # What a person receives, in order: the grouped alert, the approval request, the resolve.
+    firing = out.index("Subject: [FIRING] Host node01 is in ERROR — 4 VMs affected")
+    approval = out.index("Subject: [APPROVAL NEEDED] Host node01")
+    resolved = out.index("Subject: [RESOLVED] Host node01 failed — its 4 VMs run again elsewhere")
+    assert firing < approval < resolved
+    assert out.count("Subject: [FIRING]") == 1, "one grouped message, not one per VM"
+    for vm in ("web-1", "web-2", "db-1", "cache-1"):
+        assert f"{vm} (#" in out[resolved:], f"{vm} missing from the impact report"
+    assert "recovery calls made to OpenNebula: 4 for 4 VMs" in out
+
+    leftovers = [p for p in psutil.process_iter(["pid", "cmdline"])
+                 if p.info["pid"] not in before and p.info["cmdline"]
+                 and any("oneha" in part or "redis-server" in part for part in p.info["cmdline"])]
+    assert not _descendants_alive([p.info["pid"] for p in leftovers]), leftovers
+    assert not list(tmp_path.glob("oneha-demo-*")), "work directory left behind"
