@@ -124,6 +124,12 @@ class Incident:
         vms = self.affected
         if p.resource == "HOST":
             head = f"Host {p.name} is in {p.state_label}"
+            if self.state == RESOLVED and self.impact:
+                # Resolved by remediation: the VMs run again; the host may well still be broken
+                # (or disabled by oneha), so do not claim it recovered.
+                one = len(self.impact) == 1
+                return (f"Host {p.name} failed — its {len(self.impact)} VM{'' if one else 's'} "
+                        f"run{'s' if one else ''} again elsewhere")
             if self.state == RESOLVED:
                 head = f"Host {p.name} recovered (was in {self._first_condition_label()})"
             if vms:

@@ -143,3 +143,21 @@ def test_labels_are_completed_from_the_vm_xml_when_the_event_lacks_them():
     assert (labels["host"], labels["host_id"], labels["team"], labels["owner"]) == \
         ("node07", "7", "db", "ann")
     assert labels["state"] == "ACTIVE/UNKNOWN"
+
+
+def test_a_host_incident_resolved_by_remediation_does_not_claim_the_host_recovered():
+    from dataclasses import replace as _replace
+
+    from gateway.domain import incidents as _inc
+    host = _inc.ObjectState(key="host:1", resource="HOST", id="1", name="node01",
+                            condition="HOST/ERROR", state_label="ERROR", status="firing",
+                            first_seen=0.0, last_seen=0.0, host="node01")
+    vm = _replace(host, key="vm:5", resource="VM", id="5", name="web-1",
+                  condition="VM/ACTIVE/UNKNOWN", state_label="ACTIVE/RUNNING", status="resolved")
+    incident = _inc.Incident(id="i", key="host:1", state="resolved", created_at=0.0,
+                             updated_at=1.0, labels={}, objects={"host:1": host, "vm:5": vm},
+                             resolved_at=1.0, impact=[{"vm_id": 5, "vm_name": "web-1"}])
+    assert incident.title == "Host node01 failed — its 1 VM runs again elsewhere"
+    back = _replace(incident, impact=None, objects={"host:1": _replace(host, status="resolved"),
+                                                   "vm:5": vm})
+    assert back.title.startswith("Host node01 recovered")

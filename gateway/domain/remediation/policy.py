@@ -80,7 +80,7 @@ class RemediationConfig(_Strict):
     # None: ask OpenNebula (MONITORING_INTERVAL_HOST of one.system.config), else this.
     monitoring_interval: Duration | None = None
     allowed_actions: list[Action] = Field(default_factory=lambda: list(ALL_ACTIONS))
-    disable_failed_host: bool = False
+    disable_failed_host: bool = True  # no failback: an operator enables it after repair
     receivers: list[str] = Field(default_factory=list)  # empty: every configured receiver
     fencing: FencingConfig = FencingConfig()
     storm: StormConfig = StormConfig()
@@ -127,7 +127,7 @@ class RoutePolicy:
     mode: str
     grace_cycles: int
     allowed_actions: frozenset[str]
-    disable_failed_host: bool = False
+    disable_failed_host: bool = True
     receivers: tuple[str, ...] = ()
     fencing_command: str | None = None
     fencing_timeout: float = 30.0
