@@ -8,7 +8,8 @@ connections. Three servers, same gunicorn settings:
   reference — a minimal ingest written here: verify the HMAC, parse JSON, base64 and the XML
               (no DTD, C parser), one pipelined Redis write (SET NX dedup + XADD);
   oneha     — `gateway.app.create_app` (what `oneha serve` runs).
-Rounds are interleaved so a noisy neighbour hurts all three alike; the median round is reported.
+Rounds are interleaved so a noisy neighbour hurts all three alike; ratios are taken per round
+and their median is reported.
 Targets: oneha >= 0.40 of trivial, >= 0.9 of reference, p99 <= 15 ms. The machine's CPUs are
 shared with the load generator (and, here, with other work): read the ratios, not the absolutes.
 
@@ -296,21 +297,25 @@ def main() -> int:
                 proc.kill()
         server.stop()
 
+    # Rounds are interleaved, so a busy neighbour slows all three of a round alike: the ratios are
+    # taken per round and their median reported (rates alone swing with the machine's load).
+    rounds = list(zip(*(results[kind] for kind in KINDS)))
+    vs_trivial = statistics.median(o["rate"] / t["rate"] for t, _r, o in rounds)
+    vs_reference = statistics.median(o["rate"] / r["rate"] for _t, r, o in rounds)
     med = {kind: statistics.median(x["rate"] for x in results[kind]) for kind in KINDS}
     p50 = statistics.median(x["p50_ms"] for x in results["oneha"])
     p99 = statistics.median(x["p99_ms"] for x in results["oneha"])
-    vs_trivial, vs_reference = med["oneha"] / med["trivial"], med["oneha"] / med["reference"]
 
     def verdict(ok: bool) -> str:
         return "ok" if ok else "MISSED"
 
     print(f"median events/s: trivial {med['trivial']:.0f}, reference {med['reference']:.0f}, "
           f"oneha {med['oneha']:.0f}")
-    print(f"oneha / trivial   = {vs_trivial:.2f}  (target >= {TARGETS['trivial']:.2f}) "
-          f"{verdict(vs_trivial >= TARGETS['trivial'])}")
-    print(f"oneha / reference = {vs_reference:.2f}  (target >= {TARGETS['reference']:.2f}) "
-          f"{verdict(vs_reference >= TARGETS['reference'])}")
-    print(f"oneha latency p50 = {p50:.1f} ms, p99 = {p99:.1f} ms  (target p99 <= "
+    print(f"oneha / trivial   = {vs_trivial:.2f}  (median of rounds; target >= "
+          f"{TARGETS['trivial']:.2f}) {verdict(vs_trivial >= TARGETS['trivial'])}")
+    print(f"oneha / reference = {vs_reference:.2f}  (median of rounds; target >= "
+          f"{TARGETS['reference']:.2f}) {verdict(vs_reference >= TARGETS['reference'])}")
+    print(f"oneha latency p50 = {p50:.1f} ms, p99 = {p99:.1f} ms  (median of rounds; target p99 <= "
           f"{TARGETS['p99_ms']:.0f} ms) {verdict(p99 <= TARGETS['p99_ms'])}")
     return 0
 
