@@ -18,7 +18,7 @@ from typing import Callable
 from gateway.domain.states import HOST_STATES, LCM_STATES, VM_STATES
 
 from . import model as m
-from .errors import ACTION, AUTHORIZATION, INTERNAL, ApiError
+from .errors import ACTION, AUTHORIZATION, INTERNAL, RPC_API, ApiError
 from .hooks import Hook, HookRunner, build_hook, record_xml
 from .raft import Raft
 from .spec import CloudSpec
@@ -562,23 +562,30 @@ class Cloud:
             return vm_xml(vm)
 
     def vmpool_info(self, user: m.User, who: int, start: int, end: int, state: int,
-                    extended: bool) -> str:
+                    extended: bool, query: str = "") -> str:
+        """VirtualMachinePoolAPI::info + PoolSharedAPI::dump: `end < -1` pages (offset
+        `start`, `-end` entries), otherwise `start..end` is an id range (-1: open)."""
+        if who < -4:
+            raise ApiError(RPC_API, "Incorrect filter_flag")
+        if state < -2 or state > CLONING_FAILURE:
+            raise ApiError(RPC_API, f"Incorrect state filter {state}")
+        if query:
+            # oned's default SQLite backend cannot search JSON
+            raise ApiError(INTERNAL, "JSON query search is not supported by the SQL backend")
         with self.lock:
             render = vm_xml if extended else vm_short_xml
-            parts = ["<VM_POOL>"]
+            selected = []
             for vid in sorted(self.vms):
                 vm = self.vms[vid]
-                if start >= 0 and vid < start or end >= 0 and vid > end:
+                if end >= -1 and start != -1 and (vid < start or end != -1 and vid > end):
                     continue
                 if state == -1 and vm.state == DONE or state >= 0 and vm.state != state:
                     continue
-                if state < -2:
-                    continue
-                if not self._visible(user, vm, who):
-                    continue
-                parts.append(render(vm))
-            parts.append("</VM_POOL>")
-            return "".join(parts)
+                if self._visible(user, vm, who):
+                    selected.append(vm)
+            if end < -1:
+                selected = selected[max(start, 0):max(start, 0) + -end]
+            return "<VM_POOL>" + "".join(render(vm) for vm in selected) + "</VM_POOL>"
 
     def _visible(self, user: m.User, vm: m.Vm, who: int) -> bool:
         if who == -3:

@@ -119,7 +119,8 @@ class Api:
             return c.host_status(user, a[0], a[1])
         if method in ("one.vmpool.info", "one.vmpool.infoextended"):
             return c.vmpool_info(user, a[0], a[1], a[2], a[3],
-                                 extended=method.endswith("extended"))
+                                 extended=method.endswith("extended"),
+                                 query=a[4] if len(a) > 4 else "")
         if method == "one.vmpool.infoset":
             return self._infoset(user, a[0], bool(a[1]) if len(a) > 1 else False)
         if method == "one.vm.info":

@@ -70,6 +70,14 @@ def test_vmpool_filters(make_sim):
     assert ids(admin, 1, -1, -1, -1) == [1, 3]  # alice's (uid 1)
     assert ids(alice, -2, -1, -1, -1) == [1, 3]  # a user sees only what ACLs allow
     assert ids(alice, -1, -1, -1, -1) == [1, 3]
+    assert ids(admin, -2, 1, -2, -2) == [1, 2]  # end < -1: a page of 2 from offset 1
+    assert ids(admin, -2, 3, -5, -2) == [3]
+    with pytest.raises(pyone.OneApiException, match=r"Incorrect state filter 12"):
+        admin.vmpool.info(-2, -1, -1, 12)
+    with pytest.raises(pyone.OneApiException, match=r"Incorrect filter_flag"):
+        admin.vmpool.info(-5, -1, -1, -1)
+    with pytest.raises(pyone.OneInternalException, match="JSON query search is not supported"):
+        admin.vmpool.info(-2, -1, -1, -1, "VM.NAME=admin0")
     ext = admin.vmpool.infoextended(-2, 0, 0, -1).VM[0]
     assert ext.TEMPLATE["TM_MAD_SYSTEM"] == "shared"  # full VM, unlike the reduced entries
     short = admin.vmpool.info(-2, 0, 0, -1).VM[0]
