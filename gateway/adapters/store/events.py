@@ -144,27 +144,26 @@ class EventStore:
 class IngestCounters:
     """Counters behind `/metrics`: accepted by resource, duplicates, rejected by reason, 503s.
 
-    A 503 happens exactly when Redis cannot be written, so those are kept in the process and
-    added to Redis by the next call that reaches it.
+    Accepted and duplicate events are counted by the record script itself. A count that cannot
+    reach Redis (a 503 happens exactly when Redis cannot be written) is kept in the process and
+    added by the next call that reaches it.
     """
 
     def __init__(self, runtime: Runtime):
         self._redis = runtime.redis
         self._key = runtime.key("metrics", "ingest")
         self._lock = threading.Lock()
-        self._unavailable_pending = 0
+        self._pending: dict[str, int] = {}
 
     @classmethod
     def of(cls, runtime: Runtime) -> "IngestCounters":
         return runtime.cached("ingest_counters", lambda: cls(runtime))
 
     def rejected(self, reason: str) -> None:
-        self._incr("rejected:" + reason)
+        self._count("rejected:" + reason)
 
     def unavailable(self) -> None:
-        with self._lock:
-            self._unavailable_pending += 1
-        self.flush()
+        self._count("unavailable")
 
     def snapshot(self) -> dict[str, int]:
         """`{"accepted:HOST": 3, "duplicate": 1, "rejected:bad_signature": 2, ...}`."""
@@ -175,27 +174,28 @@ class IngestCounters:
             raise Transient(f"cannot read metrics: Redis unreachable ({exc})") from exc
         return {k.decode(): int(v) for k, v in raw.items()}
 
-    def _incr(self, field: str) -> None:
-        try:
-            self._redis.hincrby(self._key, field, 1)
-        except UNAVAILABLE:
-            # Redis is away: the request is answered anyway; this count is the one thing lost.
-            return
-        self.flush()
-
     def flush(self) -> None:
-        """Add the 503s counted while Redis was away (nothing to do, no round trip, usually)."""
-        if not self._unavailable_pending:
+        """Add the counts kept while Redis was away (no round trip when there are none)."""
+        if not self._pending:
             return
         with self._lock:
-            pending, self._unavailable_pending = self._unavailable_pending, 0
-        if not pending:
-            return
+            pending, self._pending = self._pending, {}
         try:
-            self._redis.hincrby(self._key, "unavailable", pending)
+            pipe = self._redis.pipeline(transaction=True)  # all counts or none
+            for field, n in pending.items():
+                pipe.hincrby(self._key, field, n)
+            pipe.execute()
         except UNAVAILABLE:
-            with self._lock:
-                self._unavailable_pending += pending
+            self._keep(pending)
+
+    def _count(self, field: str) -> None:
+        self._keep({field: 1})
+        self.flush()
+
+    def _keep(self, counts: dict[str, int]) -> None:
+        with self._lock:
+            for field, n in counts.items():
+                self._pending[field] = self._pending.get(field, 0) + n
 
 
 def body_sha256(body: bytes) -> str:
