@@ -6,7 +6,7 @@ task (slot = floor(Redis time / interval)) it asks Redis to claim that slot — 
 forward-only move (`ScheduleStore.claim_slot`) — and only the claimer sends the task. So with any
 number of `oneha beat` instances each task is sent once per interval, and when one instance dies
 the others go on sending without a hand-over. A message no worker picked up within its interval
-expires rather than piling up behind a stopped worker.
+(at least `MIN_EXPIRES`) expires rather than piling up behind a stopped worker.
 """
 
 from __future__ import annotations
@@ -95,7 +95,12 @@ class Beat:
         log.info("beat_stopped beat=%s", self.beat_id)
 
 
+MIN_EXPIRES = 5.0  # a busy worker may take a moment to pick a short-interval task up
+
+
 def celery_sender(app) -> Send:
     def send(task: str, interval: float) -> None:
-        app.send_task(task, expires=max(1.0, interval))
+        # Expire rather than pile up behind a stopped worker; a late run is harmless (it looks
+        # at the state now), so short intervals get a few seconds of slack.
+        app.send_task(task, expires=max(MIN_EXPIRES, interval))
     return send
