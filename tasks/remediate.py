@@ -398,19 +398,21 @@ class Remediator:
                     if not approved:
                         continue
                 deps = [outcomes.get(k) or {} for k in step.after]
-                if any(d.get("status") in ("failed", "needs_human", "skipped") for d in deps):
+                if any(d.get("status") in ("failed", "needs_human") for d in deps):
                     outcomes[step.key] = self.store.record(
                         plan.plan_id, step.key, "skipped",
                         f"{', '.join(step.after)} did not succeed", previous=out)
                     continue
-                if any(d.get("status") != "done" for d in deps):
+                # A skipped host step (e.g. the host is back) is no blocker: the step's own
+                # re-read decides.
+                if any(d.get("status") not in ("done", "skipped") for d in deps):
                     continue  # a later pass gets to it
                 ready_at = max([float(d.get("at") or 0) for d in deps] or [0.0]) \
                     + step.wait_cycles * self.monitoring_interval()
                 if ready_at > self.clock():
                     wake_at = ready_at if wake_at is None else min(wake_at, ready_at)
                     continue
-                result = self._act(plan, step, out)
+                result = self._act(plan, step, out, outcomes)
                 if isinstance(result, Wake):
                     return result
                 outcomes[step.key] = result
@@ -457,7 +459,7 @@ class Remediator:
             self._hosts_cache = {h.id: h for h in self.one.hosts()}
         return self._hosts_cache
 
-    def _act(self, plan: Plan, step: Step, out: dict) -> dict | Wake:
+    def _act(self, plan: Plan, step: Step, out: dict, outcomes: dict) -> dict | Wake:
         """Limits, lock, live re-read, claim, call, record — for one step."""
         attempt = int(out.get("attempt") or 1)
         wait = self.store.take_rate(self.cfg.rate_limit_actions, self.cfg.rate_limit_window)
@@ -479,7 +481,7 @@ class Remediator:
                     if settled is not None:
                         return settled
                     attempt += 1  # the dead claimant's call never took effect: a new attempt
-                check = self._recheck(plan, step, vm, self._storm_override)
+                check = self._recheck(plan, step, vm, outcomes, self._storm_override)
                 if not check:
                     return self.store.record(
                         plan.plan_id, step.key, "skipped", check.reason, previous=out,
@@ -503,8 +505,8 @@ class Remediator:
         finally:
             self.store.release_slot(slot)
 
-    def _recheck(self, plan: Plan, step: Step, vm: VmInfo | None, storm_override: bool = False
-                 ) -> guards.Decision:
+    def _recheck(self, plan: Plan, step: Step, vm: VmInfo | None, outcomes: dict,
+                 storm_override: bool = False) -> guards.Decision:
         """The live re-read right before the action. Only a person who approved a plan the
         storm guard blocked overrides that guard; nothing overrides a changed VM or host."""
         if not step.is_vm_step:
@@ -535,7 +537,7 @@ class Remediator:
                                               "incident plans this VM", "changed")
             return decision
         host = hosts.get(step.host_id)
-        disabled_by_us = any(s.action == "disable_host" for s in plan.steps)
+        disabled_by_us = (outcomes.get(f"disable:{step.host_id}") or {}).get("status") == "done"
         alone = guards.host_left_alone(host, disabled_by_oneha=disabled_by_us)
         if not alone:
             return alone
