@@ -149,6 +149,10 @@ class OpenNebula:
         server._ServerProxy__transport = _TimeoutTransport(self.timeout, url.startswith("https"))
         return server
 
+    def _known(self, url: str) -> None:
+        if url not in self._servers:
+            self._servers[url] = self._server(url)
+
     # ---- reads ------------------------------------------------------------------------------
 
     def host(self, host_id: int) -> HostInfo:
@@ -206,8 +210,7 @@ class OpenNebula:
 
         `endpoint` may be one the client was not configured with (a server of the zone pool):
         it is polled, never used for reads or writes."""
-        if endpoint not in self._servers:
-            self._servers[endpoint] = self._server(endpoint)
+        self._known(endpoint)
         try:
             text = self._call(endpoint, "zone.raftstatus", ())
         except _Unavailable as exc:
@@ -218,9 +221,8 @@ class OpenNebula:
         """Every endpoint (default: the configured ones) polled in parallel: a stalled server
         costs one timeout, not one per server."""
         endpoints = list(dict.fromkeys(endpoints or self.endpoints))
-        for url in endpoints:
-            if url not in self._servers:
-                self._servers[url] = self._server(url)
+        for url in endpoints:  # before the threads start: they only read the dict
+            self._known(url)
 
         def one(url):
             try:
