@@ -100,12 +100,25 @@ def beat(obj, loglevel: str, status: bool) -> None:
     settings = obj.settings
     periodic = collect_periodic(settings)
     if status:
+        from gateway.adapters.store.raft import RaftStore
+        from gateway.adapters.store.reconciler import ReconcilerStore
+
         rt = _runtime(obj)
         claims = ScheduleStore.of(rt).claims()
+        stats = ScheduleStore.of(rt).run_stats()
         for task, interval in sorted(periodic.items()):
             slot, who = claims.get(task, (None, ""))
             last = f"last sent by {who}" if who else "never sent"
-            click.echo(f"{task:<22} every {interval:g}s  {last}")
+            runs = (f", ran {stats.get(task + ':ran', 0)}x, skipped "
+                    f"{stats.get(task + ':overlapped', 0)}x (previous run still going)")
+            click.echo(f"{task:<22} every {interval:g}s  {last}{runs}")
+        snap, rec = RaftStore.of(rt).snapshot(), ReconcilerStore.of(rt).last()
+        if snap:
+            click.echo(f"last Raft check at {snap['at']:.0f}: leader {snap['leader']}, "
+                       f"{len(snap['findings'])} finding(s)")
+        if rec:
+            click.echo(f"last reconcile at {rec['at']:.0f}: {rec['hosts']} hosts, {rec['vms']} "
+                       f"VMs, {rec['raised']} raised, {rec['resolved']} resolved")
         return
     logging.basicConfig(level=loglevel.upper(), format="%(asctime)s %(levelname)s %(name)s "
                                                        "%(message)s")

@@ -100,6 +100,15 @@ def test_several_beat_processes_run_each_check_at_most_once_per_interval(
     assert 6 <= store.polls() <= runs <= slots, (store.polls(), stats, slots)
     assert all(p.returncode == 0 for p in procs), [p.stderr.read()[-2000:] for p in procs]
 
+    from click.testing import CliRunner
+
+    from gateway.cli import main
+    status = CliRunner().invoke(main, ["-c", str(path), "beat", "--status"])
+    assert status.exit_code == 0, status.output
+    assert f"oneha.raft_check       every {interval:g}s  last sent by " in status.output
+    assert f"ran {stats['oneha.raft_check:ran']}x" in status.output
+    assert "last Raft check at" in status.output
+
 
 def test_a_beat_rides_out_a_redis_outage(own_redis, key_prefix, caplog):
     import threading

@@ -89,9 +89,6 @@ class RaftStore:
             raise Transient(f"cannot read the Raft snapshot: {exc}") from exc
         return json.loads(raw) if raw else None
 
-    def episodes(self) -> dict[str, Episode]:
-        return self.load()[1]
-
     def polls(self) -> int:
         try:
             return int(self._redis.hget(self._memory, "polls") or 0)
