@@ -458,3 +458,26 @@ def test_the_live_reread_before_acting_skips_what_changed_since_the_plan(cloud, 
     assert outcomes["vm:2:resched"]["code"] == "running"
     assert outcomes["vm:0:resched"]["code"] == "maintenance"
     assert len(writes(cloud)) == operator_writes  # oneha did nothing after the re-read
+
+
+SMALL_REST = CloudSpec(hosts=[HostSpec("node01", cpu=800), HostSpec("node02", cpu=300),
+                              HostSpec("node03", cpu=300)],
+                       vms=shared_vms(7) + [VmSpec("vip", host="node01",
+                                                   labels={"ONEHA_PRIORITY": "9"})],
+                       frontends=1, monitoring_interval=0.2)
+
+
+@pytest.mark.parametrize("cloud", [SMALL_REST], indirect=True)
+def test_the_plan_names_the_vms_that_will_not_fit_and_moves_only_the_others(cloud, key_prefix):
+    d = Driver(remediation_config(key_prefix, cloud, mode="auto"))
+    iid = _crash_and_plan(d, cloud)
+    d.run_until_idle(timeout=20, stop=lambda: d.plan_status(iid) in ("done", "failed"))
+    (pid,) = d.store.plan_ids(iid)
+    plan = d.store.plan(pid)
+    wont = sorted(s.vm_id for s in plan.skipped if s.code == "wont_fit")
+    assert len(plan.vm_steps) == 6 and len(wont) == 2 and 7 not in wont  # the VIP fits first
+    assert any("will not fit" in n for n in plan.notes)
+    assert vm_actions(cloud, "resched")[0] == 7
+    assert sorted(vm_actions(cloud, "resched")) == sorted(plan.vm_ids)
+    pages = [p for p in d.pages if p["transition"] == "remediation_failed"]
+    assert len(pages) == 1 and "no remaining host has room" in pages[0]["next_step"]
