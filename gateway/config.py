@@ -90,6 +90,14 @@ class RaftConfig(Strict):
     poll_zone_endpoints: bool = True  # also poll servers of the zone pool not listed in endpoints
     check_fault_tolerance: bool = True  # warn about an even number or fewer than three servers
 
+    @model_validator(mode="after")
+    def _lag_below_retention(self) -> "RaftConfig":
+        if self.log_retention is not None and self.lag_threshold >= self.log_retention:
+            raise ValueError(f"lag_threshold ({self.lag_threshold}) must be below log_retention "
+                             f"({self.log_retention}): a follower must be reported before it "
+                             "falls out of the recovery window")
+        return self
+
 
 class ReconcilerConfig(Strict):
     """The reconciler (`oneha.reconcile`): host/VM pools against open incidents."""

@@ -223,3 +223,19 @@ def test_replanning_the_same_poll_gives_identical_events():
                                  since=5.0, changed_at=5.0)}
     a, b = plan_events(active, {}, 9.0), plan_events(active, {}, 9.0)
     assert a.resolved == b.resolved and a.resolved[0].event_id == active["zone0/2"].resolved_id()
+
+
+# ---- configuration ---------------------------------------------------------------------------
+
+def test_raft_config_is_typed_and_refuses_a_lag_threshold_beyond_retention():
+    from gateway.config import settings_from_dict
+    from gateway.errors import ConfigError
+
+    s = settings_from_dict({"raft": {"interval": "2s", "flap_window": "5m", "lag_threshold": 100,
+                                     "log_retention": 500}}, env={})
+    assert (s.raft.interval, s.raft.flap_window, s.raft.lag_threshold) == (2.0, 300.0, 100)
+    assert settings_from_dict({}, env={}).raft.log_retention is None  # read from oned.conf
+    with pytest.raises(ConfigError, match="lag_threshold .* must be below log_retention"):
+        settings_from_dict({"raft": {"lag_threshold": 500, "log_retention": 400}}, env={})
+    with pytest.raises(ConfigError, match="raft.intervall: unknown key"):
+        settings_from_dict({"raft": {"intervall": 3}}, env={})
