@@ -159,7 +159,7 @@ def test_timeout_kills_the_command_and_records_255(sim, one, tmp_path):
 
 def test_state_machine_never_waits_for_hooks(sim, one):
     one.hook.allocate({"NAME": "slow", "TYPE": "state", "RESOURCE": "HOST", "STATE": "ERROR",
-                       "COMMAND": "/bin/sleep 3", "TIMEOUT": "5"})
+                       "COMMAND": "/bin/sleep 30", "TIMEOUT": "60"})
     sim.crash_host(0)
     sim.wait_for(lambda: sim.host(0)["state_name"] == "ERROR", 5)
     # While the hook still sleeps, the VMs move on and the API answers.

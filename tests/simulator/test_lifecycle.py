@@ -19,8 +19,9 @@ def _wait_state(sim, vm_id, label, timeout=5):
 
 def test_poweroff_and_resume_make_a_new_history_record(sim, one):
     assert one.vm.action("poweroff", 0) == 0
-    assert one.vm.info(0).LCM_STATE == 18  # SHUTDOWN_POWEROFF while the guest stops
     _wait_state(sim, 0, "POWEROFF")
+    off = one.vm.info(0)
+    assert (off.PREV_STATE, off.PREV_LCM_STATE) == (3, 18)  # came through SHUTDOWN_POWEROFF
     one.vm.action("resume", 0)
     vm = _wait_state(sim, 0, "ACTIVE/RUNNING")
     h0, h1 = vm["history"]
@@ -111,7 +112,7 @@ def test_host_crash_unknown_and_recovery(sim, one):
     stale = one.host.info(1).MONITORING.TIMESTAMP
     # resume while the host is dead: BOOT_UNKNOWN fails back to UNKNOWN
     one.vm.action("resume", vm_ids[0])
-    assert one.vm.info(vm_ids[0]).LCM_STATE == 19
+    sim.wait_for(lambda: one.vm.info(vm_ids[0]).PREV_LCM_STATE == 19, 5)  # via BOOT_UNKNOWN
     _wait_state(sim, vm_ids[0], "ACTIVE/UNKNOWN")
     sim.recover_host(1)
     for vid in vm_ids:
@@ -213,8 +214,8 @@ def test_live_migration(sim, one):
     src = sim.vm(7)["host_id"]
     dst = (src + 1) % 3
     one.vm.migrate(7, dst, True)
-    assert one.vm.info(7).LCM_STATE == 4  # MIGRATE
     vm = _wait_state(sim, 7, "ACTIVE/RUNNING")
+    assert one.vm.info(7).PREV_LCM_STATE == 4  # came through MIGRATE
     assert vm["host_id"] == dst and vm["history"][-2]["action"] == 2
     with pytest.raises(pyone.OneActionException, match="already running on host"):
         one.vm.migrate(7, dst, True)

@@ -47,7 +47,8 @@ def test_writes_on_a_follower_run_as_the_leader_and_grow_the_log(sim):
     assert st[1].LOG_INDEX == st[2].LOG_INDEX == st[0].LOG_INDEX == st[0].COMMIT
 
 
-def test_leader_loss_then_election(sim):
+def test_leader_loss_then_election(make_sim):
+    sim = make_sim(election_timeout=2.0)  # time to look at the cluster without a leader
     term = _statuses(sim)[0].TERM
     assert sim.kill_leader() == 0
     with pytest.raises(requests.exceptions.ConnectionError):
@@ -59,7 +60,7 @@ def test_leader_loss_then_election(sim):
                        match=r"^\[one.vm.action\] Cannot process request, no leader found$"):
         follower.vm.action("reboot", 2)
     assert sim.action_log[-1]["ok"] is False
-    sim.wait_for(lambda: any(s.STATE == LEADER for s in _statuses(sim).values()), 5,
+    sim.wait_for(lambda: any(s.STATE == LEADER for s in _statuses(sim).values()), 10,
                  message="new leader")
     st = _statuses(sim)
     leaders = [i for i, s in st.items() if s.STATE == LEADER]

@@ -18,9 +18,10 @@ def _spec():
                   system_ds="local" if i == 5 else "shared",
                   labels={"ONEHA_PRIORITY": str(i), "TEAM": "a&b <c>"})
            for i in range(12)]
-    vms.append(VmSpec("pending", state="pending"))
+    vms.append(VmSpec("boot-fails", state="hold"))  # 12, released once its boot is set to fail
     vms.append(VmSpec("held", state="hold"))
     vms.append(VmSpec("off", host="node04", state="poweroff"))
+    vms.append(VmSpec("huge", state="pending", memory_mb=10**6))  # fits nowhere: stays PENDING
     return dict(hosts=hosts, vms=vms, users={"alice": "pw"})
 
 
@@ -61,7 +62,8 @@ def test_every_answer_in_every_state_validates(make_sim, schemas):
     one.vm.action("stop", 4)
     one.vm.action("undeploy", 6)
     one.vm.action("terminate-hard", 7)  # -> DONE
-    sim.fail_vm(12, "boot")  # the pending VM will fail to boot
+    sim.fail_vm(12, "boot")
+    one.vm.action("release", 12)
     one.host.status(3, 1)  # DISABLED (node04, holds the powered-off VM)
     one.host.status(4, 2)  # OFFLINE
     snapshot()  # in-flight states (SHUTDOWN_POWEROFF, SAVE_*, ...)
