@@ -46,7 +46,9 @@ def test_wrong_state_and_unsupported_actions(sim, one):
         one.vm.action("reboot", 1)
 
 
-def test_reboot_resched_unresched_and_terminate(sim, one):
+def test_reboot_resched_unresched_and_terminate(make_sim):
+    sim = make_sim(sched_interval=30)  # keep the scheduler from acting on RESCHED meanwhile
+    one = client(sim.endpoints[0], sim.session)
     one.vm.action("resched", 2)
     one.vm.action("reboot", 2)  # rebooting cancels rescheduling
     assert one.vm.info(2).RESCHED == 0 and sim.vm(2)["reboots"] == 1
@@ -64,10 +66,11 @@ def test_reboot_resched_unresched_and_terminate(sim, one):
 def test_hold_release_deploy_and_scheduler(make_sim):
     sim = make_sim(hosts=[HostSpec("a", cpu=200, memory_mb=2048), HostSpec("b")],
                    vms=[VmSpec("p1", state="pending", memory_mb=4096),
-                        VmSpec("p2", state="pending"),
+                        VmSpec("p2", state="hold"),
                         VmSpec("big", state="hold", memory_mb=4096)])
     one = client(sim.endpoints[0], sim.session)
-    one.vm.action("hold", 1)
+    with pytest.raises(pyone.OneActionException, match="for state HOLD"):
+        one.vm.action("hold", 1)
     # The scheduler places p1 on the only host with room for 4 GB.
     vm = _wait_state(sim, 0, "ACTIVE/RUNNING")
     assert vm["host_id"] == 1
