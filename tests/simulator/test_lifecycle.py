@@ -67,10 +67,15 @@ def test_hold_release_deploy_and_scheduler(make_sim):
     sim = make_sim(hosts=[HostSpec("a", cpu=200, memory_mb=2048), HostSpec("b")],
                    vms=[VmSpec("p1", state="pending", memory_mb=4096),
                         VmSpec("p2", state="hold"),
-                        VmSpec("big", state="hold", memory_mb=4096)])
+                        VmSpec("big", state="hold", memory_mb=4096),
+                        VmSpec("huge", state="pending", memory_mb=10**6)])  # fits nowhere
     one = client(sim.endpoints[0], sim.session)
     with pytest.raises(pyone.OneActionException, match="for state HOLD"):
         one.vm.action("hold", 1)
+    assert one.vm.action("hold", 3) == 3
+    assert one.vm.info(3).STATE == 2
+    one.vm.action("release", 3)
+    assert one.vm.info(3).STATE == 1
     # The scheduler places p1 on the only host with room for 4 GB.
     vm = _wait_state(sim, 0, "ACTIVE/RUNNING")
     assert vm["host_id"] == 1
