@@ -3,6 +3,7 @@ Celery itself pushes, and a real worker process runs it and gets the exact Event
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import subprocess
@@ -15,12 +16,12 @@ from pathlib import Path
 import pytest
 import redis
 
-from gateway.adapters.store.events import PROCESS_EVENT_TASK, celery_task_message
+from gateway.adapters.store.events import PROCESS_EVENT_TASK, celery_task_message, event_jsons
 from gateway.app import create_app
 from gateway.domain.events import Event
 from tasks.app import create_celery
 from tests.integration.test_ingest import host_event, make_settings, post, vm_event
-from tests.unit.test_hook_events_xml import host_xml
+from tests.unit.test_hook_events_xml import host_xml, vm_xml
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -57,7 +58,7 @@ def test_message_is_byte_for_byte_what_celery_sends(redis_url, key_prefix):
         t = json.loads(theirs)
         # argsrepr is free text for monitoring tools (ours is a short summary of the event).
         ours = celery_task_message(PROCESS_EVENT_TASK, arg, settings.task_queue, task_id=sent.id,
-                                   argsrepr=t["headers"]["argsrepr"])
+                                   argsrepr=t["headers"]["argsrepr"], arg_is_json=True)
         # Only what is unique per message differs: the delivery tag, and the reply queue of the
         # result backend (which ingest does not use: results are ignored).
         o = json.loads(ours)
@@ -68,6 +69,27 @@ def test_message_is_byte_for_byte_what_celery_sends(redis_url, key_prefix):
     finally:
         r.delete(settings.task_queue, f"_kombu.binding.{settings.task_queue}",
                  f"_kombu.binding_permanent.{settings.task_queue}")
+
+
+def test_fast_quoting_of_json_arguments_writes_what_json_dumps_writes():
+    event = Event(event_id="b" * 32, source="test", resource="VM", object_id="7", name='a "b" \\ c',
+                  status="firing", condition="VM/ACTIVE/UNKNOWN", occurred_at=2.0,
+                  labels={"team": "wéb\n", "x": "\t\u2028"}, xml=vm_xml())
+    arg = event.to_json()
+    fast = json.loads(celery_task_message("t", arg, "q", task_id="i", arg_is_json=True))
+    slow = json.loads(celery_task_message("t", arg, "q", task_id="i"))
+    assert fast["body"] == slow["body"]
+    [[got], _, _] = json.loads(base64.b64decode(fast["body"]))
+    assert Event.from_json(got) == event
+
+
+def test_log_entry_and_task_argument_are_the_event_with_and_without_xml():
+    event = Event(event_id="c" * 32, source="hook", resource="HOST", object_id="7", name="n",
+                  status="firing", condition="HOST/ERROR", occurred_at=3.0, state=3,
+                  labels={"zz": "last"}, xml="<HOST><ID>7</ID></HOST>")
+    logged, full = event_jsons(event)
+    assert full == event.to_json()
+    assert Event.from_json(logged) == replace(event, xml=None)
 
 
 @pytest.fixture
