@@ -250,3 +250,30 @@ def test_locked_vm_refuses_actions_at_or_above_the_lock_level(sim, one):
     assert one.vm.info(8).LOCK is None
     one.vm.action("resume", 8)
     _wait_state(sim, 8, "ACTIVE/RUNNING")
+
+
+@pytest.mark.parametrize("action, parked, via", [
+    ("stop", "STOPPED", 22),  # back through PROLOG_RESUME -> BOOT_STOPPED
+    ("undeploy", "UNDEPLOYED", 32),  # PROLOG_UNDEPLOY -> BOOT_UNDEPLOY
+    ("suspend", "SUSPENDED", 21),  # BOOT_SUSPENDED, same host
+])
+def test_park_and_resume(sim, one, action, parked, via):
+    host = sim.vm(9)["host_id"]
+    one.vm.action(action, 9)
+    vm = _wait_state(sim, 9, parked)
+    assert (vm["host_id"] is None) is (parked != "SUSPENDED")
+    one.vm.action("resume", 9)
+    vm = _wait_state(sim, 9, "ACTIVE/RUNNING")
+    assert one.vm.info(9).PREV_LCM_STATE == via
+    if parked == "SUSPENDED":
+        assert vm["host_id"] == host and len(vm["history"]) == 1
+    else:
+        assert len(vm["history"]) == 2 and vm["history"][0]["etime"] > 0
+
+
+def test_terminate_powered_off_and_pending(sim, one):
+    one.vm.action("poweroff-hard", 0)
+    _wait_state(sim, 0, "POWEROFF")
+    one.vm.action("terminate", 0)
+    assert _wait_state(sim, 0, "DONE")["history"][-1]["eetime"] > 0
+    one.vm.action("terminate", 0)  # DONE: nothing to do, no error (DispatchManager::terminate)
