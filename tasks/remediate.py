@@ -105,8 +105,9 @@ class Remediator:
         for pid in existing:
             p = self.store.plan(pid)
             if p is not None:
+                # A VM that was fine (or another incident's) then may fail later: plan it then.
                 covered |= set(p.vm_ids) | {s.vm_id for s in p.skipped
-                                            if s.code not in ("other_plan",)}
+                                            if s.code not in ("other_plan", "not_failed")}
         primary = inc.primary
         failed_host_id = int(primary.id) if primary.resource == "HOST" else None
         hosts = self.one.hosts()
@@ -118,7 +119,7 @@ class Remediator:
         vm_ids -= covered
         if existing and not vm_ids:
             return None  # every object of the incident is planned already
-        vms = self._read_vms(vm_ids, failed_host_id)
+        vms = self._read_vms(vm_ids)
         policy = self.cfg.for_labels(inc.labels)
         plan = build_plan(PlanInput(
             plan_id=f"{incident_id}.{len(existing) + 1}", incident_id=incident_id,
@@ -161,7 +162,7 @@ class Remediator:
                               f"{time.strftime('%H:%M:%S', time.gmtime(plan.grace_until))} UTC")
         return rs.GRACE, "grace period over"
 
-    def _read_vms(self, vm_ids: set[int], failed_host_id: int | None) -> list[VmInfo]:
+    def _read_vms(self, vm_ids: set[int]) -> list[VmInfo]:
         if not vm_ids:
             return []
         if len(vm_ids) > 8:
@@ -259,26 +260,34 @@ class Remediator:
     # ---- approvals ----------------------------------------------------------------------------
 
     def _request_approval(self, plan: Plan, keep_status: bool = False) -> str:
+        """Create (or find) the plan's approval and page the approvers. Safe to repeat: a worker
+        that died between the two is replaced by one that re-signs the same claims into the same
+        link, and the notification ids make the page go out once."""
         state = self.store.plan_state(plan.plan_id)
-        if state.get("approval_id"):
-            return state["approval_id"]
-        approval_id = uuid.uuid4().hex[:16]
-        expires = self.clock() + self.cfg.approval_ttl
-        self.store.create_approval(approval_id, plan.plan_id, plan.incident_id, expires)
+        approval_id = state.get("approval_id")
+        existing = self.store.approval(approval_id) if approval_id else None
+        if existing is None:
+            approval_id = uuid.uuid4().hex[:16]
+            expires = self.clock() + self.cfg.approval_ttl
+            self.store.create_approval(approval_id, plan.plan_id, plan.incident_id, expires)
+        else:
+            expires = float(existing["expires_at"])
         token = approvals.sign(self._secret(), Claims(approval_id, plan.plan_id,
                                                       plan.incident_id, expires))
-        if not keep_status:
-            self.store.set_status_if(plan.plan_id, (rs.GRACE,), rs.AWAITING,
-                                     "waiting for an approver")
         held = [s for s in plan.vm_steps if plan.mode == "approval" or s.needs_approval]
         url = f"{self.settings.public_url.rstrip('/')}/approvals/{token}"
-        self.store.audit("approval_requested", plan.plan_id, plan.incident_id,
-                         approval_id=approval_id, expires_at=expires, vms=[s.vm_id for s in held])
-        self._timeline(plan.incident_id, f"approval requested for {len(held)} VM action(s) of "
-                                         f"plan {plan.plan_id}", plan_id=plan.plan_id)
+        if existing is None:
+            self.store.audit("approval_requested", plan.plan_id, plan.incident_id,
+                             approval_id=approval_id, expires_at=expires,
+                             vms=[s.vm_id for s in held])
+            self._timeline(plan.incident_id, f"approval requested for {len(held)} VM action(s) "
+                                             f"of plan {plan.plan_id}", plan_id=plan.plan_id)
         self._page(plan, "approval_requested",
                    f"approve to {', '.join(sorted({s.action for s in held}))} {len(held)} VM(s)",
                    seq=plan.plan_id, approval_url=url)
+        if not keep_status:
+            self.store.set_status_if(plan.plan_id, (rs.GRACE,), rs.AWAITING,
+                                     "waiting for an approver")
         return approval_id
 
     def _secret(self) -> str:

@@ -115,3 +115,9 @@ def test_vms_already_planned_are_not_planned_twice_and_plans_round_trip():
 def test_host_back_in_monitored_means_nothing_to_do():
     p = plan_for([vm(1)], [host(1, state=2), host(2)], failed=1, mode="auto")
     assert p.steps == () and p.skipped[0].code == "not_failed"
+
+
+def test_no_host_step_without_a_vm_to_move():
+    p = plan_for([vm(1, labels={"ONEHA_POLICY": "off"})], [host(1, state=3), host(2)], failed=1,
+                 disable_failed_host=True)
+    assert p.steps == () and p.skipped[0].code == "opt_out"

@@ -247,6 +247,8 @@ def _host_plan(inp: PlanInput, failed: HostInfo, vms: list[VmInfo], hosts: dict[
         skipped.append(Skip(vm.id, vm.name, "wont_fit", reason))
     if wont:
         notes.append(f"{len(wont)} VM(s) will not fit on the remaining hosts")
+    if not any(c[0].id in fits for c in candidates):
+        return [], skipped, notes  # no VM to move: fencing or disabling alone helps nobody
     for vm, action, reason, held, why in candidates:
         if vm.id not in fits:
             continue
