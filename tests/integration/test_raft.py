@@ -316,3 +316,44 @@ def test_oneha_raft_prints_the_cluster_as_a_table_and_fails_on_critical_findings
         assert [f["condition"] for f in snap["findings"]] == ["RAFT/SERVER_UNREACHABLE"]
     finally:
         sim.stop()
+
+
+def test_beyond_retention_and_an_even_zone_become_one_incident_each(
+        key_prefix, redis_url, workers, tmp_path):
+    sim = start_sim(frontends=4)
+    config = config_for(sim, key_prefix, redis_url, reconciler={"enabled": False})
+    beats = []
+    try:
+        for _ in range(6):
+            sim.append_log(500)
+        workers.start(config, concurrency=2)
+        beats = start_beats(config, tmp_path)
+        rt = Runtime.from_settings(settings_from_dict(config, env={}))
+        incidents, store = IncidentStore(rt), RaftStore.of(rt)
+        quorum = wait_until(lambda: incidents.open_for("frontend:zone0/quorum"), timeout=30,
+                            what="the fault-tolerance warning")
+        assert quorum.severity == "warning"
+        assert quorum.primary.condition == "RAFT/NO_FAULT_TOLERANCE"
+
+        sim.lag_follower(2, 200)  # first lagging ...
+        wait_until(lambda: incidents.open_for("frontend:zone0/2"), timeout=30, what="lag")
+        sim.lag_follower(2, 2000)  # ... then beyond the recovery window
+        polls = store.polls()
+        wait_until(lambda: store.polls() >= polls + 3, timeout=30, what="three more checks")
+        inc = wait_until(lambda: (lambda i: i if i and i.primary.condition
+                                  == "RAFT/FOLLOWER_BEYOND_RETENTION" else None)(
+            incidents.open_for("frontend:zone0/2")), timeout=30, what="the escalation")
+        assert [i.id for i in incidents.list(open_only=False) if i.key == "frontend:zone0/2"] == [
+            inc.id]
+        events = {e.event_id: e for e in EventStore.of(rt).recent(200)}
+        [steps] = [events[i].summary for i in inc.event_ids
+                   if events[i].condition == "RAFT/FOLLOWER_BEYOND_RETENTION"]
+        assert "onedb restore" in steps and "onezone server-reset 0 2" in steps
+
+        sim.reset_server(2)  # the manual recovery done
+        wait_until(lambda: incidents.get(inc.id).state == "resolved", timeout=30,
+                   what="the follower recovered")
+        assert incidents.open_for("frontend:zone0/quorum") is not None  # still 4 servers
+    finally:
+        stop_beats(beats)
+        sim.stop()
