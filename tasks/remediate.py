@@ -364,6 +364,7 @@ class Remediator:
             else:  # auto steps may already run; only the held ones are dropped
                 self.store.set_status(plan_id, status or rs.EXECUTING,
                                       f"approval part denied by {approver}", approved="denied")
+                self._send(RUN_TASK, [plan_id], 0)  # skip the held steps and finish the rest
             return rs.DENIED
         was = self.store.plan_state(plan_id).get("status")
         # Approving a plan the storm guard blocked is a person overriding that guard knowingly;

@@ -481,3 +481,19 @@ def test_the_plan_names_the_vms_that_will_not_fit_and_moves_only_the_others(clou
     assert sorted(vm_actions(cloud, "resched")) == sorted(plan.vm_ids)
     pages = [p for p in d.pages if p["transition"] == "remediation_failed"]
     assert len(pages) == 1 and "no remaining host has room" in pages[0]["next_step"]
+
+
+@pytest.mark.parametrize("cloud", [LOCAL_AND_PERSISTENT], indirect=True)
+def test_denying_the_held_part_of_an_auto_plan_finishes_the_rest(cloud, key_prefix):
+    d = Driver(remediation_config(key_prefix, cloud, mode="auto"))
+    cloud.crash_host(0)
+    wait_state(cloud, d.one, lambda: all(v.is_unknown for v in d.one.vms()), "UNKNOWN")
+    iid = d.event("HOST", 0).decision.incident_id
+    d.run_until_idle(timeout=10, stop=lambda: not any(d.one.vm(v).is_unknown for v in (4, 5)))
+    (pid,) = d.store.plan_ids(iid)
+    assert d.rem.decide_plan(pid, "denied", "erin", via="test") == "denied"
+    d.run_until_idle(timeout=10, stop=lambda: d.status(pid) in ("done", "failed"))
+    outcomes = d.store.outcomes(pid)
+    assert outcomes["vm:0:resched"]["detail"] == "approval denied"
+    assert outcomes["vm:1:recreate"]["detail"] == "approval denied"
+    assert sorted(touched_vms(cloud)) == [4, 5] and d.status(pid) == "done"
