@@ -158,7 +158,7 @@ def test_a_stalled_server_costs_one_timeout_and_reads_go_on_elsewhere(sim, black
 def test_a_write_to_a_leader_that_stalls_mid_call_has_an_unknown_outcome(sim, black_hole):
     one = client(sim, timeout=0.5)
     one._leader = black_hole.url  # as if the leader had been discovered there and then hung
-    one._servers[black_hole.url] = one._server(black_hole.url)
+    one._known(black_hole.url)
     with pytest.raises(Transient, match="outcome unknown"):
         one.vm_action("poweroff", one.vms()[0].id)
     assert one._leader is None  # the next write asks again who leads
@@ -173,3 +173,33 @@ def test_when_the_leader_does_not_answer_us_a_follower_proxies_the_write(sim, bl
     assert method == "one.vm.action" and server_id in (1, 2)  # a follower took it ...
     # ... and oned proxied it to its leader, which ran it
     sim.wait_for(lambda: sim.vm(vm_id)["state_name"] == "POWEROFF", timeout=10)
+
+
+class HangUp(BlackHole):
+    """A server that reads the request, then closes the connection without answering."""
+
+    def _accept(self):
+        while not self._stop:
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:
+                return
+            conn.recv(65536)
+            conn.close()
+
+
+def test_a_write_whose_connection_breaks_mid_call_is_not_retried_elsewhere(sim):
+    hang_up = HangUp()
+    try:
+        one = client(sim, timeout=2.0)
+        one._known(hang_up.url)
+        one._leader = hang_up.url
+        vm_id = one.vms()[0].id
+        before = len(sim.action_log)
+        with pytest.raises(Transient, match="outcome unknown.*connection broke mid-call"):
+            one.vm_action("poweroff", vm_id)
+        assert len(sim.action_log) == before  # not sent again to another server
+        assert one.vm_action("poweroff", vm_id) == vm_id  # the next call finds the leader
+        assert writes(sim)[-1] == (0, "one.vm.action")
+    finally:
+        hang_up.close()
