@@ -17,7 +17,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
-from gateway.domain.states import HOST_STATE_CODES, LCM_STATE_CODES, VM_STATE_CODES
+from gateway.domain.states import LCM_STATE_CODES, VM_STATE_CODES
 
 from .errors import ApiError, INTERNAL
 from .xmlrender import cdata, tag

@@ -4,7 +4,7 @@ for every method and for hosts and VMs in every state the simulator produces."""
 import base64
 
 from gateway.domain.states import HOST_STATES, LCM_STATES, VM_STATES
-from simulator import CloudSpec, DiskSpec, HostSpec, VmSpec
+from simulator import DiskSpec, HostSpec, VmSpec
 
 from .conftest import SCHEMA_OF, recording_client
 
