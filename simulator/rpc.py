@@ -10,6 +10,7 @@ from __future__ import annotations
 import socketserver
 import threading
 import time
+import traceback
 import xmlrpc.client
 from typing import Callable
 from xmlrpc.server import SimpleXMLRPCRequestHandler, SimpleXMLRPCServer
@@ -201,7 +202,8 @@ class _Server(socketserver.ThreadingMixIn, SimpleXMLRPCServer):
         except xmlrpc.client.Fault as fault:
             return xmlrpc.client.dumps(fault, methodresponse=True, encoding=self.encoding,
                                        allow_none=self.allow_none).encode(self.encoding)
-        except Exception as exc:  # a malformed request: answered as xmlrpc-c would, a fault
+        except Exception as exc:  # malformed request or simulator bug: a fault, and said loudly
+            traceback.print_exc()
             fault = xmlrpc.client.Fault(-503, f"{type(exc).__name__}: {exc}")
             return xmlrpc.client.dumps(fault, methodresponse=True,
                                        encoding=self.encoding).encode(self.encoding)

@@ -95,3 +95,21 @@ def test_serve_runs_until_sigterm(tmp_path):
         assert proc.wait(timeout=10) == 0
     with pytest.raises(requests.exceptions.ConnectionError):
         pyone.OneServer(endpoints[0], session="oneadmin:pw").system.version()
+
+
+def test_stop_leaves_no_thread_or_process(make_sim):
+    import threading
+
+    import psutil
+
+    sim = make_sim()
+    one = client(sim.endpoints[0], sim.session)
+    one.hook.allocate({"NAME": "slow", "TYPE": "state", "RESOURCE": "HOST", "STATE": "ERROR",
+                       "COMMAND": "/bin/sleep 60"})
+    sim.crash_host(0)
+    sim.wait_for(lambda: psutil.Process().children(recursive=True), 5, message="hook running")
+    sim.stop()
+    assert psutil.Process().children(recursive=True) == []
+    assert [t.name for t in threading.enumerate() if t.name.startswith("sim-")] == []
+    with pytest.raises(requests.exceptions.ConnectionError):
+        one.system.version()
