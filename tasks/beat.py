@@ -75,7 +75,9 @@ class Beat:
         return sent
 
     def seconds_to_next(self, now: float) -> float:
-        due = min(((now // i) + 1) * i - now for i in self.periodic.values()) if self.periodic else 1
+        if not self.periodic:
+            return MAX_SLEEP
+        due = min(((now // i) + 1) * i - now for i in self.periodic.values())
         return max(0.01, min(MAX_SLEEP, due))
 
     def run(self, stop: threading.Event) -> None:

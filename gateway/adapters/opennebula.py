@@ -13,8 +13,9 @@ state, not authorised) is `OneCallError`, a `Permanent`: asking another server w
 
 When the leader does not answer oneha but a follower does (a partial partition), the write goes
 to that follower, which oned proxies to its leader. A write is retried only when it certainly did
-not run (connection refused, no leader). A write that timed out or whose connection broke mid-call may have run: it raises
-`Transient` with `outcome unknown` and the caller re-reads the live state before trying again.
+not run (connection refused, no leader). A write that timed out or whose connection broke mid-call
+may have run: it raises `Transient` with `outcome unknown` and the caller re-reads the live state
+before trying again.
 
 Reads fetch the raw XML (pyone's generateDS binding is skipped) and parse it with the tolerant
 readers of `gateway.domain` — the same code that reads a hook's `$TEMPLATE`, so 6.x and 7.x
@@ -196,8 +197,8 @@ class OpenNebula:
             hooks = []
             for el in root.findall("HOOK"):
                 tmpl = el.find("TEMPLATE")
-                template = {c.tag: (c.text or "").strip() for c in (tmpl if tmpl is not None else [])
-                            if len(c) == 0}
+                leaves = [c for c in (tmpl if tmpl is not None else []) if len(c) == 0]
+                template = {c.tag: (c.text or "").strip() for c in leaves}
                 hooks.append({"id": objects._int(el, "ID"), "name": objects._text(el, "NAME") or "",
                               "type": objects._text(el, "TYPE") or "", "template": template})
             return hooks
@@ -217,7 +218,8 @@ class OpenNebula:
             raise Transient(f"one.zone.raftstatus: {exc}") from None
         return self._parse(endpoint, "zone.raftstatus", parse_raft_status, text)
 
-    def raft_statuses(self, endpoints: list[str] | None = None) -> dict[str, RaftStatus | Exception]:
+    def raft_statuses(self, endpoints: list[str] | None = None
+                      ) -> dict[str, RaftStatus | Exception]:
         """Every endpoint (default: the configured ones) polled in parallel: a stalled server
         costs one timeout, not one per server."""
         endpoints = list(dict.fromkeys(endpoints or self.endpoints))

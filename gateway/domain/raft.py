@@ -180,7 +180,8 @@ class RaftMemory:
     previous_leader: LeaderMark | None = None  # the leader seen by the last poll (None: none)
     last_leader: LeaderMark | None = None  # the last leader ever seen
     elections: tuple[float, ...] = ()  # times a new leader (or term) was seen, oldest first
-    known_servers: dict[str, tuple[int, str]] = field(default_factory=dict)  # endpoint -> (id, name)
+    # endpoint (normalized) -> (server id, name): names servers that stopped answering
+    known_servers: dict[str, tuple[int, str]] = field(default_factory=dict)
 
     def server_for(self, endpoint: str) -> tuple[int, str] | None:
         return self.known_servers.get(normalize_endpoint(endpoint))
@@ -198,7 +199,8 @@ class Assessment:
 
 
 def server_views(statuses: dict[str, RaftStatus | Exception], zone: ZoneInfo | None,
-                 memory: RaftMemory | None = None) -> tuple[tuple[ServerView, ...], ServerView | None]:
+                 memory: RaftMemory | None = None
+                 ) -> tuple[tuple[ServerView, ...], ServerView | None]:
     """Who is who, and who leads: the leader is the server claiming LEADER with the highest term."""
     memory = memory or RaftMemory()
     raw = []

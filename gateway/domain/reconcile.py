@@ -113,9 +113,9 @@ def reconcile(hosts: list[HostInfo], vms: list[VmInfo], tracked: dict[str, Track
             continue
         event = _gone_event(held, _id("reconciler", key, "gone", held.incident_id,
                                       held.last_seen), now)
-        decisions.append(Decision(key, "resolve", f"no longer in the pool (deleted or DONE); "
-                                                  f"incident {held.incident_id} holds it as failing",
-                                  event))
+        why = (f"no longer in the pool (deleted or DONE); incident {held.incident_id} holds it "
+               "as failing")
+        decisions.append(Decision(key, "resolve", why, event))
     forget = sorted(k for k in marks if k not in new_marks)
     return ReconcilePlan(decisions=decisions, marks=new_marks, forget=forget)
 

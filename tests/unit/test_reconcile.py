@@ -13,8 +13,9 @@ def host(i=7, state=MONITORED):
 
 
 def vm(i=42, state=3, lcm=3, host_id=7, seq=0):
+    record = HistoryRecord(seq=seq, host_id=host_id, host_name=f"node{host_id:02d}")
     return VmInfo(id=i, name=f"vm{i}", state=state, lcm_state=lcm, uname="alice", gname="users",
-                  history=(HistoryRecord(seq=seq, host_id=host_id, host_name=f"node{host_id:02d}"),))
+                  history=(record,))
 
 
 def held(key, status="firing", incident="inc1", last_seen=5.0):
@@ -80,8 +81,10 @@ def test_a_failing_object_an_incident_holds_as_recovered_is_raised_again():
     assert d.action == "raise" and "holds it as recovered" in d.reason
 
 
-@pytest.mark.parametrize("h,v,key", [(host(), None, "host:7"), (host(state=DISABLED), None, "host:7"),
-                                     (host(), vm(), "vm:42"), (host(), vm(state=8, lcm=0), "vm:42")])
+@pytest.mark.parametrize("h,v,key", [(host(), None, "host:7"),
+                                     (host(state=DISABLED), None, "host:7"),
+                                     (host(), vm(), "vm:42"),
+                                     (host(), vm(state=8, lcm=0), "vm:42")])
 def test_healthy_or_settled_objects_held_as_failing_are_resolved(h, v, key):
     d = only(reconcile([h], [v] if v else [], held(key), {}, 50.0))
     assert d.action == "resolve" and d.event.status == "resolved"

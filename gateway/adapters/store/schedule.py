@@ -1,7 +1,7 @@
 """Claims that make periodic work happen once: one beat per tick, one run at a time.
 
 Keys (under the prefix):
-  beat:slots    hash  task name -> the last interval slot claimed (slot = floor(redis time / interval))
+  beat:slots    hash  task name -> the last interval slot claimed (floor(redis time / interval))
   beat:claims   hash  task name -> "<beat id> <time>" of that claim (for `oneha beat --status`)
   run:<name>    string a running periodic task's token (SET NX PX; released by its owner only)
   run:stats     hash  "<name>:ran" / "<name>:overlapped" counters (runs, and runs skipped because
