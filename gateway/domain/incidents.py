@@ -266,6 +266,9 @@ def object_state(event: Event, labels: dict[str, str], now: float,
         label = labels.get("state") or event.condition
     running = event.resource == "VM" and states.vm_is_running(event.state, event.lcm_state)
     seen_running = event.occurred_at if running else (previous.last_seen_running if previous else None)
+    if seen_running is None and event.resource == "VM" and states.vm_is_unknown(event.state,
+                                                                               event.lcm_state):
+        seen_running = _last_poll(event.xml)  # monitoring last saw it before it went UNKNOWN
     return ObjectState(
         key=event.object_key, resource=event.resource, id=event.object_id, name=event.name,
         condition=event.condition, state_label=label, status=event.status,
@@ -274,6 +277,15 @@ def object_state(event: Event, labels: dict[str, str], now: float,
         host=labels.get("host", ""), host_id=labels.get("host_id", ""),
         cluster=labels.get("cluster", labels.get("cluster_id", "")),
         last_seen_running=seen_running)
+
+
+_LAST_POLL = re.compile(r"<LAST_POLL>\s*(\d+)\s*</LAST_POLL>")
+
+
+def _last_poll(xml: str | None) -> float | None:
+    """The VM's LAST_POLL, read without parsing the whole document (it is on the hot path)."""
+    m = _LAST_POLL.search(xml or "")
+    return float(m.group(1)) if m and int(m.group(1)) > 0 else None
 
 
 def _event_entry(event: Event, now: float) -> TimelineEntry:

@@ -161,3 +161,12 @@ def test_a_host_incident_resolved_by_remediation_does_not_claim_the_host_recover
     back = _replace(incident, impact=None, objects={"host:1": _replace(host, status="resolved"),
                                                    "vm:5": vm})
     assert back.title.startswith("Host node01 recovered")
+
+
+def test_unknown_vm_is_last_seen_running_at_its_last_monitoring_poll():
+    e = Event(event_id="f" * 32, source="hook", resource="VM", object_id="9", name="db1",
+              status="firing", condition="VM/ACTIVE/UNKNOWN", occurred_at=T0, state=3,
+              lcm_state=16, labels={"host": "node07"},
+              xml="<VM><ID>9</ID><LAST_POLL>1763999990</LAST_POLL></VM>")
+    inc = only(decide(e, Context(), T0))
+    assert inc.primary.last_seen_running == 1763999990.0
