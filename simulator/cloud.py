@@ -218,6 +218,12 @@ class Cloud:
             return True
         if kind == "cleanup":
             return False
+        if vm.lcm_state in (SAVE_MIGRATE, MIGRATE):
+            # the history already names the destination; the save (or the live copy) also
+            # needs the source host
+            source = vm.history[-2].hid if len(vm.history) > 1 else None
+            if source is not None and self.hosts[source].crashed:
+                return True
         return not self._host_alive(vm)
 
     def _phase_success(self, vm: m.Vm) -> None:
@@ -293,15 +299,15 @@ class Cloud:
             self._set_vm(vm, POWEROFF, LCM_INIT)
         elif lcm == BOOT_SUSPENDED:
             self._set_vm(vm, SUSPENDED, LCM_INIT)
-        elif lcm == MIGRATE:  # live migration failed: the VM keeps running on the source
+        elif lcm in (MIGRATE, SAVE_MIGRATE):
+            # the migration failed: the VM stays where it was (its record reopened)
             vm.history.pop()
             prev = vm.last_history
             prev.etime = prev.retime = 0
             prev.action = m.ACTION_NONE
             self._move(vm, prev.hid)
-            self._set_vm(vm, ACTIVE, RUNNING)
-        elif lcm in (SAVE_MIGRATE, SAVE_STOP, SAVE_SUSPEND, SHUTDOWN, SHUTDOWN_POWEROFF,
-                     SHUTDOWN_UNDEPLOY):
+            self._set_vm(vm, ACTIVE, RUNNING if self._host_alive(vm) else UNKNOWN)
+        elif lcm in (SAVE_STOP, SAVE_SUSPEND, SHUTDOWN, SHUTDOWN_POWEROFF, SHUTDOWN_UNDEPLOY):
             # The driver could not reach the guest: back to what the monitor sees.
             self._set_vm(vm, ACTIVE, RUNNING if self._host_alive(vm) else UNKNOWN)
         else:

@@ -277,3 +277,14 @@ def test_terminate_powered_off_and_pending(sim, one):
     one.vm.action("terminate", 0)
     assert _wait_state(sim, 0, "DONE")["history"][-1]["eetime"] > 0
     one.vm.action("terminate", 0)  # DONE: nothing to do, no error (DispatchManager::terminate)
+
+
+def test_failed_migration_leaves_the_vm_where_it_was(make_sim):
+    sim = make_sim(boot_time=1.5)  # time to break the source host mid-migration
+    one = client(sim.endpoints[0], sim.session)
+    src = sim.vm(7)["host_id"]
+    one.vm.migrate(7, (src + 1) % 3, False)  # cold: SAVE_MIGRATE on the source first
+    sim.crash_host(src)
+    vm = _wait_state(sim, 7, "ACTIVE/UNKNOWN")
+    assert vm["host_id"] == src and len(vm["history"]) == 1
+    assert vm["history"][0]["etime"] == 0  # its record is open again
