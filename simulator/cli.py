@@ -128,6 +128,13 @@ _injection("kill-server", "kill_server", [("server_id", click.argument("server_i
            "Kill one front-end's oned.")
 _injection("restart-server", "restart_server",
            [("server_id", click.argument("server_id", type=int))], "Restart a front-end's oned.")
+_injection("heal", "heal", [
+    ("host_ids", click.argument("host_ids", type=int, nargs=-1, required=True))],
+    "Partitioned hosts answer again.")
+_injection("reset-server", "reset_server", [("server_id", click.argument("server_id", type=int))],
+           "Recover a follower beyond the log retention (onedb restore + server-reset).")
+_injection("set-log-retention", "set_log_retention", [("n", click.argument("n", type=int))],
+           "Change RAFT/LOG_RETENTION.")
 _injection("lag-follower", "lag_follower", [
     ("server_id", click.argument("server_id", type=int)),
     ("entries", click.argument("entries", type=int))],

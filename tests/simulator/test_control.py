@@ -70,6 +70,13 @@ def test_cli_injection_commands(sim):
     result = runner.invoke(main, ["lag-follower", "2", "30", "--control", sim.control_url])
     assert result.exit_code == 0
     assert sim.raft_status()[0]["LOG_INDEX"] - sim.raft_status()[2]["LOG_INDEX"] == 30
+    result = runner.invoke(main, ["set-log-retention", "20", "--control", sim.control_url])
+    assert result.exit_code == 0
+    result = runner.invoke(main, ["reset-server", "2", "--control", sim.control_url])
+    assert result.exit_code == 0
+    assert sim.raft_status()[0]["LOG_INDEX"] == sim.raft_status()[2]["LOG_INDEX"]
+    result = runner.invoke(main, ["heal", "0", "1", "2", "--control", sim.control_url])
+    assert result.exit_code == 0 and not any(h["crashed"] for h in sim.hosts())
     result = runner.invoke(main, ["crash-host", "7", "--control", sim.control_url])
     assert result.exit_code != 0 and "no host with id 7" in result.output
     result = runner.invoke(main, ["kill-leader", "--control", "http://127.0.0.1:9"])
