@@ -55,6 +55,7 @@ class Cloud:
         self._pending: set[int] = set()
         self._resched: set[int] = set()
         self.monitor_cycles = 0
+        self.monitor_cycles_skipped = 0  # cycles that found no leader to run them
         self._build()
 
     # ================================================================== construction
@@ -399,6 +400,10 @@ class Cloud:
 
     # ================================================================== periodic work
     def _monitor_tick(self) -> None:
+        self.timers.call_later(self.spec.monitoring_interval, self._monitor_tick)
+        if self.raft.leader() is None:
+            self.monitor_cycles_skipped += 1
+            return  # only the leader's monitor runs (HostMonitorManager: `if (!is_leader)`)
         now = self.now()
         self.monitor_cycles += 1
         for host in self.hosts.values():
@@ -424,9 +429,11 @@ class Cloud:
                     self._set_vm(vm, ACTIVE, RUNNING)  # the VM is still there and running
                 if vm.lcm_state == RUNNING:
                     vm.last_poll = now
-        self.timers.call_later(self.spec.monitoring_interval, self._monitor_tick)
 
     def _sched_tick(self) -> None:
+        self.timers.call_later(self.spec.sched_interval, self._sched_tick)
+        if self.raft.leader() is None:
+            return  # the scheduler, too, works for the leader only
         for vid in sorted(self._pending):
             vm = self.vms[vid]
             if vm.state != PENDING:
@@ -443,7 +450,6 @@ class Cloud:
             host = self._pick_host(vm, exclude=vm.host_id)
             if host is not None:
                 self._begin_migration(vm, host, live=False)
-        self.timers.call_later(self.spec.sched_interval, self._sched_tick)
 
     # ================================================================== reads
     def host_info(self, hid: int) -> str:

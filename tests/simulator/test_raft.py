@@ -116,3 +116,14 @@ def test_solo_and_even_zones(make_sim):
     even = make_sim(frontends=4)
     zone = client(even.endpoints[3], even.session).zone.info(0)
     assert len(zone.SERVER_POOL.SERVER) == 4
+
+
+def test_without_a_leader_nobody_monitors(sim):
+    sim.kill_server(0)
+    sim.kill_server(1)  # no majority: no leader for as long as we like
+    sim.crash_host(1)
+    skipped = sim.cloud.monitor_cycles_skipped
+    sim.wait_for(lambda: sim.cloud.monitor_cycles_skipped >= skipped + 3, 5)
+    assert sim.host(1)["state_name"] == "MONITORED"  # only the leader's monitor marks ERROR
+    sim.restart_server(1)
+    sim.wait_for(lambda: sim.host(1)["state_name"] == "ERROR", 5)
