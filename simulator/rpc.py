@@ -66,9 +66,9 @@ class Api:
         cloud = self.cloud
         with cloud.lock:
             try:
+                user = self._authenticate(session)  # RequestXRPC: authenticate, then forward
                 if writes:
                     cloud.raft.check_write(server_id)
-                user = self._authenticate(session)
                 value = self._call(server_id, user, method, args)
                 if writes:
                     cloud.raft.append()
