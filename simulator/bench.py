@@ -18,6 +18,7 @@ from .spec import CloudSpec, HostSpec
 
 
 def _timed(fn, repeat: int) -> float:
+    fn()  # warm-up: first connection, first render
     samples = []
     for _ in range(repeat):
         t0 = time.perf_counter()
