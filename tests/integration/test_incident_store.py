@@ -27,7 +27,7 @@ class Clock:
 
 
 class Sent(list):
-    def __call__(self, name, args):
+    def __call__(self, name, args, countdown=None):
         self.append((name, args))
 
     def notifications(self):
@@ -127,7 +127,7 @@ def test_unacknowledged_incident_escalates_to_the_next_receiver_and_ack_stops_it
 
 
 def test_effects_left_in_the_outbox_by_a_crash_are_sent_later(make_store, clock):
-    def crash(name, args):
+    def crash(name, args, countdown=None):
         raise ConnectionError("worker died before handing the task over")
     store = make_store(crash)
     with pytest.raises(ConnectionError):
@@ -174,3 +174,13 @@ def test_vm_failures_on_a_host_in_maintenance_are_recorded_not_sent(make_store, 
     store.apply_event(ev("HOST", 7, status="resolved", state=2))  # enabled again
     iid2 = store.apply_event(ev("VM", 4, host="node07")).decision.incident_id
     assert store.get(iid2).labels.get("maintenance") is None
+
+
+def test_planning_requests_of_a_storm_are_coalesced(make_store):
+    sent = Sent()
+    store = make_store(sent)
+    iid = store.apply_event(ev("HOST", 7)).decision.incident_id
+    for i in range(50):
+        store.apply_event(ev("VM", i))
+    assert sent.count(("oneha.plan_remediation", [iid])) == 1
+    assert store.r.zcard(store._k("outbox")) == 0

@@ -6,7 +6,8 @@ changes something runs one optimistic transaction (WATCH … MULTI/EXEC, retried
 two workers never lose each other's writes, and effects go through an *outbox*: the task to send
 is written in the same transaction as the state change, sent right after, then removed;
 `flush_due` re-sends what a crashed worker left there. Receivers of those tasks are idempotent
-(`oneha.deliver` by `notification_id`, `oneha.plan_remediation` by incident).
+(`oneha.deliver` by `notification_id`, `oneha.plan_remediation` by incident); planning requests
+of one incident are coalesced (one per PLAN_COALESCE seconds, sent with that countdown).
 
 Public interface (other parts use these):
 - `get(id)`, `timeline(id, limit)`, `list(open_only=True, limit)`, `open_for(object_key)`
@@ -49,6 +50,10 @@ log = logging.getLogger("oneha.incidents")
 DELIVER_TASK = "oneha.deliver"
 PLAN_REMEDIATION_TASK = "oneha.plan_remediation"
 OUTBOX_STALE_AFTER = 30.0  # seconds an effect may sit in the outbox before flush_due re-sends it
+# A planning request runs PLAN_COALESCE seconds after it is sent and reads the incident then, so
+# it covers every object that joined while its marker (half as long) lived; 200 VMs joining a
+# host incident within a second ask once, and an object joining later asks again.
+PLAN_COALESCE = 1.0
 MAX_TRIES = 200  # optimistic transaction retries before giving up (Transient: Celery retries)
 
 Send = Callable[..., Any]
@@ -464,9 +469,17 @@ class IncidentStore:
         sent = []
         for m in outbox:
             task = json.loads(m)
-            self._send(task["task"], args=task["args"])
+            if task["task"] == PLAN_REMEDIATION_TASK:
+                marker = self._k("plan-req", task["args"][0])
+                if not self.r.exists(marker):
+                    self._send(task["task"], args=task["args"], countdown=PLAN_COALESCE)
+                    # After the hand-over: a crash before it leaves the entry for a re-send.
+                    self.r.set(marker, "1", px=int(PLAN_COALESCE * 500))
+                    sent.append(task["task"])
+            else:
+                self._send(task["task"], args=task["args"])
+                sent.append(task["task"])
             self.r.zrem(self._k("outbox"), m)
-            sent.append(task["task"])
         return sent
 
     def resend_stale_outbox(self, now: float) -> int:
