@@ -257,7 +257,7 @@ def test_a_host_back_within_the_grace_period_gets_nothing_done_and_resolves(clou
     cloud.crash_host(0)
     wait_state(cloud, d.one, lambda: d.one.host(0).is_error, "host 0 ERROR")
     iid = d.event("HOST", 0).decision.incident_id
-    d.run_until_idle(timeout=0.3)
+    d.run_until_idle(timeout=3, stop=lambda: d.plan_status(iid) is not None)
     (pid,) = d.store.plan_ids(iid)
     assert d.status(pid) == "grace"
     cloud.recover_host(0)
@@ -277,6 +277,7 @@ def test_no_action_without_raft_quorum_and_pause_holds_everything(cloud, key_pre
     cloud.crash_host(0)
     wait_state(cloud, d.one, lambda: all(d.one.vm(v).is_unknown for v in (0, 5)), "UNKNOWN")
     iid = d.event("HOST", 0).decision.incident_id
+    d.run_until_idle(timeout=3.0, stop=lambda: d.plan_status(iid) is not None)
     d.run_until_idle(timeout=1.0)
     (pid,) = d.store.plan_ids(iid)
     assert touched_vms(cloud) == []
