@@ -52,8 +52,8 @@ PLAN_REMEDIATION_TASK = "oneha.plan_remediation"
 OUTBOX_STALE_AFTER = 30.0  # seconds an effect may sit in the outbox before flush_due re-sends it
 # A planning request runs PLAN_COALESCE seconds after it is sent and reads the incident then, so
 # it covers every object that joined while its marker (half as long) lived; 200 VMs joining a
-# host incident within a second ask once, and an object joining later asks again.
-PLAN_COALESCE = 1.0
+# host incident within half a second ask once, and an object joining later asks again.
+PLAN_COALESCE = 0.5
 MAX_TRIES = 200  # optimistic transaction retries before giving up (Transient: Celery retries)
 
 Send = Callable[..., Any]
