@@ -184,3 +184,19 @@ def test_planning_requests_of_a_storm_are_coalesced(make_store):
         store.apply_event(ev("VM", i))
     assert sent.count(("oneha.plan_remediation", [iid])) == 1
     assert store.r.zcard(store._k("outbox")) == 0
+
+
+def test_the_receiver_an_incident_escalated_to_hears_the_resolve_once(make_store, clock):
+    sent = Sent()
+    store = make_store(sent, group_interval="1m", escalate_after="5m", escalate_to=["lead"])
+    iid = store.apply_event(ev("VM", 1)).decision.incident_id
+    clock.t = T0 + 300
+    store.flush_due()
+    store.apply_event(ev("VM", 1, status="resolved", state=3, lcm=3))
+    clock.t = T0 + 400
+    store.flush_due()
+    store.flush_due()
+    resolved = sorted((n["receiver"], n["notification_id"]) for n in sent.notifications()
+                      if n["transition"] == "resolved")
+    assert [r for r, _ in resolved] == ["lead", "mail"]
+    assert (("lead", f"{iid}:resolved:0:lead")) in resolved

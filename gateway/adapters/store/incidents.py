@@ -20,7 +20,7 @@ Public interface (other parts use these):
 - silences: `add_silence`, `list_silences`, `get_silence`, `expire_silence`
 - `routes_for(labels)` — the routes labels reach (`oneha routes test`)
 
-Keys (all under the key prefix): `inc:<id>` JSON incident, `inc:<id>:timeline` list,
+Keys (all under the key prefix): `inc:<id>` JSON incident, `inc:<id>:timeline` list, `inc:<id>:escalated` set,
 `inc:all` zset (created_at), `inc:open` zset (open ids), `inc:index` hash (object key or
 `hostname:<name>` → open incident id), `inc:labels` hash (open id → labels JSON, for inhibition),
 `inc:vms-on-host:<host>` set, `inc:maintenance` hash (host name → since), `grp:<gid>` hash
@@ -410,6 +410,14 @@ class IncidentStore:
                                                      receiver),
                 receiver=receiver, transition=plan.transition, incident=summary, created_at=now)
             outbox.append(_task(DELIVER_TASK, [n.to_json()]))
+        # Whoever an incident was escalated to hears that it is over, once.
+        for i in plan.resolved:
+            for receiver in sorted(x.decode() for x in pipe.smembers(self._k("inc", i.id, "escalated"))):
+                if receiver in plan.state.receivers:
+                    continue
+                n = Notification(notification_id_for(i.id, "resolved", 0, receiver), receiver,
+                                 "resolved", summaries[i.id], now)
+                outbox.append(_task(DELIVER_TASK, [n.to_json()]))
         text = (f"notified {', '.join(plan.state.receivers) or '(no receiver)'}: "
                 f"{plan.transition} #{plan.state.seq} of group {group.key} — {plan.reason}")
         for i in plan.incidents:
@@ -449,6 +457,7 @@ class IncidentStore:
                                          plan.receiver, "escalated", summary, now)
                         outbox.append(_task(DELIVER_TASK, [n.to_json()]))
                         pipe.zadd(self._k("outbox"), {outbox[0]: now})
+                        pipe.sadd(self._k("inc", iid, "escalated"), plan.receiver)
                         self._push(pipe, iid, [TimelineEntry(now, "escalation", plan.reason,
                                                              data={"level": level + 1})])
                     if plan.next_due is not None:
