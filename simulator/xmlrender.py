@@ -82,7 +82,7 @@ def host_pool_xml(hosts: list[Host], vms: dict[int, Vm], now: int) -> str:
 
 # ---------------------------------------------------------------------------- VMs
 
-def _disk_xml(vm: Vm, full: bool) -> str:
+def _disk_xml(vm: Vm) -> str:
     parts = []
     for d in vm.disks:
         ds_id, ds_name, tm = d.ds
@@ -182,7 +182,7 @@ def _template_full(vm: Vm) -> str:
     return (
         f"<TEMPLATE>{ctag('AUTOMATIC_DS_REQUIREMENTS', DS_REQUIREMENTS)}"
         f"{ctag('AUTOMATIC_REQUIREMENTS', REQUIREMENTS)}"
-        f"{context}{ctag('CPU', f'{vm.cpu:g}')}{_disk_xml(vm, True)}"
+        f"{context}{ctag('CPU', f'{vm.cpu:g}')}{_disk_xml(vm)}"
         f"<GRAPHICS>{ctag('LISTEN', '0.0.0.0')}{ctag('PORT', 5900 + vm.id)}{ctag('TYPE', 'VNC')}"
         f"</GRAPHICS>{ctag('MEMORY', vm.memory_mb)}{_nic_xml(vm)}"
         f"<OS>{ctag('ARCH', 'x86_64')}</OS>{ctag('TEMPLATE_ID', 0)}{ctag('TM_MAD_SYSTEM', tm)}"
@@ -190,10 +190,43 @@ def _template_full(vm: Vm) -> str:
 
 
 def _template_short(vm: Vm) -> str:
-    return (f"<TEMPLATE>{ctag('CPU', f'{vm.cpu:g}')}{ctag('MEMORY', vm.memory_mb)}"
-            f"{ctag('VCPU', vm.vcpu)}{_disk_xml(vm, False)}{_nic_xml(vm)}"
+    """VirtualMachine::to_xml_short's TEMPLATE: CPU, MEMORY, VCPU and *reduced* DISK and NIC
+    vectors — no PERSISTENT, no TM_MAD — then GRAPHICS."""
+    disks = "".join(
+        f"<DISK>{tag('DISK_ID', d.disk_id)}{tag('DATASTORE', d.ds[1])}"
+        f"{tag('DATASTORE_ID', d.ds[0])}{tag('IMAGE', d.image)}{tag('IMAGE_ID', d.image_id)}"
+        f"{tag('SIZE', d.size_mb)}<TYPE>FILE</TYPE>{tag('CLONE', 'NO' if d.persistent else 'YES')}"
+        f"<CLONE_TARGET>SYSTEM</CLONE_TARGET><LN_TARGET>NONE</LN_TARGET>"
+        f"<DISK_SNAPSHOT_TOTAL_SIZE>0</DISK_SNAPSHOT_TOTAL_SIZE></DISK>"
+        for d in vm.disks)
+    nics = "".join(
+        f"<NIC>{tag('IP', n.ip)}{tag('MAC', n.mac)}{tag('NETWORK', n.network)}"
+        f"{tag('NETWORK_ID', n.network_id)}{tag('NIC_ID', n.nic_id)}"
+        f"<SECURITY_GROUPS>0</SECURITY_GROUPS></NIC>"
+        for n in vm.nics)
+    return (f"<TEMPLATE>{tag('CPU', f'{vm.cpu:g}')}{tag('MEMORY', vm.memory_mb)}"
+            f"{tag('VCPU', vm.vcpu)}{disks}{nics}"
             f"<GRAPHICS>{ctag('LISTEN', '0.0.0.0')}{ctag('PORT', 5900 + vm.id)}"
             f"{ctag('TYPE', 'VNC')}</GRAPHICS></TEMPLATE>")
+
+
+# VirtualMachineTemplate::to_xml_short keeps only what Sunstone and the scheduler need.
+SHORT_USER_TEMPLATE_KEYS = ("LABELS", "ERROR", "SCHED_MESSAGE", "SCHED_RANK", "SCHED_DS_RANK",
+                            "SCHED_REQUIREMENTS", "SCHED_DS_REQUIREMENTS", "USER_PRIORITY")
+
+
+def _user_template_short(vm: Vm) -> str:
+    if not vm.labels:
+        return "<USER_TEMPLATE/>"
+    kept = "".join(tag(k, vm.labels[k]) for k in SHORT_USER_TEMPLATE_KEYS if vm.labels.get(k))
+    return f"<USER_TEMPLATE>{kept}</USER_TEMPLATE>"
+
+
+def _vm_monitoring_short(vm: Vm) -> str:
+    if not vm.last_poll:
+        return "<MONITORING/>"
+    return (f"<MONITORING><CPU>{round(vm.cpu * 12.5, 2)}</CPU>"
+            f"<MEMORY>{vm.memory_mb * 1024 * 3 // 4}</MEMORY></MONITORING>")
 
 
 def vm_xml(vm: Vm) -> str:
@@ -210,16 +243,20 @@ def vm_xml(vm: Vm) -> str:
 
 
 def vm_short_xml(vm: Vm) -> str:
-    """A one.vmpool.info entry (vm_pool.xsd): the reduced VM with only the last history."""
+    """A one.vmpool.info entry, as VirtualMachine::to_xml_short writes it: the last history
+    record only, reduced disks/NICs, and of USER_TEMPLATE only the scheduler's and Sunstone's
+    attributes (so custom labels and disk persistence need one.vm.info or infoextended)."""
     last = vm.last_history
-    history = _history_short_xml(last, vm.id) if last else ""
+    history = (f"<HISTORY_RECORDS>{_history_short_xml(last, vm.id)}</HISTORY_RECORDS>"
+               if last else "<HISTORY_RECORDS/>")
+    lock = f"<LOCK><LOCKED>{vm.lock[0]}</LOCKED></LOCK>" if vm.lock else ""
     return (
         f"<VM>{_cached(vm, 'head', _head)}<LAST_POLL>{vm.last_poll}</LAST_POLL>"
         f"<STATE>{vm.state}</STATE><LCM_STATE>{vm.lcm_state}</LCM_STATE>"
         f"<RESCHED>{vm.resched}</RESCHED><STIME>{vm.stime}</STIME><ETIME>{vm.etime}</ETIME>"
-        f"{tag('DEPLOY_ID', vm.deploy_id)}{_lock(vm)}{_cached(vm, 'short', _template_short)}"
-        f"{_vm_monitoring(vm)}{_cached(vm, 'labels', _user_template)}"
-        f"<HISTORY_RECORDS>{history}</HISTORY_RECORDS></VM>")
+        f"{tag('DEPLOY_ID', vm.deploy_id)}{lock}{_cached(vm, 'short', _template_short)}"
+        f"{_vm_monitoring_short(vm)}{_cached(vm, 'labels', _user_template_short)}"
+        f"{history}</VM>")
 
 
 # ---------------------------------------------------------------------------- system, raft, zone

@@ -116,3 +116,21 @@ def test_authorization(make_sim):
     with pytest.raises(pyone.OneAuthorizationException, match="on hook"):
         bob.hook.allocate({"NAME": "x", "TYPE": "api", "CALL": "one.vm.action",
                            "COMMAND": "/bin/true"})
+
+
+def test_pool_entries_are_reduced_like_oneds(make_sim):
+    """one.vmpool.info gives VirtualMachine::to_xml_short: disks without PERSISTENT/TM_MAD and
+    only the scheduler's/Sunstone's user attributes. Whoever needs labels or disk persistence
+    must read one.vm.info or one.vmpool.infoextended, as with a real oned."""
+    sim = make_sim(vms=[VmSpec("db", disks=[DiskSpec(persistent=True)],
+                               labels={"ONEHA_PRIORITY": "10", "LABELS": "prod",
+                                       "USER_PRIORITY": "5"})])
+    one = client(sim.endpoints[0], sim.session)
+    short = one.vmpool.info(-2, -1, -1, -1).VM[0]
+    disk = short.TEMPLATE["DISK"]
+    assert disk["CLONE"] == "NO" and "PERSISTENT" not in disk and "TM_MAD" not in disk
+    assert dict(short.USER_TEMPLATE) == {"LABELS": "prod", "USER_PRIORITY": "5"}
+    assert short.HISTORY_RECORDS.HISTORY[0].TM_MAD == "shared"
+    full = one.vmpool.infoextended(-2, -1, -1, -1).VM[0]
+    assert full.TEMPLATE["DISK"]["PERSISTENT"] == "YES"
+    assert full.USER_TEMPLATE["ONEHA_PRIORITY"] == "10"
