@@ -193,8 +193,9 @@ class Remediator:
 
     # ==== driving a plan ========================================================================
 
-    def run(self, plan_id: str) -> Wake | None:
-        """One pass over the plan: the task re-enqueues itself per the returned `Wake`."""
+    def run(self, plan_id: str, chunk: int = 0) -> Wake | None:
+        """One pass over the plan (or over its `chunk`: the VM steps are split among
+        `parallel_executors` tasks); the task re-enqueues itself per the returned `Wake`."""
         plan = self.store.plan(plan_id)
         if plan is None:
             return None
@@ -202,21 +203,43 @@ class Remediator:
         status = state.get("status")
         if status in rs.TERMINAL or status in (rs.AWAITING, rs.BLOCKED):
             return None
-        if not self.store.take_lease(plan_id, self.worker_id, self.lease_ttl):
+        if chunk and status != rs.EXECUTING:
+            return None  # grace, approval and verification are chunk 0's
+        lease = plan_id if not chunk else f"{plan_id}#{chunk}"
+        if not self.store.take_lease(lease, self.worker_id, self.lease_ttl):
             # Someone else drives it; if they die, their lease lapses and we continue.
-            return Wake(RUN_TASK, self.store.lease_ttl(plan_id) + 0.2)
+            return Wake(RUN_TASK, self.store.lease_ttl(lease) + 0.2)
         try:
             if status == rs.GRACE:
                 wake = self._after_grace(plan)
                 if wake is not None or self.store.plan_state(plan_id).get("status") != rs.EXECUTING:
                     return wake
-            if self.store.plan_state(plan_id).get("status") == rs.EXECUTING:
-                return self._execute(plan)
-            if self.store.plan_state(plan_id).get("status") == rs.VERIFYING:
+                self._start_chunks(plan_id)
+            status = self.store.plan_state(plan_id).get("status")
+            if status == rs.EXECUTING:
+                return self._execute(plan, chunk)
+            if status == rs.VERIFYING:
                 return self._verify(plan)
             return None
         finally:
-            self.store.drop_lease(plan_id, self.worker_id)
+            self.store.drop_lease(lease, self.worker_id)
+
+    def _start_chunks(self, plan_id: str) -> None:
+        for chunk in range(1, self.cfg.parallel_executors):
+            self._send(RUN_TASK, [plan_id, chunk], 0)
+
+    def _chunks(self, plan: Plan) -> dict[str, int]:
+        """Host steps belong to chunk 0; VM steps are dealt round-robin in execution order, so
+        every executor works down the priorities at the same pace (highest first in chunk 0)."""
+        out: dict[str, int] = {}
+        vm_index = 0
+        for step in execution_order(plan.steps):
+            if step.is_vm_step:
+                out[step.key] = vm_index % self.cfg.parallel_executors
+                vm_index += 1
+            else:
+                out[step.key] = 0
+        return out
 
     def _after_grace(self, plan: Plan) -> Wake | None:
         now = self.clock()
@@ -365,6 +388,7 @@ class Remediator:
                 self.store.set_status(plan_id, status or rs.EXECUTING,
                                       f"approval part denied by {approver}", approved="denied")
                 self._send(RUN_TASK, [plan_id], 0)  # skip the held steps and finish the rest
+                self._start_chunks(plan_id)
             return rs.DENIED
         was = self.store.plan_state(plan_id).get("status")
         # Approving a plan the storm guard blocked is a person overriding that guard knowingly;
@@ -375,11 +399,12 @@ class Remediator:
         self._incident_call("set_state", plan.incident_id, "remediating",
                             f"plan {plan_id} approved by {approver}")
         self._send(RUN_TASK, [plan_id], 0)
+        self._start_chunks(plan_id)
         return rs.EXECUTING
 
     # ---- execution ----------------------------------------------------------------------------
 
-    def _execute(self, plan: Plan) -> Wake | None:
+    def _execute(self, plan: Plan, chunk: int = 0) -> Wake | None:
         state = self.store.plan_state(plan.plan_id)
         approved = state.get("approved") == "yes"
         denied = state.get("approved") == "denied"
@@ -395,8 +420,13 @@ class Remediator:
         outcomes = self.store.outcomes(plan.plan_id)
         wake_at: float | None = None
         done_now: list[str] = []
+        mine: set[str] = set()
+        chunks = self._chunks(plan)
         try:
             for step in execution_order(plan.steps):
+                if chunks[step.key] != chunk:
+                    continue
+                mine.add(step.key)
                 out = outcomes.get(step.key) or {}
                 if out.get("status") not in (None, "acting"):
                     continue
@@ -433,12 +463,14 @@ class Remediator:
                 self._timeline(plan.incident_id, f"{len(done_now)} action(s): "
                                + "; ".join(done_now[:20]) + (" ..." if len(done_now) > 20 else ""),
                                plan_id=plan.plan_id)
+        if mine and len(mine) < len(plan.steps):
+            outcomes = self.store.outcomes(plan.plan_id)  # the other executors' progress too
         remaining = [s for s in plan.steps
                      if (outcomes.get(s.key) or {}).get("status") in (None, "acting")]
         waiting_approver = [s for s in remaining
                             if (s.needs_approval or plan.mode == "approval") and not approved]
         if len(remaining) > len(waiting_approver):
-            # Steps waiting for a dependency or a monitoring cycle: come back for them.
+            # Steps waiting for a dependency, a monitoring cycle or another executor.
             return Wake(RUN_TASK, max(0.05, (wake_at or self.clock() + 0.2) - self.clock()))
         if remaining:
             self.store.set_status(plan.plan_id, rs.EXECUTING,
@@ -825,6 +857,10 @@ class Remediator:
             status = self.store.plan_state(pid).get("status")
             if status in (rs.GRACE, rs.EXECUTING):
                 self._send(RUN_TASK, [pid], self.store.lease_ttl(pid))
+                if status == rs.EXECUTING:
+                    for chunk in range(1, self.cfg.parallel_executors):
+                        lease = f"{pid}#{chunk}"
+                        self._send(RUN_TASK, [pid, chunk], self.store.lease_ttl(lease))
                 resumed.append(pid)
             elif status == rs.VERIFYING:
                 self._send(VERIFY_TASK, [pid], self.store.lease_ttl(pid))
@@ -964,9 +1000,14 @@ class IncidentAdapter:
             log.warning("timeline_without_incident", incident=incident_id, text=text)
 
 
+def follow_args(wake: Wake, args: list) -> list:
+    """The next task's arguments: a run keeps its chunk; verification is per plan."""
+    return list(args) if wake.task == RUN_TASK else list(args[:1])
+
+
 def _follow(wake: Wake | None, task_self) -> None:
     if wake is not None:
-        task_self.app.send_task(wake.task, args=task_self.request.args,
+        task_self.app.send_task(wake.task, args=follow_args(wake, task_self.request.args),
                                 countdown=wake.delay if wake.delay > 0 else None)
 
 
@@ -978,8 +1019,8 @@ def plan_remediation(self, incident_id: str) -> str | None:
 
 @shared_task(name=RUN_TASK, bind=True, autoretry_for=(Transient,), retry_backoff=1,
              retry_backoff_max=30, max_retries=50)
-def run_plan(self, plan_id: str) -> None:
-    _follow(remediator(self.app).run(plan_id), self)
+def run_plan(self, plan_id: str, chunk: int = 0) -> None:
+    _follow(remediator(self.app).run(plan_id, chunk), self)
 
 
 @shared_task(name=VERIFY_TASK, bind=True, autoretry_for=(Transient,), retry_backoff=1,

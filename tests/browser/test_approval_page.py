@@ -4,7 +4,7 @@ works once, is recorded with the approver's name, and a reused or forged link is
 import pytest
 
 from simulator import CloudSpec, HostSpec, Simulator
-from tests.integration.test_remediation_flow import (Driver, RUN_TASK, remediation_config,
+from tests.integration.test_remediation_flow import (Driver, remediation_config,
                                                      shared_vms, vm_actions)
 
 pytestmark = pytest.mark.browser
@@ -51,7 +51,7 @@ def test_approver_sees_plan_and_live_state_and_approves_once(sim, key_prefix, li
     audit = [r for r in d.store.audit_log(50, plan_id=pid) if r["what"] == "plan_approved"]
     assert audit[0]["actor"] == "Alice Admin" and audit[0]["data"]["via"].startswith("web from")
 
-    d.run_one(RUN_TASK, [pid])  # the worker's part, here in-process
+    d.run_plan_once(pid)  # the workers' part, here in-process
     assert sorted(vm_actions(sim, "resched")) == [0, 1, 2]
 
     response = page.goto(link)  # the same link again

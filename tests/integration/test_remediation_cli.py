@@ -9,7 +9,7 @@ from click.testing import CliRunner
 
 from gateway.cli import main
 from simulator import CloudSpec, HostSpec, Simulator
-from tests.integration.test_remediation_flow import (RUN_TASK, Driver, remediation_config,
+from tests.integration.test_remediation_flow import (Driver, remediation_config,
                                                      shared_vms, vm_actions)
 
 CLOUD = CloudSpec(hosts=[HostSpec(f"node{i:02d}", cpu=3200, memory_mb=65536) for i in range(1, 6)],
@@ -51,8 +51,8 @@ def test_plans_approve_once_deny_and_audit(setup):
     assert r.exit_code != 0 and "refused (used)" in r.output and "by bob" in r.output
     r = oneha("deny", pid1, "--as", "carol")
     assert r.exit_code == 0 and "denied by carol" in r.output
-    d.run_one(RUN_TASK, [pid0])
-    d.run_one(RUN_TASK, [pid1])
+    d.run_plan_once(pid0)
+    d.run_plan_once(pid1)
     assert sorted(vm_actions(sim, "resched")) == [0, 1]
     assert d.store.plan_state(pid1)["status"] == "denied"
     r = oneha("approve", "nope")
@@ -68,9 +68,9 @@ def test_pause_holds_approved_plans_until_resume(setup):
     assert "paused by ops" in oneha("pause", "-m", "SAN firmware", "--as", "ops").output
     assert "PAUSED by ops: SAN firmware" in oneha("plans").output
     oneha("approve", pid0, "--as", "bob")
-    d.run_one(RUN_TASK, [pid0])
+    d.run_plan_once(pid0)
     assert vm_actions(sim, "resched") == []
     assert "paused by ops" in d.store.plan_state(pid0)["reason"]
     assert "remediation resumed" in oneha("resume", "--as", "ops").output
-    d.run_one(RUN_TASK, [pid0])
+    d.run_plan_once(pid0)
     assert sorted(vm_actions(sim, "resched")) == [0, 1]

@@ -23,7 +23,8 @@ from gateway.config import settings_from_dict
 from gateway.domain.hook_events import event_from_hook
 from gateway.runtime import Runtime
 from simulator import CloudSpec, DiskSpec, HostSpec, Simulator, VmSpec
-from tasks.remediate import (PLAN_TASK, RUN_TASK, VERIFY_TASK, IncidentAdapter, Remediator)
+from tasks.remediate import (PLAN_TASK, RUN_TASK, VERIFY_TASK, IncidentAdapter, Remediator,
+                             follow_args)
 
 WRITES = ("one.vm.action", "one.vm.recover", "one.host.status", "one.vm.deploy")
 
@@ -142,7 +143,12 @@ class Driver:
             return
         wake = self.rem.run(*args) if name == RUN_TASK else self.rem.verify(*args)
         if wake is not None:
-            self._send(wake.task, args, wake.delay)
+            self._send(wake.task, follow_args(wake, args), wake.delay)
+
+    def run_plan_once(self, plan_id):
+        """One pass of every executor of the plan (what the workers would pick up)."""
+        for chunk in range(self.settings.remediation.parallel_executors):
+            self.run_one(RUN_TASK, [plan_id, chunk])
 
     def plan_status(self, incident_id):
         """Status of the incident's first plan (None before it exists)."""
@@ -415,7 +421,7 @@ def test_bounded_retries_end_with_a_vm_left_to_a_human(cloud, key_prefix):
     assert len(pages) == 1 and "vm01" in pages[0]["next_step"]
     assert d.incidents.get(iid).state == "firing"  # back to people
     before = len(writes(cloud))
-    d.run_one(RUN_TASK, [pid])
+    d.run_plan_once(pid)
     d.run_one(VERIFY_TASK, [pid])
     assert len(writes(cloud)) == before  # left alone
 
@@ -431,6 +437,7 @@ def test_retried_tasks_duplicate_events_and_a_repaired_host_cause_no_second_acti
     assert sorted(touched_vms(cloud)) == [0, 1, 2]
     for task in (RUN_TASK, VERIFY_TASK, RUN_TASK):  # a redelivered message runs again
         d.run_one(task, [pid])
+    d.run_plan_once(pid)
     d.event("HOST", 0)  # the same hook delivered again
     d.rem.plan(iid)  # and the planning task retried
     cloud.recover_host(0)  # the failed host is repaired: no failback onto it

@@ -86,7 +86,8 @@ class RemediationConfig(_Strict):
     storm: StormConfig = StormConfig()
     rate_limit_actions: int = Field(default=120, ge=1)  # at most this many actions ...
     rate_limit_window: Duration = 60.0  # ... per this window, across all workers
-    concurrency: int = Field(default=8, ge=1, le=256)
+    concurrency: int = Field(default=8, ge=1, le=256)  # simultaneous write calls, all plans
+    parallel_executors: int = Field(default=2, ge=1, le=32)  # tasks sharing one plan's VMs
     max_retries: int = Field(default=3, ge=0, le=20)
     verify_timeout: Duration = 300.0
     verify_interval: Duration = 2.0
