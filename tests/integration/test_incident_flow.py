@@ -16,7 +16,6 @@ import time
 import uuid
 
 import pytest
-import redis
 
 from gateway.adapters.store.incidents import IncidentStore
 from gateway.app import create_app
