@@ -166,8 +166,12 @@ class OpenNebula:
         return self._parsed("vm.info", objects.parse_vm, int(vm_id))
 
     def vms(self, state: int = -1) -> list[VmInfo]:
-        """Every VM (filter -2 = all users), `state` -1 = any but DONE, >= 0 that VM STATE."""
-        return self._parsed("vmpool.info", objects.parse_vm_pool, -2, -1, -1, int(state))
+        """Every VM (filter -2 = all users), `state` -1 = any but DONE, >= 0 that VM STATE.
+
+        Always the extended pool: `one.vmpool.info` entries are cut short by oned
+        (VirtualMachine::to_xml_short: disks without PERSISTENT/TM_MAD, USER_TEMPLATE without
+        ONEHA_* labels), which would read as "no persistent disk" — unsafe for remediation."""
+        return self._parsed("vmpool.infoextended", objects.parse_vm_pool, -2, -1, -1, int(state))
 
     def system_config(self) -> dict[str, str]:
         """oned.conf as `{"MONITORING_INTERVAL_HOST": "60", "RAFT/LOG_RETENTION": "250000", ...}`:

@@ -203,3 +203,16 @@ def test_a_write_whose_connection_breaks_mid_call_is_not_retried_elsewhere(sim):
         assert writes(sim)[-1] == (0, "one.vm.action")
     finally:
         hang_up.close()
+
+
+def test_the_vm_pool_is_read_whole_so_disks_and_labels_are_not_lost():
+    """oned cuts one.vmpool.info entries short (no PERSISTENT, no ONEHA_* labels): reading them
+    would make a VM with a shared persistent disk look safe to recover without fencing."""
+    from simulator import DiskSpec, HostSpec, VmSpec
+    spec = CloudSpec(hosts=[HostSpec("node01")], frontends=1,
+                     vms=[VmSpec("db", "node01", disks=[DiskSpec(persistent=True)],
+                                 labels={"ONEHA_PRIORITY": "9"})])
+    with Simulator(spec, control_port=None) as s:
+        vm = next(v for v in client(s).vms() if v.name == "db")
+    assert [d.persistent for d in vm.disks] == [True]
+    assert vm.labels.get("ONEHA_PRIORITY") == "9"
