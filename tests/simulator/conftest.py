@@ -8,11 +8,8 @@ from pyone.server_xrpc import RequestsTransport
 
 from simulator import CloudSpec, Simulator
 
-import os
 
-XSD_DIR = Path(os.environ.get("ONEHA_XSD_DIR") or
-               Path(__file__).resolve().parents[3] / "shared" / "opennebula" / "xsd")
-NS = "http://opennebula.org/XMLSchema"
+from tests.support.xsd import NS, XSD_DIR
 FAST = dict(monitoring_interval=0.1, boot_time=0.1, prolog_time=0.05, epilog_time=0.05,
             sched_interval=0.05, election_timeout=0.3)
 
@@ -56,8 +53,7 @@ class Schemas:
 
 @pytest.fixture(scope="session")
 def schemas():
-    if not (XSD_DIR / "vm.xsd").is_file():
-        pytest.skip(f"OpenNebula XSDs not found in {XSD_DIR} (set ONEHA_XSD_DIR)")
+    assert (XSD_DIR / "vm.xsd").is_file(), f"OpenNebula XSDs not found in {XSD_DIR}"
     return Schemas()
 
 

@@ -12,8 +12,7 @@ from pathlib import Path
 
 import pytest
 
-XSD_DIR = Path(__file__).resolve().parents[3] / "shared" / "opennebula" / "xsd"
-ONE_NS = "http://opennebula.org/XMLSchema"
+from tests.support.xsd import XSD_DIR, with_namespace as _with_namespace
 
 
 def _c(value: object) -> str:
@@ -153,10 +152,6 @@ def b64(xml: str) -> str:
 def _schema(name: str):
     xmlschema = pytest.importorskip("xmlschema")
     return xmlschema.XMLSchema(str(XSD_DIR / name))
-
-
-def _with_namespace(xml: str) -> str:
-    return re.sub(r"^<(\w+)>", lambda m: f'<{m.group(1)} xmlns="{ONE_NS}">', xml, count=1)
 
 
 @pytest.mark.parametrize("xml", [host_xml(), host_xml(8, "node08", 2, vm_ids=())],
