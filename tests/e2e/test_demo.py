@@ -10,15 +10,23 @@ import pytest
 pytestmark = pytest.mark.slow
 
 
-def _descendants_alive(pids):
-    return [p for p in pids if psutil.pid_exists(p) and psutil.Process(p).status() != "zombie"]
+def _started_by_the_demo(tmp_path):
+    """Every process the demo started inherited its TMPDIR (Redis, gateway, worker, beat, hooks)."""
+    found = []
+    for p in psutil.process_iter(["pid", "name", "status"]):
+        try:
+            if p.info["status"] != psutil.STATUS_ZOMBIE and \
+                    p.environ().get("TMPDIR") == str(tmp_path):
+                found.append(p)
+        except (psutil.NoSuchProcess, psutil.AccessDenied):
+            continue
+    return found
 
 
 def test_demo_tells_the_whole_story_and_leaves_no_process(tmp_path):
     env = {k: v for k, v in os.environ.items() if k not in ("REDIS_URL", "ONEHA_REDIS_URL",
                                                              "ONEHA_CONFIG")}
     env["TMPDIR"] = str(tmp_path)  # the demo's work directory, removed when it is done
-    before = {p.pid for p in psutil.process_iter()}
     proc = subprocess.run([sys.executable, "-m", "gateway.cli", "demo"], env=env,
                           capture_output=True, text=True, timeout=120)
     out = proc.stdout + proc.stderr
@@ -34,8 +42,5 @@ def test_demo_tells_the_whole_story_and_leaves_no_process(tmp_path):
         assert f"{vm} (#" in out[resolved:], f"{vm} missing from the impact report"
     assert "recovery calls made to OpenNebula: 4 for 4 VMs" in out
 
-    leftovers = [p for p in psutil.process_iter(["pid", "cmdline"])
-                 if p.info["pid"] not in before and p.info["cmdline"]
-                 and any("oneha" in part or "redis-server" in part for part in p.info["cmdline"])]
-    assert not _descendants_alive([p.info["pid"] for p in leftovers]), leftovers
+    assert not _started_by_the_demo(tmp_path), "processes left behind"
     assert not list(tmp_path.glob("oneha-demo-*")), "work directory left behind"
