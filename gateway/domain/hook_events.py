@@ -98,8 +98,8 @@ def event_from_hook(payload: Mapping[str, Any], frontend: str, received_at: floa
                                          f"XML's {info.state}/{xml_lcm}")
     occurred_at = sent_at if sent_at is not None and 0 < sent_at <= received_at else received_at
     if isinstance(info, HostInfo):
-        return _host_event(info, event_id, frontend, hook, float(occurred_at), xml)
-    return _vm_event(info, event_id, frontend, hook, float(occurred_at), xml)
+        return host_event(info, event_id, frontend, hook, float(occurred_at), xml)
+    return vm_event(info, event_id, frontend, hook, float(occurred_at), xml)
 
 
 def content_digest(event: Event) -> str:
@@ -123,7 +123,7 @@ def vm_is_failing(state: int | None, lcm_state: int | None) -> bool:
             or state in VM_FAILED_STATES)
 
 
-def _host_event(info: HostInfo, event_id: str, frontend: str, hook: str, occurred_at: float,
+def host_event(info: HostInfo, event_id: str, frontend: str, hook: str, occurred_at: float,
                 xml: str) -> Event:
     label = info.state_label
     labels = _operator_labels(info.labels)
@@ -139,7 +139,7 @@ def _host_event(info: HostInfo, event_id: str, frontend: str, hook: str, occurre
         labels=labels, xml=xml)
 
 
-def _vm_event(info: VmInfo, event_id: str, frontend: str, hook: str, occurred_at: float,
+def vm_event(info: VmInfo, event_id: str, frontend: str, hook: str, occurred_at: float,
               xml: str) -> Event:
     label = info.state_label
     labels = _operator_labels(info.labels)

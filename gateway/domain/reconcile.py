@@ -24,7 +24,7 @@ from dataclasses import dataclass, field, replace
 
 from . import states
 from .events import Event
-from .hook_events import _host_event, _vm_event, host_is_failing, vm_is_failing
+from .hook_events import host_event, vm_event, host_is_failing, vm_is_failing
 from .objects import HostInfo, VmInfo
 
 # Where an operator (or OpenNebula, on the operator's behalf) leaves a VM: not a failure.
@@ -147,7 +147,7 @@ def _recovery_event(info: HostInfo | VmInfo, event_id: str, now: float) -> Event
 
 def _as_event(info: HostInfo | VmInfo, event_id: str, now: float) -> Event:
     # The hook path's builder, so labels (routing, inhibition) are the same whoever saw it.
-    build = _host_event if isinstance(info, HostInfo) else _vm_event
+    build = host_event if isinstance(info, HostInfo) else vm_event
     e = build(info, event_id, "", "", now, None)
     labels = {k: v for k, v in e.labels.items() if not (k == "frontend" and not v)}
     return replace(e, source="reconciler", frontend="", labels=labels)
