@@ -72,6 +72,7 @@ class ObjectState:
     host_id: str = ""
     cluster: str = ""
     last_seen_running: float | None = None
+    detail: str = ""  # the event's own explanation (e.g. a Raft finding's recovery steps)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -276,7 +277,7 @@ def object_state(event: Event, labels: dict[str, str], now: float,
         last_seen=max(event.occurred_at, previous.last_seen if previous else 0.0),
         host=labels.get("host", ""), host_id=labels.get("host_id", ""),
         cluster=labels.get("cluster", labels.get("cluster_id", "")),
-        last_seen_running=seen_running)
+        last_seen_running=seen_running, detail=event.summary)
 
 
 _LAST_POLL = re.compile(r"<LAST_POLL>\s*(\d+)\s*</LAST_POLL>")
@@ -463,6 +464,10 @@ def summary(incident: Incident, timeline: Iterable[TimelineEntry] = (), max_obje
         "next_step": next_step(incident),
         "timeline": [{"t": e.t, "text": e.text} for e in list(timeline)[-10:]],
     }
+    if p.resource not in ("HOST", "VM") and p.detail:
+        # Front-end and Alertmanager findings explain themselves (what failed, what to do: for
+        # a follower beyond the Raft log retention, the manual recovery procedure).
+        out["details"] = p.detail.splitlines()
     if incident.resolved_at is not None:
         out["resolved_at"] = incident.resolved_at
     if incident.impact:

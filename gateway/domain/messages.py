@@ -38,9 +38,11 @@ MAIL_AFFECTED_SHOWN = 25
 MAIL_PLAN_SHOWN = 25
 MAIL_IMPACT_SHOWN = 25
 MAIL_TIMELINE_SHOWN = 10
+MAIL_DETAILS_SHOWN = 30  # lines of a finding's explanation (recovery steps)
 CHAT_AFFECTED_NAMES = 3
 
-_LIMITS = {"title": 200, "text": 300, "next_step": 500, "reason": 200, "name": 80}
+_LIMITS = {"title": 200, "text": 300, "next_step": 500, "reason": 200, "name": 80,
+           "details": 300}
 _DEFAULT_LIMIT = 120
 _URL_KEYS = {"approval_url", "console_url"}
 
@@ -119,6 +121,7 @@ def _view(n: Notification) -> dict[str, Any]:
                                      "connections_dropped", "data_loss_risk")}
               for p in _dicts(inc.get("impact"))]
     timeline = [{"t": e.get("t"), "text": e.get("text")} for e in _dicts(inc.get("timeline"))]
+    details = [line for line in inc.get("details") or [] if isinstance(line, str)][:MAIL_DETAILS_SHOWN]
     labels = inc.get("labels") if isinstance(inc.get("labels"), dict) else {}
     incident = {
         "id": inc["id"], "title": inc["title"],
@@ -128,7 +131,7 @@ def _view(n: Notification) -> dict[str, Any]:
         "affected": affected, "affected_count": count, "labels": labels,
         "next_step": inc.get("next_step") or "", "approval_url": inc.get("approval_url") or "",
         "plan": plan, "impact": impact, "timeline": timeline,
-        "console_url": inc.get("console_url") or "",
+        "console_url": inc.get("console_url") or "", "details": details,
     }
     return {
         "n": n, "transition": n.transition, "receiver": clean_text(n.receiver),

@@ -16,6 +16,7 @@ import redis
 from gateway.adapters.opennebula import OpenNebula
 from gateway.adapters.store.events import EventStore
 from gateway.adapters.store.incidents import IncidentStore
+from gateway.domain.incidents import summary as incident_summary
 from gateway.adapters.store.raft import RaftStore
 from gateway.config import settings_from_dict
 from gateway.runtime import Runtime
@@ -349,6 +350,8 @@ def test_beyond_retention_and_an_even_zone_become_one_incident_each(
         [steps] = [events[i].summary for i in inc.event_ids
                    if events[i].condition == "RAFT/FOLLOWER_BEYOND_RETENTION"]
         assert "onedb restore" in steps and "onezone server-reset 0 2" in steps
+        told = "\n".join(incident_summary(inc).get("details", []))  # what the mail carries
+        assert "onedb restore" in told and "onezone server-reset 0 2" in told
 
         sim.reset_server(2)  # the manual recovery done
         wait_until(lambda: incidents.get(inc.id).state == "resolved", timeout=30,

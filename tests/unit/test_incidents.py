@@ -170,3 +170,16 @@ def test_unknown_vm_is_last_seen_running_at_its_last_monitoring_poll():
               xml="<VM><ID>9</ID><LAST_POLL>1763999990</LAST_POLL></VM>")
     inc = only(decide(e, Context(), T0))
     assert inc.primary.last_seen_running == 1763999990.0
+
+
+def test_a_front_end_incident_keeps_the_finding_explanation_for_people():
+    from gateway.domain import incidents as _inc
+    from gateway.domain.events import Event as _Event
+    ev = _Event(event_id="r1", source="raft", resource="FRONTEND", object_id="zone0/2",
+                name="fe3", status="firing", condition="RAFT/FOLLOWER_BEYOND_RETENTION",
+                occurred_at=10.0, summary="fe3 is beyond the log retention\n1. onedb backup")
+    state = _inc.object_state(ev, {}, 10.0)
+    incident = _inc.Incident(id="i", key=state.key, state="firing", created_at=10.0,
+                             updated_at=10.0, labels={}, objects={state.key: state})
+    assert _inc.summary(incident)["details"] == ["fe3 is beyond the log retention",
+                                                 "1. onedb backup"]

@@ -216,3 +216,15 @@ def test_a_count_without_a_list_of_affected_objects_reads_well_in_chat_and_mail(
     assert "5 affected." in render(n, "chat").body.splitlines()
     mail = render(n, "mail").body.splitlines()
     assert "Affected:   5" in mail and not any("more" in line for line in mail)
+
+
+def test_a_front_end_finding_carries_its_recovery_steps_into_the_mail():
+    steps = ["Follower fe3 is 300000 entries behind the leader, beyond LOG_RETENTION=250000.",
+             "1. On the leader: onedb backup, copy it to fe3",
+             "5. On the leader: onezone server-reset 0 2"]
+    n = Notification(notification_id="f:firing:1:mail", receiver="mail", transition="firing",
+                     incident={"id": "f", "title": "Front-end fe3 needs a manual recovery",
+                               "details": steps}, created_at=0.0)
+    mail = render(n, "mail").body
+    for line in steps:
+        assert f"  {line}" in mail.splitlines()
