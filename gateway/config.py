@@ -170,6 +170,11 @@ class Settings(Strict):
         """The Celery queue (a Redis list) of every task; ingest pushes its messages there directly."""
         return self.key_prefix.rstrip(":") + ".tasks"
 
+    @property
+    def notify_queue(self) -> str:
+        """Deliveries and group flushes: never stuck behind a storm of events."""
+        return self.key_prefix.rstrip(":") + ".notify"
+
     def receiver(self, name: str) -> Receiver:
         for r in self.receivers:
             if r.name == name:

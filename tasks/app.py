@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from celery import Celery
+from kombu import Queue
 
 from gateway.config import Settings, load_settings
 from gateway.runtime import Runtime
@@ -22,6 +23,12 @@ def create_celery(settings: Settings) -> Celery:
         accept_content=["json"],
         broker_connection_retry_on_startup=True,
         task_default_queue=settings.task_queue,
+        # Deliveries and group flushes get a queue of their own, consumed by every worker: a hook
+        # storm of hundreds of events must not hold the one grouped message behind it.
+        task_queues=[Queue(settings.task_queue, routing_key=settings.task_queue),
+                     Queue(settings.notify_queue, routing_key=settings.notify_queue)],
+        task_routes={name: {"queue": settings.notify_queue, "routing_key": settings.notify_queue}
+                     for name in ("oneha.deliver", "oneha.flush_due")},
         # A whole-worker SIGKILL leaves acked-late messages in `unacked`: restore them quickly
         # (kombu defaults would wait an hour), longer than the longest task we run.
         broker_transport_options={"visibility_timeout": 120, "unacked_restore_throttle": 1},
