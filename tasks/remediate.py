@@ -125,7 +125,9 @@ class Remediator:
             plan_id=f"{incident_id}.{len(existing) + 1}", incident_id=incident_id,
             now=self.clock(), policy=policy, vms=vms, hosts=hosts, failed_host_id=failed_host_id,
             incident_started_at=inc.created_at, monitoring_interval=self.monitoring_interval(),
-            exclude_vm_ids=frozenset(covered), labels=dict(inc.labels)))
+            exclude_vm_ids=frozenset(covered), labels=dict(inc.labels),
+            refreshing_host_ids=frozenset(h.id for h in hosts if h.in_maintenance
+                                          and self.store.refreshed_at(h.id) is not None)))
         if not plan.steps and not plan.skipped:
             return None
         status, reason = self._initial_status(plan)
@@ -140,7 +142,7 @@ class Remediator:
         self._incident_call("set_plan", incident_id, plan.plan_id)
         log.info("plan_created", plan=plan.plan_id, incident=incident_id, status=status)
         needs_human = [s for s in plan.skipped if s.code in ("wait", "wont_fit")]
-        if needs_human:
+        if needs_human and plan.mode != "off":  # off: the plan is shown, nobody is paged
             self._page(plan, "remediation_failed",
                        f"{len(needs_human)} VM(s) cannot be recovered by oneha: " + "; ".join(
                            f"{s.vm_name or s.vm_id}: {s.reason}" for s in needs_human[:5]),
@@ -554,7 +556,8 @@ class Remediator:
         if not step.is_vm_step:
             host = self.one.host(step.host_id)
             if step.action == "refresh_host":
-                alone = guards.host_left_alone(host)
+                alone = guards.host_left_alone(
+                    host, by_oneha=self.store.refreshed_at(host.id) is not None)
                 if not alone:
                     return alone
                 if host.is_error:
@@ -571,7 +574,8 @@ class Remediator:
         hosts = self._hosts()
         if step.action in ("resume", "retry"):
             host = hosts.get(vm.host_id) if vm is not None else None
-            alone = guards.host_left_alone(host)
+            alone = guards.host_left_alone(host, by_oneha=host is not None and
+                                           self.store.refreshed_at(host.id) is not None)
             if not alone:
                 return alone
             if host is not None and host.is_error:
@@ -580,7 +584,7 @@ class Remediator:
             return decision
         host = hosts.get(step.host_id)
         disabled_by_us = (outcomes.get(f"disable:{step.host_id}") or {}).get("status") == "done"
-        alone = guards.host_left_alone(host, disabled_by_oneha=disabled_by_us)
+        alone = guards.host_left_alone(host, by_oneha=disabled_by_us)
         if not alone:
             return alone
         if host is not None and not host.is_error and not (
