@@ -11,12 +11,12 @@ from __future__ import annotations
 import hmac
 
 from flask import Blueprint, current_app, jsonify, request
-from werkzeug.exceptions import RequestEntityTooLarge
 
 from ..adapters.store.events import EventStore, IngestCounters
 from ..domain.alertmanager import events_from_webhook
 from ..domain.hook_events import content_digest, parse_json_object
-from ..errors import BadInput, Transient
+from ..errors import BadInput
+from .ingest import counted
 from ..runtime import Runtime
 
 bp = Blueprint("alertmanager", __name__)
@@ -25,22 +25,11 @@ bp = Blueprint("alertmanager", __name__)
 @bp.post("/v1/alertmanager")
 def post_alerts():
     runtime: Runtime = current_app.extensions["oneha"]
-    counters = IngestCounters.of(runtime)
-    try:
+    with counted(IngestCounters.of(runtime)):
         _authenticate(runtime)
         request.max_content_length = runtime.settings.ingest.max_body_bytes
         events = events_from_webhook(parse_json_object(request.get_data(cache=False)))
         results = EventStore.of(runtime).record_many([(e, content_digest(e)) for e in events])
-    except BadInput as exc:
-        counters.rejected(exc.error)
-        raise
-    except RequestEntityTooLarge:
-        counters.rejected("too_large")
-        raise
-    except Transient:
-        counters.unavailable()
-        raise
-    counters.flush()
     answers = [{"event_id": e.event_id, "duplicate": r.duplicate, "conflict": r.conflict}
                for e, r in zip(events, results)]
     return jsonify(accepted=sum(r.accepted for r in results),

@@ -7,6 +7,8 @@ cannot be written, so the sender spools and retries.
 
 from __future__ import annotations
 
+from contextlib import contextmanager
+
 from flask import Blueprint, Response, current_app, request
 from werkzeug.exceptions import RequestEntityTooLarge
 
@@ -19,13 +21,11 @@ from ..runtime import Runtime
 bp = Blueprint("ingest", __name__)
 
 
-@bp.post("/v1/events")
-def post_event():
-    runtime: Runtime = current_app.extensions["oneha"]
-    counters = IngestCounters.of(runtime)
+@contextmanager
+def counted(counters: IngestCounters):
+    """Count why a request was refused (or that Redis was away) and let the error answer."""
     try:
-        event, digest = _validated_event(runtime)
-        result = EventStore.of(runtime).record(event, digest)
+        yield
     except BadInput as exc:
         counters.rejected(exc.error)
         raise
@@ -36,6 +36,14 @@ def post_event():
         counters.unavailable()
         raise
     counters.flush()
+
+
+@bp.post("/v1/events")
+def post_event():
+    runtime: Runtime = current_app.extensions["oneha"]
+    with counted(IngestCounters.of(runtime)):
+        event, digest = _validated_event(runtime)
+        result = EventStore.of(runtime).record(event, digest)
     if result.conflict:  # counted by the store's script
         raise BadInput("event_id_conflict", f"event_id {event.event_id} replayed with a different "
                                             "body", 409)
