@@ -18,7 +18,7 @@ from gateway.runtime import Runtime
 from simulator import CloudSpec, HostSpec, Simulator, VmSpec
 from tests.integration.test_remediation_flow import (hook_event, remediation_config, shared_vms,
                                                      touched_vms, vm_actions, writes)
-from tests.support.worker import celery_client, wait_until
+from tests.support.worker import Ticker, celery_client, wait_until
 
 BIG = [HostSpec(f"node{i:02d}", cpu=3200, memory_mb=65536) for i in range(1, 5)]
 TOKEN = re.compile(r"/approvals/([A-Za-z0-9_\-]+\.[A-Za-z0-9_\-]+)")
@@ -29,6 +29,8 @@ class Setup:
         self.sim = sim
         self.config = remediation_config(key_prefix, sim, **remediation)
         self.config["receivers"] = [{"name": "oncall", "urls": [chat_sink.url()]}]
+        self.config["route"] = {"group_wait": "0.2s", "group_interval": "0.5s",
+                                "repeat_interval": "1h"}
         self.settings = settings_from_dict(self.config, env={})
         self.rt = Runtime.from_settings(self.settings)
         self.one = OpenNebula.from_settings(self.settings)
@@ -106,7 +108,13 @@ def test_host_of_20_vms_one_approval_two_workers_three_deliveries_each_vm_once(
     assert all(v.is_running and v.host_id != 0 for v in s.one.vms())
     inc = s.incidents.get(s.store.plan(pid).incident_id)
     assert sorted(r["vm_id"] for r in inc.impact) == list(range(20))
-    assert all(r["downtime_s"] is not None for r in inc.impact)
+    # downtime from the simulator's history: last poll before the crash → RSTIME elsewhere
+    assert all(r["downtime_s"] is not None and "RSTIME of history 1" in r["evidence"]
+               and "last monitoring poll" in r["evidence"] for r in inc.impact)
+    assert inc.state == "resolved"  # every VM runs again: people get the resolve notice
+    with Ticker(s.config):  # the beat that flushes due groups
+        resolve = wait_until(lambda: s.posts("Impact: 20 VM(s)"), 30, what="the resolve notice")
+    assert "memory state lost on 20" in resolve[0].message
     approvals = [r for r in s.store.audit_log(500, plan_id=pid) if r["what"] == "plan_approved"]
     assert [(r["actor"], r["data"]["via"].split()[0]) for r in approvals] == [("alice", "api")]
 

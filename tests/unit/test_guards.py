@@ -62,7 +62,7 @@ def test_pause_and_maintenance_say_who_and_why():
     assert not d and "alice" in d.reason and "storage work" in d.reason
     off = HostInfo(id=1, name="n1", state=8)
     assert guards.host_left_alone(off).code == "maintenance"
-    assert guards.host_left_alone(HostInfo(id=1, name="n1", state=4), disabled_by_oneha=True)
+    assert guards.host_left_alone(HostInfo(id=1, name="n1", state=4), by_oneha=True)
 
 
 def test_bounded_retries_back_off_then_hand_over_to_a_human():

@@ -121,3 +121,13 @@ def test_no_host_step_without_a_vm_to_move():
     p = plan_for([vm(1, labels={"ONEHA_POLICY": "off"})], [host(1, state=3), host(2)], failed=1,
                  disable_failed_host=True)
     assert p.steps == () and p.skipped[0].code == "opt_out"
+
+
+def test_a_host_oneha_is_refreshing_is_not_an_operators_maintenance():
+    policy = RemediationConfig().for_labels({})
+    offline = host(1, state=8)
+    inp = dict(plan_id="p", incident_id="i", now=1.0, policy=policy, vms=[vm(1)],
+               hosts=[offline, host(2)])
+    assert build_plan(PlanInput(**inp)).skipped[0].code == "maintenance"
+    plan = build_plan(PlanInput(**inp, refreshing_host_ids=frozenset({1})))
+    assert [s.action for s in plan.steps] == ["refresh_host", "resume"]

@@ -254,6 +254,11 @@ class RemediationStore:
         raw = self.r.get(key)
         return float(raw) if raw else None
 
+    def refreshed_at(self, host_id: int) -> float | None:
+        """When oneha last refreshed the host's monitoring, if within the current window."""
+        raw = self.r.get(self.k("refreshed", host_id))
+        return float(raw) if raw else None
+
     def take_rate(self, limit: int, window: float = 60.0) -> float:
         """0 when an action may go now (and it is counted); else seconds to wait."""
         ok, wait = self._rate(keys=[self.k("rate")],

@@ -90,12 +90,13 @@ def paused(pause: Mapping[str, str] | None) -> Decision:
     return OK
 
 
-def host_left_alone(host: HostInfo | None, disabled_by_oneha: bool = False) -> Decision:
+def host_left_alone(host: HostInfo | None, by_oneha: bool = False) -> Decision:
     """An operator's DISABLED/OFFLINE host is maintenance: nothing of it is touched. A host
-    oneha itself disabled (to keep the scheduler away) is not the operator's."""
+    oneha itself disabled (to keep the scheduler away) or briefly set OFFLINE (to refresh its
+    monitoring, like `onehost forceupdate`) is not the operator's: `by_oneha`."""
     if host is None:
         return OK
-    if host.in_maintenance and not disabled_by_oneha:
+    if host.in_maintenance and not by_oneha:
         return Decision(False, f"host {host.name} is {host.state_label}: taken out by an operator, "
                                "left alone", "maintenance")
     return OK

@@ -127,6 +127,8 @@ class PlanInput:
     incident_started_at: float | None = None
     monitoring_interval: float = 60.0
     exclude_vm_ids: frozenset[int] = frozenset()  # already in an earlier plan of the incident
+    # Hosts oneha is refreshing right now (OFFLINE for a moment by oneha, not by an operator).
+    refreshing_host_ids: frozenset[int] = frozenset()
     labels: dict[str, str] = field(default_factory=dict)
 
 
@@ -304,7 +306,8 @@ def _vm_plan(inp: PlanInput, vm: VmInfo, hosts: dict[int, HostInfo], steps: list
     if vm.is_running or not (vm.is_unknown or vm.is_failed):
         skipped.append(Skip(vm.id, vm.name, "not_failed", f"{vm.state_label}: nothing to do"))
         return
-    alone = guards.host_left_alone(host)
+    alone = guards.host_left_alone(host, by_oneha=host is not None
+                                   and host.id in inp.refreshing_host_ids)
     if not alone:
         skipped.append(Skip(vm.id, vm.name, "maintenance", alone.reason))
         return
