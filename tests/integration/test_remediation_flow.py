@@ -505,3 +505,36 @@ def test_denying_the_held_part_of_an_auto_plan_finishes_the_rest(cloud, key_pref
     assert outcomes["vm:0:resched"]["detail"] == "approval denied"
     assert outcomes["vm:1:recreate"]["detail"] == "approval denied"
     assert sorted(touched_vms(cloud)) == [4, 5] and d.status(pid) == "done"
+
+
+SIX_VMS = CloudSpec(hosts=[HostSpec(f"node{i:02d}", cpu=3200, memory_mb=65536) for i in (1, 2, 3)],
+                    vms=shared_vms(6), frontends=1, monitoring_interval=0.2)
+
+
+@pytest.mark.parametrize("cloud", [SIX_VMS], indirect=True)
+def test_the_rate_limit_spaces_actions_across_executors(cloud, key_prefix):
+    d = Driver(remediation_config(key_prefix, cloud, mode="auto", rate_limit_actions=2,
+                                  rate_limit_window=1, disable_failed_host=False))
+    iid = _crash_and_plan(d, cloud)
+    d.run_until_idle(timeout=20, stop=lambda: d.plan_status(iid) == "done")
+    times = sorted(e["t"] for e in writes(cloud, "one.vm.action"))
+    assert len(times) == 6
+    # never more than 2 actions within any 1 s window
+    assert all(times[i + 2] - times[i] >= 0.95 for i in range(len(times) - 2))
+    (pid,) = d.store.plan_ids(iid)
+    assert any(r["what"] == "rate_limited" for r in d.store.audit_log(200, plan_id=pid))
+
+
+@pytest.mark.parametrize("cloud", [SIX_VMS], indirect=True)
+def test_no_action_while_the_concurrency_slots_are_taken(cloud, key_prefix):
+    d = Driver(remediation_config(key_prefix, cloud, mode="auto", concurrency=2))
+    held = [d.store.take_slot(2, lease=30) for _ in range(2)]  # two calls in flight elsewhere
+    assert all(held)
+    iid = _crash_and_plan(d, cloud)
+    d.run_until_idle(timeout=3, stop=lambda: d.plan_status(iid) is not None)
+    d.run_until_idle(timeout=1.5)
+    assert touched_vms(cloud) == [] and writes(cloud) == []
+    for slot in held:
+        d.store.release_slot(slot)
+    d.run_until_idle(timeout=20, stop=lambda: d.plan_status(iid) == "done")
+    assert sorted(vm_actions(cloud, "resched")) == list(range(6))
