@@ -3,17 +3,19 @@
 The Celery tasks are thin; `Remediator` holds the flow so tests can drive it with the real
 store, the real OpenNebula client and the simulator. Every step of a plan is an effect made
 exactly once:
-- one executor per plan at a time (a lease in Redis that lapses when its worker dies);
-- before each action: the guards again (pause, storm, Raft leader/quorum), a per-VM lock, a
-  live re-read of the VM through pyone (act only if it still looks as planned), the rate limit
-  and a concurrency slot, then the action's idempotency key is claimed (`SET NX`);
-- a claim without an outcome (the worker died mid-call) is settled by re-reading the VM: the
-  action changed it (OpenNebula applies state changes synchronously) or it did not run.
+- one executor per plan chunk at a time (a lease in Redis that lapses when its worker dies);
+- before each action: the guards again (pause, Raft leader/quorum, storm), the rate limit and a
+  concurrency slot, a per-VM lock, a live re-read of the VM through pyone (act only if it still
+  looks as planned), then the action's idempotency key is claimed together with its `acting`
+  record (one Lua script);
+- an `acting` record whose worker died is settled by re-reading the VM: the action changed it
+  (OpenNebula applies state changes inside the call) or it did not run and is made again.
 
-Task names: `oneha.plan_remediation(incident_id)` (enqueued by the incident engine whenever an
-incident is created or gains objects), `oneha.run_plan(plan_id)`, `oneha.verify_plan(plan_id)`,
-`oneha.decide_approval(...)` is not a task: approvals go through `Remediator.decide` from the web,
-API and CLI, which then enqueue `oneha.run_plan`. `oneha.resume_plans()` runs at worker start.
+Tasks: `oneha.plan_remediation(incident_id)` (enqueued by the incident store whenever an
+incident is created or gains objects), `oneha.run_plan(plan_id, chunk=0)`,
+`oneha.verify_plan(plan_id)`, `oneha.resume_plans()` (sent at every worker start). Approvals go
+through `Remediator.decide_by_token` / `decide_plan` (web page, HTTP API, CLI), which enqueue
+`oneha.run_plan`.
 """
 
 from __future__ import annotations
@@ -614,6 +616,10 @@ class Remediator:
         except Permanent as exc:
             self._timeline(plan.incident_id, f"{action} of {_target(step)} failed: {exc}",
                            plan_id=plan.plan_id)
+            if not step.is_vm_step:  # its VMs stay where they are: people must know now
+                self._page(plan, "remediation_failed",
+                           f"{action} of {_target(step)} failed, so its VMs are not moved: "
+                           f"{exc}", seq=f"{plan.plan_id}:{step.key}")
             return self.store.record(
                 plan.plan_id, step.key, "failed", str(exc), previous=out, attempt=attempt,
                 action=action,
@@ -696,7 +702,7 @@ class Remediator:
         state = self.store.plan_state(plan.plan_id)
         approved = state.get("approved") == "yes"
         to_read = [s for s in plan.vm_steps
-                   if (outcomes.get(s.key) or {}).get("status") in ("done", "retry_wait")
+                   if (outcomes.get(s.key) or {}).get("status") in ("done", "retry_wait", "failed")
                    or ((outcomes.get(s.key) or {}).get("status") == "skipped"
                        and (outcomes.get(s.key) or {}).get("code") == "running")]
         live = self._live_vms([s.vm_id for s in to_read])
@@ -728,8 +734,9 @@ class Remediator:
                 pending = True
                 continue
             acted_at = float(out.get("acted_at") or out.get("at") or now)
-            if now - acted_at < self.cfg.verify_timeout and not (vm is not None and vm.is_failed):
-                pending = True  # still on its way (a FAILURE state need not wait the timeout)
+            if status == "done" and now - acted_at < self.cfg.verify_timeout \
+                    and not (vm is not None and vm.is_failed):
+                pending = True  # on its way (a FAILURE state or a refused call need not wait)
                 continue
             attempts = int(out.get("attempt") or 1)
             decision = guards.next_attempt(attempts, self.cfg.max_retries, self.cfg.retry_backoff)
@@ -822,6 +829,8 @@ class Remediator:
                                             failed_at, float(out.get("running_at") or 0) or None))
         humans = [s for s in plan.vm_steps
                   if (outcomes.get(s.key) or {}).get("status") == "needs_human"]
+        running = [s for s in plan.vm_steps
+                   if (outcomes.get(s.key) or {}).get("status") == "running"]
         status = rs.FAILED if humans else rs.DONE
         reason = (f"{len(impacts)} VM(s) running again" +
                   (f"; {len(humans)} need a human" if humans else ""))
@@ -836,7 +845,7 @@ class Remediator:
         self._incident_call("set_impact", plan.incident_id, rows)
         self._timeline(plan.incident_id, f"plan {plan.plan_id} {status}: {reason}",
                        plan_id=plan.plan_id)
-        if status == rs.DONE and not plan.skipped:
+        if status == rs.DONE and len(running) == len(plan.vm_steps) and not plan.skipped:
             # Every VM runs again: that is what people wait for, so the resolve notice (with the
             # impact report attached above) goes out now, even if the host itself stays broken.
             left = (f"; host {plan.host_name} stays out of service until repaired"

@@ -379,6 +379,9 @@ def test_failed_fencing_recovers_nothing(cloud, key_prefix, tmp_path):
         outcomes["fence:0"]["detail"]
     assert touched_vms(cloud) == []
     assert all(outcomes[k]["status"] == "skipped" for k in outcomes if k.startswith("vm:"))
+    (page,) = [p for p in d.pages if "fence of host" in p["next_step"]]
+    assert page["transition"] == "remediation_failed" and "BMC unreachable" in page["next_step"]
+    assert d.incidents.get(iid).state != "resolved"  # the VMs are still down
 
 
 CLOUD_INTERVAL = 0.2

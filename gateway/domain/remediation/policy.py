@@ -115,8 +115,7 @@ class RemediationConfig(_Strict):
             mode=pick("mode"), grace_cycles=pick("grace_cycles"),
             allowed_actions=frozenset(pick("allowed_actions")),
             disable_failed_host=pick("disable_failed_host"), receivers=tuple(pick("receivers")),
-            fencing_command=self.fencing.command, fencing_timeout=self.fencing.timeout,
-            max_retries=self.max_retries,
+            fencing_command=self.fencing.command,
             matched=", ".join(f"{k}={v}" for k, v in chosen.match.items())
             if isinstance(chosen, PolicyOverride) else "")
 
@@ -131,8 +130,6 @@ class RoutePolicy:
     disable_failed_host: bool = True
     receivers: tuple[str, ...] = ()
     fencing_command: str | None = None
-    fencing_timeout: float = 30.0
-    max_retries: int = 3
     matched: str = ""  # the override that applied, for the plan's explanation
 
     def allows(self, action: str) -> bool:
