@@ -214,19 +214,39 @@ class Remediator:
             # Someone else drives it; if they die, their lease lapses and we continue.
             return Wake(RUN_TASK, self.store.lease_ttl(lease) + 0.2)
         try:
-            if status == rs.GRACE:
-                wake = self._after_grace(plan)
-                if wake is not None or self.store.plan_state(plan_id).get("status") != rs.EXECUTING:
-                    return wake
-                self._start_chunks(plan_id)
-            status = self.store.plan_state(plan_id).get("status")
-            if status == rs.EXECUTING:
-                return self._execute(plan, chunk)
-            if status == rs.VERIFYING:
-                return self._verify(plan)
+            return self._run_locked(plan, plan_id, status, chunk)
+        except Permanent as exc:
+            self._fail_plan(plan, exc)
             return None
         finally:
             self.store.drop_lease(lease, self.worker_id)
+
+    def _run_locked(self, plan: Plan, plan_id: str, status: str | None, chunk: int
+                    ) -> Wake | None:
+        if status == rs.GRACE:
+            wake = self._after_grace(plan)
+            if wake is not None or self.store.plan_state(plan_id).get("status") != rs.EXECUTING:
+                return wake
+            self._start_chunks(plan_id)
+        status = self.store.plan_state(plan_id).get("status")
+        if status == rs.EXECUTING:
+            return self._execute(plan, chunk)
+        if status == rs.VERIFYING:
+            return self._verify(plan)
+        return None
+
+    def _fail_plan(self, plan: Plan, exc: Exception) -> None:
+        """OpenNebula refused something the plan cannot go on without (the host is gone, the
+        session is not allowed ...): stop, say so, hand over to people. Never retried blindly."""
+        reason = f"stopped: {exc}"
+        if not self.store.set_status_if(plan.plan_id, (rs.GRACE, rs.EXECUTING, rs.VERIFYING),
+                                        rs.FAILED, reason):
+            return
+        self.store.audit("plan_failed", plan.plan_id, plan.incident_id, error=str(exc))
+        self._timeline(plan.incident_id, f"plan {plan.plan_id} {reason}", plan_id=plan.plan_id)
+        self._page(plan, "remediation_failed", f"remediation plan {plan.plan_id} {reason}. "
+                   "Nothing more is done automatically.", seq=f"{plan.plan_id}:failed")
+        self._incident_call("set_state", plan.incident_id, "firing", reason)
 
     def _start_chunks(self, plan_id: str) -> None:
         for chunk in range(1, self.cfg.parallel_executors):
@@ -492,11 +512,16 @@ class Remediator:
 
     def raft_guard(self) -> guards.Decision:
         views = []
+        refusals = []
         for url, st in self.one.raft_statuses().items():
             if isinstance(st, Exception):
                 views.append(RaftView(url, None))
+                if isinstance(st, Permanent):
+                    refusals.append(st)
             else:
                 views.append(RaftView(url, st.state, st.term))
+        if refusals and len(refusals) == len(views):
+            raise refusals[0]  # every front-end refuses us (e.g. authentication): not a blip
         return guards.raft(views)
 
     def _hosts(self) -> dict[int, Any]:
@@ -693,6 +718,9 @@ class Remediator:
             return Wake(VERIFY_TASK, self.store.lease_ttl(plan_id) + 0.2)
         try:
             return self._verify(plan)
+        except Permanent as exc:
+            self._fail_plan(plan, exc)
+            return None
         finally:
             self.store.drop_lease(plan_id, self.worker_id)
 

@@ -541,3 +541,21 @@ def test_no_action_while_the_concurrency_slots_are_taken(cloud, key_prefix):
         d.store.release_slot(slot)
     d.run_until_idle(timeout=20, stop=lambda: d.plan_status(iid) == "done")
     assert sorted(vm_actions(cloud, "resched")) == list(range(6))
+
+
+@pytest.mark.parametrize("cloud", [TWO_HOSTS], indirect=True)
+def test_a_permanent_refusal_stops_the_plan_and_hands_it_to_people(cloud, key_prefix):
+    d = Driver(remediation_config(key_prefix, cloud, mode="approval"))
+    iid = _crash_and_plan(d, cloud)
+    d.run_until_idle(timeout=3, stop=lambda: d.plan_status(iid) == "awaiting_approval")
+    (pid,) = d.store.plan_ids(iid)
+    # Someone rotated oneha's OpenNebula password meanwhile: every call is refused.
+    d.rem.one = OpenNebula(cloud.endpoints, "oneadmin:rotated", timeout=2, retries=0)
+    d.rem.decide_plan(pid, "approved", "frank", via="test")
+    d.run_until_idle(timeout=5)
+    state = d.store.plan_state(pid)
+    assert state["status"] == "failed" and "stopped:" in state["reason"]
+    assert any("authenticat" in p["next_step"].lower() for p in d.pages
+               if p["transition"] == "remediation_failed")
+    assert touched_vms(cloud) == []
+    assert d.incidents.get(iid).state == "firing"
