@@ -77,6 +77,7 @@ class Remediator:
         self.worker_id = worker_id or f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
         self._interval: float | None = None
         self._storm_override = False
+        self._lease: tuple[str, float] = ("", 0.0)
         self._hosts_cache: dict | None = None
         # Longer than one action can take (timeout × attempts), so a live executor keeps it.
         one_cfg = settings.opennebula
@@ -213,6 +214,7 @@ class Remediator:
         if not self.store.take_lease(lease, self.worker_id, self.lease_ttl):
             # Someone else drives it; if they die, their lease lapses and we continue.
             return Wake(RUN_TASK, self.store.lease_ttl(lease) + 0.2)
+        self._lease = (lease, self.clock())
         try:
             return self._run_locked(plan, plan_id, status, chunk)
         except Permanent as exc:
@@ -234,6 +236,14 @@ class Remediator:
         if status == rs.VERIFYING:
             return self._verify(plan)
         return None
+
+    def _renew_lease(self) -> None:
+        """A long pass (thousands of VMs) keeps its lease, so nobody takes over a live executor."""
+        key, since = self._lease
+        if key and self.clock() - since > self.lease_ttl / 3:
+            if not self.store.take_lease(key, self.worker_id, self.lease_ttl):
+                raise Transient(f"lost the lease of {key}; another executor continues")
+            self._lease = (key, self.clock())
 
     def _fail_plan(self, plan: Plan, exc: Exception) -> None:
         """OpenNebula refused something the plan cannot go on without (the host is gone, the
@@ -476,6 +486,7 @@ class Remediator:
                 if ready_at > self.clock():
                     wake_at = ready_at if wake_at is None else min(wake_at, ready_at)
                     continue
+                self._renew_lease()
                 result = self._act(plan, step, out, outcomes)
                 if isinstance(result, Wake):
                     return result
