@@ -179,10 +179,11 @@ class Run:
         module = f"bench_{self.mode}"
         (self.workdir / f"{module}.py").write_text(
             INCIDENT_TASKS if self.mode == "incident" else BYPASS_TASKS)
-        queue = self.prefix.rstrip(":") + ".tasks"
+        base = self.prefix.rstrip(":")
+        queues = f"{base}.tasks,{base}.notify"  # as `oneha worker`: events, and deliveries
         self.spawn("worker", [sys.executable, "-m", "celery", "-A", module, "worker", "-c", "2",
                               "--without-mingle", "--without-gossip", "--loglevel", "warning",
-                              "-Q", queue, "-n", f"bench-{self.prefix}@h"])
+                              "-Q", queues, "-n", f"bench-{self.prefix}@h"])
         if self.mode == "incident":
             self.spawn("beat", [sys.executable, "-m", "gateway.cli", "beat", "--loglevel",
                                 "warning"])
