@@ -133,7 +133,7 @@ def test_resolve_mail_has_the_impact_table_and_no_stale_plan_or_link():
     assert mail[header + 3].split() == ["web-001", "(#101)", "1m", "01s", "no", "unknown", "none"]
     assert not any("approvals" in line or "Plan" in line for line in mail)
     chat = render(n, "chat").body.splitlines()
-    assert chat[:2] == ["HOST node07 (#7) recovered at 2025-11-25T17:10:00Z after 10m 00s.",
+    assert chat[:2] == ["HOST node07 (#7) resolved at 2025-11-25T17:10:00Z after 10m 00s.",
                         "Impact: 2 VM(s), memory state lost on 1, longest downtime 5m 12s."]
 
 
@@ -207,7 +207,7 @@ def test_impact_shows_the_action_and_a_vm_not_running_yet():
     assert mail[header].split()[:3] == ["VM", "Action", "Downtime"]
     assert mail[header + 2].split()[:7] == ["a", "(#1)", "recover", "--recreate", "not", "running",
                                             "yet"]
-    assert render(n, "chat").body.splitlines() == ["Incident x recovered.",
+    assert render(n, "chat").body.splitlines() == ["Incident x resolved.",
                                                    "Impact: 1 VM(s), memory state lost on 1."]
 
 
