@@ -18,7 +18,6 @@ import sys
 import textwrap
 import time
 import urllib.request
-from pathlib import Path
 
 from gateway import local
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from flask import Blueprint, current_app, jsonify
 
-from ..adapters.store.events import UNAVAILABLE
+from ..adapters.store import UNAVAILABLE
 from .errors import error_response
 
 bp = Blueprint("health", __name__)

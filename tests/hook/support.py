@@ -19,7 +19,6 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[2]
 SENDER = ROOT / "hook_templates" / "oneha-hook"
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
-from tests.support.xsd import XSD_DIR  # noqa: E402 (re-exported for the hook tests)
 ONE_NS = "http://opennebula.org/XMLSchema"
 
 

@@ -13,7 +13,8 @@ import xmlschema
 from gateway.adapters import hooks as adapter
 from gateway.domain import states
 from gateway.errors import ConfigError
-from tests.hook.support import FIXTURES, ONE_NS, SENDER, XSD_DIR
+from tests.hook.support import FIXTURES, ONE_NS, SENDER
+from tests.support.xsd import XSD_DIR
 
 TEMPLATES = adapter.load_templates()
 BY_NAME = {t.name: t for t in TEMPLATES}

@@ -1,5 +1,4 @@
 import xmlrpc.client
-from pathlib import Path
 
 import pyone
 import pytest

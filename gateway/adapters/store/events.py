@@ -34,18 +34,15 @@ import threading
 import uuid
 from dataclasses import dataclass
 
-import redis
 
 from gateway.domain.events import Event
 from gateway.errors import Transient
 from gateway.runtime import Runtime
 
+from . import UNAVAILABLE
+
 PROCESS_EVENT_TASK = "oneha.process_event"
 
-# Redis errors that say "not now" rather than "never": the caller answers 503 and the sender spools.
-UNAVAILABLE = (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError,
-               redis.exceptions.ReadOnlyError, redis.exceptions.BusyLoadingError,
-               redis.exceptions.OutOfMemoryError)
 
 RECORD_LUA = """
 -- KEYS: dedup key, event log stream, task queue, metrics hash

@@ -25,7 +25,7 @@ import uuid
 from dataclasses import dataclass
 from typing import Any
 
-from gateway.adapters.store.events import UNAVAILABLE
+from gateway.adapters.store import UNAVAILABLE
 from gateway.domain.notifications import DEAD, FAILED, SENT, Notification
 from gateway.errors import Transient
 from gateway.runtime import Runtime

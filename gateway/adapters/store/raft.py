@@ -12,13 +12,12 @@ from __future__ import annotations
 import json
 from dataclasses import asdict
 
-import redis
 
 from gateway.domain.raft import Assessment, Episode, LeaderMark, RaftMemory, normalize_endpoint
 from gateway.errors import Transient
 from gateway.runtime import Runtime
 
-_UNAVAILABLE = (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError)
+from . import UNAVAILABLE as _UNAVAILABLE
 
 
 class RaftStore:

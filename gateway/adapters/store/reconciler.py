@@ -10,13 +10,12 @@ from __future__ import annotations
 import json
 from dataclasses import asdict
 
-import redis
 
 from gateway.domain.reconcile import FailureMark
 from gateway.errors import Transient
 from gateway.runtime import Runtime
 
-_UNAVAILABLE = (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError)
+from . import UNAVAILABLE as _UNAVAILABLE
 
 
 class ReconcilerStore:

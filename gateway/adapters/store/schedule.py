@@ -17,12 +17,11 @@ from __future__ import annotations
 
 import uuid
 
-import redis
 
 from gateway.errors import Transient
 from gateway.runtime import Runtime
 
-_UNAVAILABLE = (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError)
+from . import UNAVAILABLE as _UNAVAILABLE
 
 CLAIM_SLOT_LUA = """
 local last = tonumber(redis.call('HGET', KEYS[1], ARGV[1]) or '-1')
