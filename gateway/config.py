@@ -60,6 +60,13 @@ class IngestConfig(Strict):
     event_log_maxlen: int = Field(default=100_000, ge=1000)  # approximate (XADD MAXLEN ~)
 
 
+class ApiConfig(Strict):
+    """Bearer tokens for the HTTP API's writes (ack, silences). None configured: writes are off,
+    so nobody who merely reaches the gateway can silence alerts."""
+
+    tokens: list[SecretStr] = Field(default_factory=list)
+
+
 class OpenNebulaConfig(Strict):
     endpoints: list[str] = Field(default_factory=lambda: ["http://127.0.0.1:2633/RPC2"],
                                  min_length=1)
@@ -143,6 +150,7 @@ class Settings(Strict):
     secret_key: SecretStr = SecretStr("change-me")  # signs approval links and CSRF tokens
     ingest: IngestConfig = IngestConfig()
     opennebula: OpenNebulaConfig = OpenNebulaConfig()
+    api: ApiConfig = ApiConfig()
     receivers: list[Receiver] = Field(default_factory=list)
     notify: NotifyConfig = NotifyConfig()
     # Sections owned by their subsystems; each is validated by its own model.
@@ -191,6 +199,9 @@ def _env_overrides(data: dict[str, Any], env: dict[str, str]) -> dict[str, Any]:
         data["secret_key"] = env["ONEHA_SECRET_KEY"]
     if env.get("ONEHA_PUBLIC_URL"):
         data["public_url"] = env["ONEHA_PUBLIC_URL"]
+    if env.get("ONEHA_API_TOKENS"):
+        data["api"] = {**data.get("api", {}),
+                       "tokens": [t for t in env["ONEHA_API_TOKENS"].split(",") if t]}
     if env.get("ONEHA_ONE_SESSION"):
         data["opennebula"] = {**data.get("opennebula", {}), "session": env["ONEHA_ONE_SESSION"]}
     if env.get("ONEHA_ONE_ENDPOINTS"):

@@ -18,6 +18,8 @@ from __future__ import annotations
 
 from typing import Any
 
+import hmac
+
 from flask import Blueprint, current_app, jsonify, request
 
 from gateway.adapters.store.incidents import IncidentStore
@@ -27,6 +29,24 @@ from gateway.domain.muting import Silence, SilenceError
 from gateway.errors import BadInput
 
 bp = Blueprint("api", __name__)
+
+
+@bp.before_request
+def _writes_need_a_token():
+    """Reading is open (like the console); acknowledging and silencing need a bearer token."""
+    if request.method in ("GET", "HEAD", "OPTIONS"):
+        return None
+    tokens = current_app.extensions["oneha"].settings.api.tokens
+    if not tokens:
+        raise BadInput("api_writes_off", "changing incidents or silences over HTTP is off: set "
+                       "api.tokens (or ONEHA_API_TOKENS) and send 'Authorization: Bearer <token>'",
+                       403)
+    scheme, _, given = request.headers.get("Authorization", "").partition(" ")
+    if scheme.lower() != "bearer" or not any(
+            hmac.compare_digest(given.strip().encode(), t.get_secret_value().encode())
+            for t in tokens):
+        raise BadInput("unauthorized", "send 'Authorization: Bearer <one of api.tokens>'", 401)
+    return None
 
 
 def _store() -> IncidentStore:

@@ -20,7 +20,8 @@ from tests.support.worker import write_config
 def config(key_prefix, redis_url):
     return {"redis_url": redis_url, "key_prefix": key_prefix,
             "receivers": [{"name": "ops-mail", "urls": ["mailto://127.0.0.1:1?to=a@b.c"]}],
-            "route": {"receiver": "ops-mail", "group_wait": "5s"}}
+            "route": {"receiver": "ops-mail", "group_wait": "5s"},
+            "api": {"tokens": [API_TOKEN]}}
 
 
 @pytest.fixture
@@ -33,9 +34,30 @@ def store(settings):
     return IncidentStore(Runtime.from_settings(settings))
 
 
+API_TOKEN = "api-token-for-tests"
+
+
 @pytest.fixture
 def client(settings):
-    return create_app(settings).test_client()
+    c = create_app(settings).test_client()
+    c.environ_base["HTTP_AUTHORIZATION"] = f"Bearer {API_TOKEN}"
+    return c
+
+
+def test_writes_need_a_bearer_token_reads_do_not(settings, store, config):
+    iid = open_incident(store)
+    anonymous = create_app(settings).test_client()
+    assert anonymous.get(f"/v1/incidents/{iid}").status_code == 200
+    assert error_of(anonymous.post(f"/v1/incidents/{iid}/ack", json={"by": "eve"}), 401) \
+        == "unauthorized"
+    wrong = {"Authorization": "Bearer nope"}
+    assert error_of(anonymous.post("/v1/silences", json={"matchers": ["host=x"], "duration": "1h",
+                                                         "author": "eve", "comment": "x"},
+                                   headers=wrong), 401) == "unauthorized"
+    assert store.get(iid).state == "firing" and store.list_silences() == []
+    off = create_app(settings_from_dict({**config, "api": {}}, env={})).test_client()
+    assert error_of(off.delete("/v1/silences/x", headers={"Authorization": f"Bearer {API_TOKEN}"}),
+                    403) == "api_writes_off"
 
 
 def open_incident(store, vm_id=42):
