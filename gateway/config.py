@@ -60,6 +60,10 @@ class IngestConfig(Strict):
     event_log_maxlen: int = Field(default=100_000, ge=1000)  # approximate (XADD MAXLEN ~)
 
 
+class IncidentsConfig(Strict):
+    retention: Duration = Field(default=30 * 86400.0, gt=0)  # resolved incidents kept this long
+
+
 class ApiConfig(Strict):
     """Bearer tokens for the HTTP API's writes (ack, silences). None configured: writes are off,
     so nobody who merely reaches the gateway can silence alerts."""
@@ -151,6 +155,7 @@ class Settings(Strict):
     ingest: IngestConfig = IngestConfig()
     opennebula: OpenNebulaConfig = OpenNebulaConfig()
     api: ApiConfig = ApiConfig()
+    incidents: IncidentsConfig = IncidentsConfig()
     receivers: list[Receiver] = Field(default_factory=list)
     notify: NotifyConfig = NotifyConfig()
     # Sections owned by their subsystems; each is validated by its own model.

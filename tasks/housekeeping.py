@@ -19,7 +19,8 @@ from tasks.process import FLUSH_DUE_TASK, store_of
 
 log = logging.getLogger("oneha.housekeeping")
 
-PERIODIC = {FLUSH_DUE_TASK: 1.0}
+PURGE_TASK = "oneha.purge_incidents"
+PERIODIC = {FLUSH_DUE_TASK: 1.0, PURGE_TASK: 3600.0}
 
 
 @shared_task(name=FLUSH_DUE_TASK, acks_late=True,
@@ -33,3 +34,17 @@ def flush_due() -> dict:
         log.info("due_flushed member=%s sent=%s reason=%s notifications=%s", r.member, r.sent,
                  r.reason, ",".join(r.notifications))
     return {"flushed": len(reports), "sent": sum(1 for r in reports if r.sent)}
+
+
+@shared_task(name=PURGE_TASK, acks_late=True,
+             autoretry_for=(Transient, redis.exceptions.ConnectionError,
+                            redis.exceptions.TimeoutError),
+             retry_backoff=True, retry_backoff_max=60, max_retries=5)
+def purge_incidents() -> dict:
+    """Resolved incidents older than `incidents.retention` are forgotten (idempotent)."""
+    from tasks.app import runtime
+    rt = runtime()
+    gone = store_of(rt).purge_resolved(rt.clock() - rt.settings.incidents.retention)
+    if gone:
+        log.info("incidents_purged count=%d first=%s", len(gone), gone[0])
+    return {"purged": len(gone)}

@@ -200,3 +200,19 @@ def test_the_receiver_an_incident_escalated_to_hears_the_resolve_once(make_store
                       if n["transition"] == "resolved")
     assert [r for r, _ in resolved] == ["lead", "mail"]
     assert (("lead", f"{iid}:resolved:0:lead")) in resolved
+
+
+def test_resolved_incidents_are_purged_after_the_retention_and_open_ones_never(make_store, clock):
+    store = make_store()
+    old = store.apply_event(ev("VM", 1, host="node01")).decision.incident_id
+    still_open = store.apply_event(ev("VM", 2, host="node02")).decision.incident_id
+    store.transition(old, "resolved", "fixed by hand", "test")
+    clock.t += 10
+    recent = store.apply_event(ev("VM", 3, host="node03")).decision.incident_id
+    store.transition(recent, "resolved", "fixed by hand", "test")
+
+    assert store.purge_resolved(older_than=clock.t - 5) == [old]
+    assert store.get(old) is None and store.timeline(old) == []
+    assert store.get(still_open).is_open and store.get(recent) is not None
+    assert [i.id for i in store.list(open_only=False)] == [recent, still_open]
+    assert store.purge_resolved(older_than=clock.t - 5) == []  # idempotent

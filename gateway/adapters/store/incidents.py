@@ -496,6 +496,34 @@ class IncidentStore:
         stale = self.r.zrangebyscore(self._k("outbox"), "-inf", now - OUTBOX_STALE_AFTER)
         return len(self._drain([m.decode() for m in stale]))
 
+    def purge_resolved(self, older_than: float, limit: int = 500) -> list[str]:
+        """Forget incidents resolved before `older_than` — document, timeline, escalations — so
+        Redis keeps `incidents.retention` of history, not all of it. Open ones are never touched;
+        a group still naming a purged incident skips it (flush reads members with `if d`)."""
+        candidates = [x.decode() for x in self.r.zrangebyscore(self._k("inc", "all"), "-inf",
+                                                               older_than)]
+        gone: list[str] = []
+        for iid in candidates:
+            if len(gone) >= limit:
+                break
+            with self.r.pipeline() as pipe:
+                try:
+                    pipe.watch(self._doc(iid))
+                    raw = pipe.get(self._doc(iid))
+                    inc = Incident.from_dict(json.loads(raw)) if raw else None
+                    if inc is not None and (inc.is_open or
+                                            (inc.resolved_at or inc.updated_at) >= older_than):
+                        pipe.reset()
+                        continue
+                    pipe.multi()
+                    pipe.delete(self._doc(iid), self._tl(iid), self._k("inc", iid, "escalated"))
+                    pipe.zrem(self._k("inc", "all"), iid)
+                    pipe.execute()
+                    gone.append(iid)
+                except redis.WatchError:
+                    continue  # changed meanwhile: look again at the next purge
+        return gone
+
     # -- silences ---------------------------------------------------------------------------
     def _silences(self, client=None) -> list[muting.Silence]:
         client = client or self.r
