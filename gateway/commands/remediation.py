@@ -16,20 +16,11 @@ def register(main: click.Group) -> None:
 
 def _remediator(obj):
     """A Remediator for decisions: Redis and the Celery queue; no OpenNebula call is made here."""
-    from gateway.adapters.store.incidents import IncidentStore
-    from gateway.adapters.store.remediation import RemediationStore
+    from gateway.remediator import build_remediator
     from gateway.runtime import Runtime
     from tasks.app import create_celery
-    from tasks.remediate import IncidentAdapter, Remediator
-    rt = Runtime.from_settings(obj.settings)
-    app = create_celery(obj.settings)
-
-    def send(name, args, delay):
-        app.send_task(name, args=args, countdown=delay if delay > 0 else None)
-
-    return Remediator(obj.settings, RemediationStore.from_runtime(rt), one=None,
-                      incidents=IncidentAdapter(IncidentStore(rt, send=app.send_task), rt.clock),
-                      send=send)
+    return build_remediator(Runtime.from_settings(obj.settings),
+                            create_celery(obj.settings).send_task)
 
 
 def _resolve_plan(rem, ident: str) -> str:

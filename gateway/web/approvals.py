@@ -35,19 +35,10 @@ def _remediator():
 
     def build():
         from gateway.adapters.opennebula import OpenNebula
-        from gateway.adapters.store.incidents import IncidentStore
-        from gateway.adapters.store.remediation import RemediationStore
-        from tasks.app import create_celery
-        from tasks.remediate import IncidentAdapter, Remediator
+        from gateway.remediator import build_remediator
+        from tasks.app import create_celery  # the queue the decisions are sent to
         celery = rt.cached("celery", lambda: create_celery(rt.settings))
-
-        def send(name, args, delay):
-            celery.send_task(name, args=args, countdown=delay if delay > 0 else None)
-
-        return Remediator(rt.settings, RemediationStore.from_runtime(rt), OpenNebula.of(rt),
-                          incidents=IncidentAdapter(IncidentStore(rt, send=celery.send_task),
-                                                    rt.clock),
-                          send=send, clock=rt.clock)
+        return build_remediator(rt, celery.send_task, OpenNebula.of(rt))
     return rt.cached("remediator_web", build)
 
 

@@ -23,8 +23,8 @@ from gateway.config import settings_from_dict
 from gateway.domain.hook_events import event_from_hook
 from gateway.runtime import Runtime
 from simulator import CloudSpec, DiskSpec, HostSpec, Simulator, VmSpec
-from tasks.remediate import (PLAN_TASK, RUN_TASK, VERIFY_TASK, IncidentAdapter, Remediator,
-                             follow_args)
+from gateway.remediator import PLAN_TASK, RUN_TASK, VERIFY_TASK, IncidentAdapter, Remediator
+from tasks.remediate import follow_args
 
 WRITES = ("one.vm.action", "one.vm.recover", "one.host.status", "one.vm.deploy")
 
