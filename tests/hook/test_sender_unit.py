@@ -153,3 +153,28 @@ def test_bad_base64_is_refused(sender):
     for token in ("not base64!", "", "QUJD*REVG"):
         with pytest.raises(sender.BadInput, match="not base64"):
             sender.decode_object(token)
+
+
+def test_a_stalled_name_lookup_costs_no_more_than_the_time_budget(sender):
+    import socket
+    import threading
+
+    release = threading.Event()
+
+    def stalled(*_args):
+        release.wait(10)
+        return []
+
+    try:
+        with pytest.raises(socket.timeout, match="looking up gw.example took longer"):
+            sender.resolve(b"gw.example", 80, 0.2, getaddrinfo=stalled)
+    finally:
+        release.set()
+
+
+def test_names_and_addresses_still_resolve(sender):
+    assert sender.resolve(b"localhost", 80, 2.0)
+    seen = []
+    assert sender.resolve("127.0.0.1", 80, 2.0,
+                          getaddrinfo=lambda *a: seen.append(a) or [("addr",)]) == [("addr",)]
+    assert seen, "an IP literal is passed straight through, without a thread"
