@@ -119,9 +119,15 @@ class Processes:
         with contextlib.suppress(ProcessLookupError):
             os.killpg(proc.pid, signal.SIGKILL)
 
-    def stop_all(self) -> None:
+    def stop_all(self, timeout: float = 10.0) -> None:
+        """TERM everyone at once (warm shutdowns overlap), then wait; KILL what is left."""
+        for proc in self.procs.values():
+            if proc.poll() is None:
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(proc.pid, signal.SIGTERM)
+        deadline = time.monotonic() + timeout
         for name in list(self.procs):
-            self.stop(name)
+            self.stop(name, timeout=max(0.1, deadline - time.monotonic()))
 
     def __enter__(self) -> "Processes":
         return self
