@@ -30,6 +30,21 @@ def config_check(obj) -> None:
     click.echo(f"  front-ends: {', '.join(sorted(s.ingest.frontends)) or '(none: no hook can sign)'}")
     for r in s.receivers:
         click.echo(f"  receiver {r.name}: {len(r.urls)} URL(s)")
+    for warning in config_warnings(s):
+        click.echo(f"  warning: {warning}")
+
+
+def config_warnings(s) -> list[str]:
+    """Valid but probably not what an operator wants in production."""
+    out = []
+    if s.secret_key.get_secret_value() in ("change-me", ""):
+        out.append("secret_key is the default: anyone could forge approval links "
+                   "(set secret_key or ONEHA_SECRET_KEY)")
+    if not s.receivers:
+        out.append("no receivers: incidents are recorded but nobody is told")
+    if not s.ingest.frontends:
+        out.append("no ingest.frontends: every hook event will be refused (401)")
+    return out
 
 
 def _mask_url(url: str) -> str:

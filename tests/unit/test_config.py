@@ -44,3 +44,13 @@ def test_receiver_names_are_unique():
     with pytest.raises(ConfigError, match="repeated: ops"):
         settings_from_dict({"receivers": [{"name": "ops", "urls": ["json://a"]},
                                           {"name": "ops", "urls": ["json://b"]}]}, env={})
+
+
+def test_config_check_warns_about_valid_but_unsafe_settings():
+    from gateway.commands.server import config_warnings
+    warnings = config_warnings(settings_from_dict({}, env={}))
+    assert any("secret_key is the default" in w for w in warnings)
+    assert any("no receivers" in w for w in warnings)
+    assert any("no ingest.frontends" in w for w in warnings)
+    assert config_warnings(load_settings(ROOT / "oneha.example.yaml", env={
+        "ONEHA_SECRET_KEY": "s3cr3t-long-enough"})) == []
