@@ -98,7 +98,7 @@ def make_app(kind: str):
 
 def build_requests(port: int, count: int, start: int) -> list[bytes]:
     from gateway.domain.signing import signature
-    from tests.unit.test_hook_events_xml import b64, vm_xml
+    from tests.support.samples import b64, vm_xml
 
     xmls = {i: b64(vm_xml(i, state=3, lcm_state=16)) for i in range(1000, 1200)}
     requests = []
@@ -252,7 +252,7 @@ def main() -> int:
     import redis
 
     from tests.support.procs import RedisServer, free_port
-    from tests.unit.test_hook_events_xml import vm_xml
+    from tests.support.samples import vm_xml
 
     workdir = Path(tempfile.mkdtemp(prefix="oneha-bench-ingest-"))
     server = RedisServer(workdir, appendonly=True).start()

@@ -53,7 +53,7 @@ import yaml  # noqa: E402
 from gateway.domain import signing  # noqa: E402
 from tests.support.procs import RedisServer, free_port, wait_for_port  # noqa: E402
 from tests.support.sinks import SmtpSink  # noqa: E402
-from tests.unit.test_hook_events_xml import b64, vm_xml  # noqa: E402
+from tests.support.samples import b64, vm_xml  # noqa: E402
 
 KEY = "bench-notify-key"
 

@@ -23,7 +23,7 @@ from gateway.config import settings_from_dict
 from gateway.runtime import Runtime
 from tests.integration.test_ingest import signed_headers
 from tests.support.worker import Ticker, start_beat, wait_until
-from tests.unit.test_hook_events_xml import b64, host_xml, vm_xml
+from tests.support.samples import b64, host_xml, vm_xml
 
 GROUP_WAIT = 4.0  # longer than 201 events take through ingest and a 2-process worker here
 

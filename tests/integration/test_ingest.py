@@ -15,7 +15,7 @@ from gateway.app import create_app
 from gateway.config import settings_from_dict
 from gateway.domain import signing
 from gateway.domain.events import Event
-from tests.unit.test_hook_events_xml import b64, host_xml, vm_xml
+from tests.support.samples import b64, host_xml, vm_xml
 
 KEYS = {"fe1": ["old-key", "new-key"], "fe2": ["fe2-key"]}
 MAX_BODY = 32 * 1024

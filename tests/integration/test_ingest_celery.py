@@ -21,7 +21,7 @@ from gateway.app import create_app
 from gateway.domain.events import Event
 from tasks.app import create_celery
 from tests.integration.test_ingest import host_event, make_settings, post, vm_event
-from tests.unit.test_hook_events_xml import host_xml, vm_xml
+from tests.support.samples import host_xml, vm_xml
 
 ROOT = Path(__file__).resolve().parents[2]
 

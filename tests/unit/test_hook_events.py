@@ -4,7 +4,7 @@ import pytest
 
 from gateway.domain.hook_events import content_digest, event_from_hook, parse_json_object
 from gateway.errors import BadInput
-from tests.unit.test_hook_events_xml import b64, host_xml, vm_xml
+from tests.support.samples import b64, host_xml, vm_xml
 
 NOW = 1_764_092_400.0
 EID = "0123456789abcdef0123456789abcdef"
