@@ -4,7 +4,7 @@ works once, is recorded with the approver's name, and a reused or forged link is
 import pytest
 
 from simulator import CloudSpec, HostSpec, Simulator
-from tests.integration.test_remediation_flow import (Driver, remediation_config,
+from tests.support.remediation import (Driver, remediation_config,
                                                      shared_vms, vm_actions)
 
 pytestmark = pytest.mark.browser

@@ -9,7 +9,7 @@ from click.testing import CliRunner
 
 from gateway.cli import main
 from simulator import CloudSpec, HostSpec, Simulator
-from tests.integration.test_remediation_flow import (Driver, remediation_config,
+from tests.support.remediation import (Driver, remediation_config,
                                                      shared_vms, vm_actions)
 
 CLOUD = CloudSpec(hosts=[HostSpec(f"node{i:02d}", cpu=3200, memory_mb=65536) for i in range(1, 6)],

@@ -16,7 +16,7 @@ from gateway.app import create_app
 from gateway.config import settings_from_dict
 from gateway.runtime import Runtime
 from simulator import CloudSpec, HostSpec, Simulator, VmSpec
-from tests.integration.test_remediation_flow import (hook_event, remediation_config, shared_vms,
+from tests.support.remediation import (hook_event, remediation_config, shared_vms,
                                                      touched_vms, vm_actions, writes)
 from tests.support.worker import Ticker, celery_client, wait_until
 
