@@ -14,10 +14,9 @@ from dataclasses import asdict
 
 
 from gateway.domain.raft import Assessment, Episode, LeaderMark, RaftMemory, normalize_endpoint
-from gateway.errors import Transient
 from gateway.runtime import Runtime
 
-from . import UNAVAILABLE as _UNAVAILABLE
+from . import unavailable_is_transient
 
 
 class RaftStore:
@@ -32,13 +31,11 @@ class RaftStore:
         return runtime.cached("raft_store", lambda: cls(runtime))
 
     def load(self) -> tuple[RaftMemory, dict[str, Episode]]:
-        try:
+        with unavailable_is_transient("cannot read the Raft monitor's memory"):
             with self._redis.pipeline(transaction=False) as pipe:
                 pipe.hgetall(self._memory)
                 pipe.hgetall(self._episodes)
                 raw_memory, raw_episodes = pipe.execute()
-        except _UNAVAILABLE as exc:
-            raise Transient(f"cannot read the Raft monitor's memory: {exc}") from exc
         m = {k.decode(): json.loads(v) for k, v in raw_memory.items()}
         memory = RaftMemory(
             previous_leader=_mark(m.get("previous_leader")),
@@ -82,25 +79,19 @@ class RaftStore:
 
     def snapshot(self) -> dict | None:
         """The last poll as `snapshot_of` wrote it, or None before the first poll."""
-        try:
+        with unavailable_is_transient("cannot read the Raft snapshot"):
             raw = self._redis.get(self._snapshot)
-        except _UNAVAILABLE as exc:
-            raise Transient(f"cannot read the Raft snapshot: {exc}") from exc
         return json.loads(raw) if raw else None
 
     def polls(self) -> int:
-        try:
+        with unavailable_is_transient("cannot read the Raft monitor's memory"):
             return int(self._redis.hget(self._memory, "polls") or 0)
-        except _UNAVAILABLE as exc:
-            raise Transient(f"cannot read the Raft monitor's memory: {exc}") from exc
 
     def _write(self, fill) -> None:
-        try:
+        with unavailable_is_transient("cannot write the Raft monitor's memory"):
             with self._redis.pipeline(transaction=True) as pipe:
                 fill(pipe)
                 pipe.execute()
-        except _UNAVAILABLE as exc:
-            raise Transient(f"cannot write the Raft monitor's memory: {exc}") from exc
 
 
 def snapshot_of(a: Assessment, now: float) -> dict:

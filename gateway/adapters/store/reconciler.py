@@ -12,10 +12,9 @@ from dataclasses import asdict
 
 
 from gateway.domain.reconcile import FailureMark
-from gateway.errors import Transient
 from gateway.runtime import Runtime
 
-from . import UNAVAILABLE as _UNAVAILABLE
+from . import unavailable_is_transient
 
 
 class ReconcilerStore:
@@ -29,14 +28,12 @@ class ReconcilerStore:
         return runtime.cached("reconciler_store", lambda: cls(runtime))
 
     def marks(self) -> dict[str, FailureMark]:
-        try:
+        with unavailable_is_transient("cannot read the reconciler's memory"):
             raw = self._redis.hgetall(self._marks)
-        except _UNAVAILABLE as exc:
-            raise Transient(f"cannot read the reconciler's memory: {exc}") from exc
         return {k.decode(): FailureMark(**json.loads(v)) for k, v in raw.items()}
 
     def save_marks(self, marks: dict[str, FailureMark], forget: list[str]) -> None:
-        try:
+        with unavailable_is_transient("cannot write the reconciler's memory"):
             with self._redis.pipeline(transaction=True) as pipe:
                 if marks:
                     pipe.hset(self._marks, mapping={k: json.dumps(asdict(m))
@@ -44,18 +41,12 @@ class ReconcilerStore:
                 if forget:
                     pipe.hdel(self._marks, *forget)
                 pipe.execute()
-        except _UNAVAILABLE as exc:
-            raise Transient(f"cannot write the reconciler's memory: {exc}") from exc
 
     def save_last(self, summary: dict) -> None:
-        try:
+        with unavailable_is_transient("cannot write the reconciler's summary"):
             self._redis.set(self._last, json.dumps(summary))
-        except _UNAVAILABLE as exc:
-            raise Transient(f"cannot write the reconciler's summary: {exc}") from exc
 
     def last(self) -> dict | None:
-        try:
+        with unavailable_is_transient("cannot read the reconciler's summary"):
             raw = self._redis.get(self._last)
-        except _UNAVAILABLE as exc:
-            raise Transient(f"cannot read the reconciler's summary: {exc}") from exc
         return json.loads(raw) if raw else None

@@ -18,10 +18,9 @@ from __future__ import annotations
 import uuid
 
 
-from gateway.errors import Transient
 from gateway.runtime import Runtime
 
-from . import UNAVAILABLE as _UNAVAILABLE
+from . import unavailable_is_transient
 
 CLAIM_SLOT_LUA = """
 local last = tonumber(redis.call('HGET', KEYS[1], ARGV[1]) or '-1')
@@ -54,55 +53,43 @@ class ScheduleStore:
 
     def now(self) -> float:
         """Redis' clock: the one every beat instance agrees on."""
-        try:
+        with unavailable_is_transient("cannot read Redis' clock"):
             seconds, micros = self._redis.time()
-        except _UNAVAILABLE as exc:
-            raise Transient(f"cannot read Redis' clock: {exc}") from exc
         return seconds + micros / 1e6
 
     def claim_slot(self, task: str, slot: int, beat_id: str, at: float) -> bool:
         """True for exactly one caller per (task, slot); never for a slot older than the last."""
-        try:
+        with unavailable_is_transient(f"cannot claim {task} slot {slot}"):
             return bool(self._claim(keys=[self._slots, self._claims],
                                     args=[task, slot, f"{beat_id} {at:.3f}"]))
-        except _UNAVAILABLE as exc:
-            raise Transient(f"cannot claim {task} slot {slot}: {exc}") from exc
 
     def claims(self) -> dict[str, tuple[int, str]]:
         """task -> (last slot, "<beat id> <time>")."""
-        try:
+        with unavailable_is_transient("cannot read beat claims"):
             with self._redis.pipeline(transaction=False) as pipe:
                 pipe.hgetall(self._slots)
                 pipe.hgetall(self._claims)
                 slots, claims = pipe.execute()
-        except _UNAVAILABLE as exc:
-            raise Transient(f"cannot read beat claims: {exc}") from exc
         return {k.decode(): (int(v), claims.get(k, b"").decode()) for k, v in slots.items()}
 
     def acquire_run(self, name: str, ttl: float) -> str | None:
         """A token when no other run of `name` holds the lock (it expires after `ttl` seconds
         in case its holder dies); None when one is running."""
         token = uuid.uuid4().hex
-        try:
+        with unavailable_is_transient(f"cannot lock {name}"):
             ok = self._redis.set(self._rt.key("run", name), token, nx=True,
                                  px=max(1, int(ttl * 1000)))
             self._redis.hincrby(self._rt.key("run", "stats"),
                                 f"{name}:{'ran' if ok else 'overlapped'}", 1)
-        except _UNAVAILABLE as exc:
-            raise Transient(f"cannot lock {name}: {exc}") from exc
         return token if ok else None
 
     def run_stats(self) -> dict[str, int]:
         """`{"oneha.raft_check:ran": 12, "oneha.raft_check:overlapped": 0, ...}`."""
-        try:
+        with unavailable_is_transient("cannot read run counters"):
             raw = self._redis.hgetall(self._rt.key("run", "stats"))
-        except _UNAVAILABLE as exc:
-            raise Transient(f"cannot read run counters: {exc}") from exc
         return {k.decode(): int(v) for k, v in raw.items()}
 
     def release_run(self, name: str, token: str) -> None:
-        try:
+        # Should Redis be away, the lock expires by itself; the next run only waits for its TTL.
+        with unavailable_is_transient(f"cannot unlock {name}"):
             self._release(keys=[self._rt.key("run", name)], args=[token])
-        except _UNAVAILABLE as exc:
-            # The lock expires by itself; the next run only waits for its TTL.
-            raise Transient(f"cannot unlock {name}: {exc}") from exc
