@@ -25,9 +25,8 @@ import uuid
 from dataclasses import dataclass
 from typing import Any
 
-from gateway.adapters.store import UNAVAILABLE
+from gateway.adapters.store import unavailable_is_transient
 from gateway.domain.notifications import DEAD, FAILED, SENT, Notification
-from gateway.errors import Transient
 from gateway.runtime import Runtime
 
 INDEX_MAX = 50_000  # the log index keeps at most this many ids (records expire anyway)
@@ -138,7 +137,7 @@ class NotificationStore:
                   "transition": n.transition, "incident_id": str(n.incident.get("id", "")),
                   "title": str(n.incident.get("title", "")), "created_at": repr(n.created_at),
                   "opened_at": repr(now), "status": "sending", "updated_at": repr(now)}
-        try:
+        with unavailable_is_transient(f"cannot record notification {n.notification_id}"):
             with self._r.pipeline(transaction=True) as p:
                 for f, v in fields.items():
                     p.hsetnx(rec, f, v)
@@ -153,18 +152,14 @@ class NotificationStore:
                 p.zadd(inc, {n.notification_id: now}, nx=True)
                 p.expire(inc, self.retention)
                 p.execute()
-        except UNAVAILABLE as exc:
-            raise Transient(f"cannot record notification {n.notification_id}: {exc}") from exc
 
     def claim(self, notification_id: str, url_key: str, now: float, max_attempts: int) -> Claim:
         token = uuid.uuid4().hex
-        try:
+        with unavailable_is_transient(f"cannot claim {notification_id}/{url_key}"):
             state, attempt, wait_ms = self._claim(
                 keys=[self._k("state", notification_id, url_key),
                       self._k("count", notification_id)],
                 args=[repr(now), token, int(self.claim_ttl * 1000), url_key, max_attempts])
-        except UNAVAILABLE as exc:
-            raise Transient(f"cannot claim {notification_id}/{url_key}: {exc}") from exc
         return Claim(state=_s(state), attempt=int(attempt), wait=max(int(wait_ms), 0) / 1000,
                      token=token)
 
@@ -179,7 +174,7 @@ class NotificationStore:
         dead = _dead_letter(n, url_key, result.get("url", ""), claim.attempt,
                             result.get("error", ""), result.get("status", ""), reason, now)
         nid = n.notification_id
-        try:
+        with unavailable_is_transient(f"cannot record the outcome of {nid}/{url_key}"):
             status = self._finish(
                 keys=[self._k("state", nid, url_key), self._k("attempts", nid),
                       self._k("rec", nid), self._k("dead"), self._k("count", nid)]
@@ -188,8 +183,6 @@ class NotificationStore:
                       json.dumps(attempt, sort_keys=True), repr(now), f"{nid} {url_key}",
                       json.dumps(dead, sort_keys=True),
                       "" if outcome == SENT else str(result.get("error", ""))[:500]])
-        except UNAVAILABLE as exc:
-            raise Transient(f"cannot record the outcome of {nid}/{url_key}: {exc}") from exc
         return _s(status)
 
     # --- reads ------------------------------------------------------------------------------
@@ -259,7 +252,7 @@ class NotificationStore:
         letters = [json.loads(v) for v in self._r.hmget(dead_key, fields)]
         keys = [f.rsplit(" ", 1)[1] for f in fields]
         url_keys = [k for k in keys if k != "-"]
-        try:
+        with unavailable_is_transient(f"cannot revive {notification_id}"):
             with self._r.pipeline(transaction=True) as p:
                 for k in url_keys:
                     p.delete(self._k("state", notification_id, k))
@@ -268,8 +261,6 @@ class NotificationStore:
                        mapping={"status": "sending", "updated_at": repr(now)})
                 p.hdel(dead_key, *fields)
                 p.execute()
-        except UNAVAILABLE as exc:
-            raise Transient(f"cannot revive {notification_id}: {exc}") from exc
         n = Notification.from_json(letters[0]["notification"])
         return n, (url_keys if "-" not in keys else None)
 
@@ -288,14 +279,12 @@ class NotificationStore:
         recorded as failed and dead-lettered, never dropped."""
         self.open(n, {}, now)
         dead = _dead_letter(n, "", "", 0, reason, "REJECTED", reason, now)
-        try:
+        with unavailable_is_transient(f"cannot record notification {n.notification_id}"):
             with self._r.pipeline(transaction=True) as p:
                 p.hset(self._k("rec", n.notification_id),
                        mapping={"status": "failed", "last_error": reason, "updated_at": repr(now)})
                 p.hsetnx(self._k("dead"), f"{n.notification_id} -", json.dumps(dead, sort_keys=True))
                 p.execute()
-        except UNAVAILABLE as exc:
-            raise Transient(f"cannot record notification {n.notification_id}: {exc}") from exc
 
 
 def _dead_letter(n: Notification, url_key: str, url: str, attempts: int, error: str, status: str,
