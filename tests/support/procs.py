@@ -1,28 +1,15 @@
-"""Real processes for integration tests: free ports, a private redis-server, waiting for ports."""
+"""Real processes for integration tests: a private redis-server; free ports and waiting for one
+are the ones `oneha up`/`oneha demo` use."""
 
 from __future__ import annotations
 
-import contextlib
 import shutil
-import socket
 import subprocess
-import time
 from pathlib import Path
 
+from gateway.local import free_port, wait_for_port
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def wait_for_port(port: int, host: str = "127.0.0.1", timeout: float = 10.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        with contextlib.suppress(OSError), socket.create_connection((host, port), timeout=0.2):
-            return
-        time.sleep(0.02)
-    raise TimeoutError(f"nothing listens on {host}:{port} after {timeout}s")
+__all__ = ["RedisServer", "free_port", "wait_for_port"]
 
 
 class RedisServer:
