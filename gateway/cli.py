@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import importlib
-import importlib.util
 import sys
 
 import click
@@ -48,8 +47,7 @@ def main(ctx: click.Context, config_path: str | None) -> None:
 
 
 for _name in COMMAND_MODULES:
-    if importlib.util.find_spec(_name) is not None:
-        importlib.import_module(_name).register(main)
+    importlib.import_module(_name).register(main)
 
 
 if __name__ == "__main__":

@@ -13,7 +13,7 @@ TASK_MODULES = ["tasks.process", "tasks.notify", "tasks.remediate", "tasks.monit
 
 
 def create_celery(settings: Settings) -> Celery:
-    app = Celery("oneha", broker=settings.redis_url, include=_existing(TASK_MODULES))
+    app = Celery("oneha", broker=settings.redis_url, include=TASK_MODULES)
     app.conf.update(
         task_acks_late=True,  # every task with effects claims its effect in Redis first
         task_reject_on_worker_lost=True,
@@ -36,11 +36,6 @@ def create_celery(settings: Settings) -> Celery:
     )
     app.oneha_runtime = Runtime.from_settings(settings)  # type: ignore[attr-defined]
     return app
-
-
-def _existing(modules: list[str]) -> list[str]:
-    import importlib.util
-    return [m for m in modules if importlib.util.find_spec(m) is not None]
 
 
 _celery: Celery | None = None

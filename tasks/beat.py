@@ -35,8 +35,8 @@ MAX_SLEEP = 1.0  # seconds between ticks at most, so a stop is noticed quickly
 def collect_periodic(settings: Settings, modules: list[str] | None = None) -> dict[str, float]:
     """`{task name: interval}` from the `PERIODIC` of every task module."""
     if modules is None:
-        from tasks.app import TASK_MODULES, _existing
-        modules = _existing(TASK_MODULES)
+        from tasks.app import TASK_MODULES
+        modules = TASK_MODULES
     periodic: dict[str, float] = {}
     for name in modules:
         declared = getattr(importlib.import_module(name), "PERIODIC", None)
