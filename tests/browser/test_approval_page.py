@@ -19,8 +19,9 @@ def sim():
         yield s
 
 
-def test_approver_sees_plan_and_live_state_and_approves_once(sim, key_prefix, live_gateway,
-                                                            page, tmp_path):
+def awaiting_approval(sim, key_prefix, live_gateway):
+    """node 0 crashed, its plan made and waiting: (driver, plan id, the approval link served by a
+    live gateway)."""
     config = remediation_config(key_prefix, sim, mode="approval")
     gw = live_gateway(secret_key=config["secret_key"], opennebula=config["opennebula"],
                       remediation=config["remediation"])
@@ -31,7 +32,12 @@ def test_approver_sees_plan_and_live_state_and_approves_once(sim, key_prefix, li
     d.run_until_idle(timeout=3)
     (pid,) = d.store.plan_ids(iid)
     (request,) = [p for p in d.pages if p["transition"] == "approval_requested"]
-    link = gw.url + request["approval_url"].split("oneha.test", 1)[1]
+    return d, pid, gw.url + request["approval_url"].split("oneha.test", 1)[1]
+
+
+def test_approver_sees_plan_and_live_state_and_approves_once(sim, key_prefix, live_gateway,
+                                                            page, tmp_path):
+    d, pid, link = awaiting_approval(sim, key_prefix, live_gateway)
 
     page.goto(link)
     assert page.locator("#plan-id").inner_text() == pid
@@ -65,16 +71,7 @@ def test_approver_sees_plan_and_live_state_and_approves_once(sim, key_prefix, li
 
 
 def test_a_cross_site_post_without_the_csrf_token_is_refused(sim, key_prefix, live_gateway, page):
-    config = remediation_config(key_prefix, sim, mode="approval")
-    gw = live_gateway(secret_key=config["secret_key"], opennebula=config["opennebula"],
-                      remediation=config["remediation"])
-    d = Driver(config)
-    sim.crash_host(0)
-    sim.wait_for(lambda: all(v.is_unknown for v in d.one.vms()), timeout=10)
-    iid = d.event("HOST", 0).decision.incident_id
-    d.run_until_idle(timeout=3)
-    (request,) = [p for p in d.pages if p["transition"] == "approval_requested"]
-    link = gw.url + request["approval_url"].split("oneha.test", 1)[1]
+    d, pid, link = awaiting_approval(sim, key_prefix, live_gateway)
     # A page elsewhere auto-submitting a form to the approval link (no cookie, no token).
     page.set_content(f'<form id="f" method="post" action="{link}">'
                      '<input name="decision" value="approve"><input name="approver" value="x">'
@@ -82,6 +79,5 @@ def test_a_cross_site_post_without_the_csrf_token_is_refused(sim, key_prefix, li
     with page.expect_navigation():
         page.evaluate("document.getElementById('f').submit()")
     assert "CSRF" in page.locator("#refused").inner_text()
-    (pid,) = d.store.plan_ids(iid)
     assert d.store.plan_state(pid)["status"] == "awaiting_approval"
     assert vm_actions(sim, "resched") == []
