@@ -28,19 +28,30 @@ class Event:
     hook: str = ""
     summary: str = ""
     labels: dict[str, str] = field(default_factory=dict)
-    xml: str | None = None  # the object's XML as OpenNebula gave it (decoded), when there is one
+    # A VM's LAST_POLL: when monitoring last saw it (how long an UNKNOWN VM has been down).
+    last_poll: int | None = None
+    # The object's XML as OpenNebula gave it (decoded). Read once, where the event is built: it
+    # is not recorded or queued (see `to_json`), what the tasks need of it travels as fields.
+    xml: str | None = None
 
     @property
     def object_key(self) -> str:
         """`host:7`, `vm:42`, `frontend:zone0/1`, `alert:<fingerprint>` — an incident's identity."""
         return f"{self.resource.lower()}:{self.object_id}"
 
-    def to_json(self) -> str:
+    def to_json(self, *, with_xml: bool = True) -> str:
+        """The event as JSON; `with_xml=False` is the form that is logged and queued."""
         # Not dataclasses.asdict: its deep copy is half the cost on the ingest path, and every
         # field here is already a JSON value (labels is a flat dict of strings).
-        return json.dumps({name: getattr(self, name) for name in self.__slots__},
-                          separators=(",", ":"), sort_keys=True)
+        return json.dumps({name: getattr(self, name) for name in self.__slots__
+                           if with_xml or name != "xml"}, separators=(",", ":"), sort_keys=True)
 
     @classmethod
     def from_json(cls, text: str | bytes) -> "Event":
-        return cls(**json.loads(text))
+        """Fields this version does not know are left out, so a gateway that is upgraded before
+        its workers does not make them refuse its events."""
+        data = json.loads(text)
+        return cls(**{k: v for k, v in data.items() if k in _FIELDS})
+
+
+_FIELDS = frozenset(Event.__slots__)

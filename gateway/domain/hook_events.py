@@ -157,12 +157,13 @@ def vm_event(info: VmInfo, event_id: str, frontend: str, hook: str, occurred_at:
         status="firing" if vm_is_failing(info.state, info.lcm_state) else "resolved",
         condition=f"VM/{label}", occurred_at=occurred_at, state=info.state,
         lcm_state=info.lcm_state, frontend=frontend, hook=hook,
-        summary=f"VM {info.name} (#{info.id}){where} is {label}", labels=labels, xml=xml)
+        summary=f"VM {info.name} (#{info.id}){where} is {label}", labels=labels,
+        last_poll=info.last_poll or None, xml=xml)
 
 
 def _vm_essentials(root) -> VmInfo:
     """The part of `vm_from_element` an event needs (identity, state, owner, where it runs,
-    USER_TEMPLATE): disks, NICs and older history are left to the tasks that use them, which
+    USER_TEMPLATE, LAST_POLL): disks, NICs and older history are left to the tasks that use them, which
     keeps ~40 µs of a ~1 ms ingest off the hot path."""
     last = max(root.iterfind("HISTORY_RECORDS/HISTORY"), key=lambda h: _int(h, "SEQ") or 0,
                default=None)
@@ -172,7 +173,8 @@ def _vm_essentials(root) -> VmInfo:
     return VmInfo(id=_require_int(root, "ID", "VM"), name=_text(root, "NAME") or "",
                   state=_int(root, "STATE"), lcm_state=_int(root, "LCM_STATE"),
                   uname=_text(root, "UNAME"), gname=_text(root, "GNAME"), history=history,
-                  labels=_flat_template(root.find("USER_TEMPLATE")))
+                  labels=_flat_template(root.find("USER_TEMPLATE")),
+                  last_poll=_int(root, "LAST_POLL"))
 
 
 def _operator_labels(template: Mapping[str, str]) -> dict[str, str]:

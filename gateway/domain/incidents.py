@@ -269,7 +269,8 @@ def object_state(event: Event, labels: dict[str, str], now: float,
     seen_running = event.occurred_at if running else (previous.last_seen_running if previous else None)
     if seen_running is None and event.resource == "VM" and states.vm_is_unknown(event.state,
                                                                                event.lcm_state):
-        seen_running = _last_poll(event.xml)  # monitoring last saw it before it went UNKNOWN
+        # monitoring last saw it before it went UNKNOWN
+        seen_running = float(event.last_poll) if event.last_poll else _last_poll(event.xml)
     return ObjectState(
         key=event.object_key, resource=event.resource, id=event.object_id, name=event.name,
         condition=event.condition, state_label=label, status=event.status,
@@ -284,7 +285,8 @@ _LAST_POLL = re.compile(r"<LAST_POLL>\s*(\d+)\s*</LAST_POLL>")
 
 
 def _last_poll(xml: str | None) -> float | None:
-    """The VM's LAST_POLL, read without parsing the whole document (it is on the hot path)."""
+    """LAST_POLL of an event that carries the XML but not the field (built by hand, or queued
+    by a gateway older than the field), read without parsing the whole document."""
     m = _LAST_POLL.search(xml or "")
     return float(m.group(1)) if m and int(m.group(1)) > 0 else None
 

@@ -123,10 +123,11 @@ def test_valid_vm_event_is_recorded_with_its_host(client, traces):
     [event] = traces.log()
     assert (event.object_key, event.condition, event.labels["host"]) == (
         "vm:42", "VM/ACTIVE/UNKNOWN", "node07")
-    assert event.xml is None  # the log keeps events without their XML; the task gets it
+    assert event.xml is None  # read once, at ingest: what the tasks need of it travels as fields
+    assert event.last_poll == 1764092300  # vm_xml()'s LAST_POLL
     [message] = traces.queued()
     [[queued_json], _kwargs, _embed] = json.loads(base64.b64decode(message["body"]))
-    assert Event.from_json(queued_json).xml == vm_xml(42, state=3, lcm_state=16)
+    assert Event.from_json(queued_json) == event
 
 
 def test_same_event_twice_is_a_duplicate_and_processed_once(client, traces):

@@ -9,14 +9,17 @@
 All of it or nothing: a Lua script is atomic, so no event is logged without being queued or
 queued without being claimed. With AOF on, Redis has it before the 202 leaves.
 
-The task message carries the whole event, XML included; the log keeps the event without its XML.
-A 100k-entry log of 8 KB documents would hold ~1 GB of Redis memory, and every byte handed to a
-Lua script is copied into Lua first (measured: ~30 µs of Redis time for 27 KB of arguments);
-the processing task keeps whatever it needs of the XML.
+The log entry and the task argument are the same JSON: the event without its XML
+(`event.to_json(with_xml=False)`). The gateway reads the XML once, when it builds the event, and
+what the tasks need of it travels as fields (labels, `last_poll`); before acting they re-read the
+live object through pyone anyway. Carrying the 8 KB document on is costly: a 100k-entry log of
+them holds ~1 GB of Redis memory, and the queued copy (JSON-quoted, then base64 in the Celery
+body, ~12 KB) is copied into Lua, into the list and into the AOF —
+measured per 8 KB VM event: 58 µs of the gateway's ~750 µs of CPU and 49 µs of Redis's 120 µs.
 
 The Celery message is built here from a template instead of `apply_async` (which costs a second
 round trip and ~0.5 ms of CPU per event); it is the same JSON kombu's Redis transport would LPUSH
-for `send_task(..., args=[event.to_json()])` (protocol 2, body base64, priority 0), and a test runs
+for `send_task(..., args=[event_json])` (protocol 2, body base64, priority 0), and a test runs
 it on a real worker. Key names live only here (and the other `store/*` modules).
 
 Ingest counters (`IngestCounters`) live in one Redis hash so every gunicorn worker reports the
@@ -121,13 +124,13 @@ class EventStore:
         return [_RESULTS[int(code)] for code in codes]
 
     def _script_input(self, event: Event, body_sha256: str) -> dict:
-        logged, event_json = event_jsons(event)
+        event_json = event.to_json(with_xml=False)
         message = celery_task_message(PROCESS_EVENT_TASK, event_json, self._queue, arg_is_json=True,
                                       argsrepr=f"['<{event.object_key} {event.condition} "
                                                f"{event.status} {event.event_id}>']")
         return {"keys": [self._dedup + event.event_id, self._log, self._queue, self._metrics],
                 "args": [body_sha256, self._ttl, self._maxlen, event.event_id, event.object_key,
-                         logged, message, "accepted:" + event.resource]}
+                         event_json, message, "accepted:" + event.resource]}
 
     def recent(self, n: int = 50) -> list[Event]:
         """The last `n` recorded events, newest first (without their XML, see above)."""
@@ -195,15 +198,6 @@ class IngestCounters:
         with self._lock:
             for field, n in counts.items():
                 self._pending[field] = self._pending.get(field, 0) + n
-
-
-def event_jsons(event: Event) -> tuple[str, str]:
-    """(the event without its XML, for the log; `event.to_json()`, for the task) — the second made
-    from the first: `xml` sorts last among Event's fields, so it is the log entry plus one key and
-    the small fields are encoded once (a test holds this equal to `to_json`)."""
-    fields = {name: getattr(event, name) for name in Event.__slots__ if name != "xml"}
-    logged = json.dumps(fields, separators=(",", ":"), sort_keys=True)
-    return logged, logged[:-1] + ',"xml":' + json.dumps(event.xml) + "}"
 
 
 def body_sha256(body: bytes) -> str:
