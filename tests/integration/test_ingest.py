@@ -284,3 +284,38 @@ def test_redis_down_answers_503_and_records_after_it_returns(own_redis, key_pref
     assert [e.object_key for e in t.log()] == ["vm:42"]  # no AOF here: the first one was lost
     # Counted while Redis was away, added on its return (the restarted Redis lost the rest).
     assert t.counters() == {"accepted:VM": 1, "unavailable": 1, "rejected:bad_signature": 1}
+
+
+def test_a_redis_restart_between_two_events_costs_the_sender_nothing(own_redis, key_prefix):
+    # The store keeps its connections, and a restart kills them and forgets the record script:
+    # the next event must still be answered 202, on a new connection, with the script loaded again.
+    settings = make_settings(own_redis.url, key_prefix)
+    client = create_app(settings).test_client()
+    assert post(client, host_event()).status_code == 202
+    own_redis.stop()
+    own_redis.start()
+    r = post(client, vm_event())
+    assert r.status_code == 202, r.json
+    assert [e.object_key for e in Traces(settings).log()] == ["vm:42"]
+
+
+def test_events_recorded_from_many_threads_at_once_each_get_their_own_answer(redis_url, key_prefix):
+    # Kept connections are shared by the threads of a worker: an answer must never reach another
+    # request. Each event is sent twice; exactly one of each pair is accepted, the other a duplicate.
+    from concurrent.futures import ThreadPoolExecutor
+
+    from gateway.domain.hook_events import content_digest, event_from_hook
+    settings = make_settings(redis_url, key_prefix)
+    store = EventStore.of(create_app(settings).extensions["oneha"])
+    events = [event_from_hook(vm_event(id=i, event_id=f"{i:032x}"), "fe1", time.time())
+              for i in range(200)]
+    with ThreadPoolExecutor(8) as pool:
+        results = list(pool.map(lambda e: (e.event_id, store.record(e, content_digest(e))),
+                                events + events))
+    by_id: dict[str, list[bool]] = {}
+    for event_id, result in results:
+        assert not result.conflict
+        by_id.setdefault(event_id, []).append(result.duplicate)
+    assert all(sorted(d) == [False, True] for d in by_id.values()) and len(by_id) == 200
+    traces = Traces(settings)
+    assert len(traces.log()) == 200 and len(traces.queued()) == 200
