@@ -43,8 +43,8 @@ class Event:
         """The event as JSON; `with_xml=False` is the form that is logged and queued."""
         # Not dataclasses.asdict: its deep copy is half the cost on the ingest path, and every
         # field here is already a JSON value (labels is a flat dict of strings).
-        return json.dumps({name: getattr(self, name) for name in self.__slots__
-                           if with_xml or name != "xml"}, separators=(",", ":"), sort_keys=True)
+        return _ENCODE({name: getattr(self, name) for name in self.__slots__
+                        if with_xml or name != "xml"})
 
     @classmethod
     def from_json(cls, text: str | bytes) -> "Event":
@@ -55,3 +55,5 @@ class Event:
 
 
 _FIELDS = frozenset(Event.__slots__)
+# One encoder for every event (json.dumps with options builds a new one per call).
+_ENCODE = json.JSONEncoder(separators=(",", ":"), sort_keys=True).encode

@@ -319,3 +319,9 @@ def test_events_recorded_from_many_threads_at_once_each_get_their_own_answer(red
     assert all(sorted(d) == [False, True] for d in by_id.values()) and len(by_id) == 200
     traces = Traces(settings)
     assert len(traces.log()) == 200 and len(traces.queued()) == 200
+
+
+def test_the_record_command_is_packed_as_redis_py_packs_it():
+    from gateway.adapters.store.events import _resp_command
+    command = ("EVALSHA", "a" * 40, 4, "k:1", "k:2", "", "wé ✓", "x" * 7000, 0, -3, "y" * 20000)
+    assert _resp_command(command) == b"".join(redis.Connection().pack_command(*command))

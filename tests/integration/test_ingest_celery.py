@@ -146,3 +146,17 @@ def test_a_real_worker_runs_the_queued_message_and_gets_the_exact_event(
     time.sleep(0.3)  # a duplicate must not be queued: give a wrongly queued one time to run
     assert r.llen(key_prefix + "probe:received") == 2 and r.llen(settings.task_queue) == 0
     assert probe_worker.poll() is None, probe_worker.stdout.read().decode()
+
+
+def test_queued_messages_carry_fresh_uuid4_ids_as_celery_does():
+    import uuid
+
+    ids = set()
+    for _ in range(2000):
+        m = json.loads(celery_task_message("t", '{"a":1}', "q", arg_is_json=True))
+        for value in (m["headers"]["id"], m["properties"]["delivery_tag"]):
+            parsed = uuid.UUID(value)
+            assert str(parsed) == value and parsed.version == 4 and parsed.variant == uuid.RFC_4122
+            ids.add(value)
+        assert m["headers"]["root_id"] == m["properties"]["correlation_id"] == m["headers"]["id"]
+    assert len(ids) == 4000

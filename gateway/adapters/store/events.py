@@ -34,7 +34,6 @@ import json
 import os
 import socket
 import threading
-import uuid
 from collections import deque
 from dataclasses import dataclass
 
@@ -192,7 +191,7 @@ class _KeptConnections:
         except IndexError:
             conn = self._new()
         try:
-            conn.send_packed_command(conn.pack_command(*command), check_health=False)
+            conn.send_packed_command([_resp_command(command)], check_health=False)
             answer = conn.read_response()
         except redis.exceptions.ResponseError:
             self._idle.append(conn)  # the error answer was read in full: the connection is fine
@@ -204,6 +203,16 @@ class _KeptConnections:
             raise
         self._idle.append(conn)
         return answer
+
+
+def _resp_command(command: tuple) -> bytes:
+    """A command in Redis's wire format, in one buffer (redis-py's `pack_command` grows its
+    buffer one argument at a time, and chunks large ones)."""
+    parts = [b"*%d\r\n" % len(command)]
+    for arg in command:
+        data = arg.encode("utf-8") if isinstance(arg, str) else str(arg).encode("ascii")
+        parts += (b"$%d\r\n" % len(data), data, b"\r\n")
+    return b"".join(parts)
 
 
 class IngestCounters:
@@ -300,12 +309,18 @@ def celery_task_message(task: str, arg: str, queue: str, *, task_id: str | None 
     return _MESSAGE % {
         "body": base64.b64encode(body.encode("utf-8")).decode("ascii"),
         "task": json.dumps(task),
-        "id": json.dumps(task_id or str(uuid.uuid4())),
+        "id": json.dumps(task_id) if task_id else '"' + _uuid4() + '"',
         "argsrepr": json.dumps(argsrepr if argsrepr is not None else repr([arg[:200]])),
         "origin": json.dumps(_origin_name()),
         "queue": json.dumps(queue),
-        "tag": json.dumps(str(uuid.uuid4())),
+        "tag": '"' + _uuid4() + '"',
     }
+
+
+def _uuid4() -> str:
+    """`str(uuid.uuid4())` in less than half its time (each queued event needs two)."""
+    h = os.urandom(16).hex()
+    return (f"{h[:8]}-{h[8:12]}-4{h[13:16]}-{'89ab'[int(h[16], 16) & 3]}{h[17:20]}-{h[20:]}")
 
 
 def _origin_name() -> str:
