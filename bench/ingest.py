@@ -3,7 +3,8 @@
 Setup (issue 2): gunicorn with 2 gthread workers (4 threads each, keep-alive), a redis-server of
 our own with AOF `appendfsync everysec` on a free port, signed events carrying a realistic ~8 KB
 VM XML (each with its own event_id), sent from a separate load process over keep-alive
-connections. Three servers, same gunicorn settings:
+connections spread evenly over each server's two workers (see `balanced_connections`). Three
+servers, same gunicorn settings:
   trivial   — a Flask endpoint that only answers 202 (the ceiling);
   reference — a minimal ingest written here: verify the HMAC, parse JSON, base64 and the XML
               (no DTD, C parser), one pipelined Redis write (SET NX dedup + XADD);
@@ -14,7 +15,7 @@ three alike; ratios are taken per round and their median is reported.
 Targets: oneha >= 0.40 of trivial, >= 0.9 of reference, p99 <= 15 ms. The load generator runs on
 the same 2 CPUs: read the ratios, not the absolutes.
 
-    .venv/bin/python bench/ingest.py [--slice 300] [--rounds 20] [--connections 8]
+    .venv/bin/python bench/ingest.py [--slice 300] [--rounds 30] [--connections 8]
 """
 
 from __future__ import annotations
@@ -360,7 +361,7 @@ def load_in_subprocess(servers: dict[str, dict], args: argparse.Namespace, redis
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--slice", type=int, default=300, help="requests per server per round")
-    parser.add_argument("--rounds", type=int, default=20)
+    parser.add_argument("--rounds", type=int, default=30)
     parser.add_argument("--warmup", type=int, default=300)
     parser.add_argument("--connections", type=int, default=8)
     parser.add_argument("--threads", type=int, default=4, help="gthread threads per worker")
