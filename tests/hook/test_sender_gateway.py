@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import ssl
 import threading
 
 import pytest
 import redis
+import trustme
 from werkzeug.serving import make_server
 
 from gateway.app import create_app
@@ -19,12 +21,14 @@ KEY = "fe1-key"
 class Gateway:
     """`create_app` served on a free port in a thread (what `oneha serve --dev` runs)."""
 
-    def __init__(self, redis_url: str, key_prefix: str):
+    def __init__(self, redis_url: str, key_prefix: str, ssl_context=None):
         self.settings = settings_from_dict(
             {"redis_url": redis_url, "key_prefix": key_prefix,
              "ingest": {"frontends": {"fe1": {"keys": [KEY]}}}}, env={})
-        self.server = make_server("127.0.0.1", 0, create_app(self.settings), threaded=True)
-        self.url = f"http://127.0.0.1:{self.server.server_port}"
+        self.server = make_server("127.0.0.1", 0, create_app(self.settings), threaded=True,
+                                  ssl_context=ssl_context)
+        scheme = "https" if ssl_context else "http"
+        self.url = f"{scheme}://127.0.0.1:{self.server.server_port}"
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
 
     def log(self) -> list[Event]:
@@ -82,3 +86,44 @@ def test_wrong_key_is_refused_by_the_gateway_and_kept(hook, redis_url, key_prefi
         assert gw.log() == []
     [rejected] = hook.rejected()
     assert '"status": 401' in rejected.read_text()
+
+
+# --- https: a gateway behind TLS with a private CA (the sender's ca_file) -------------------------
+
+@pytest.fixture(scope="module")
+def tls(tmp_path_factory):
+    """A private CA and a certificate for 127.0.0.1 only, as a site's own PKI would issue."""
+    ca = trustme.CA()
+    server = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    ca.issue_cert("127.0.0.1").configure_cert(server)
+    ca_file = tmp_path_factory.mktemp("pki") / "oneha-ca.pem"
+    ca.cert_pem.write_to_path(str(ca_file))
+    return server, ca_file
+
+
+def test_https_gateway_with_the_sites_ca_accepts_the_event(hook, redis_url, key_prefix, tls):
+    server, ca_file = tls
+    with Gateway(redis_url, key_prefix, ssl_context=server) as gw:
+        assert gw.url.startswith("https://")
+        hook.configure(urls=gw.url, ca_file=str(ca_file))
+        result = hook.run(stdin=fixture_b64("host-error.xml"))
+        assert result.returncode == 0 and "accepted by" in result.stderr, result.stderr
+        assert [e.object_key for e in gw.log()] == ["host:7"]
+    assert hook.spooled() == []
+
+
+@pytest.mark.parametrize("case, why", [("no ca_file", "unable to get local issuer certificate"),
+                                       ("name not in the certificate", "Hostname mismatch")])
+def test_https_gateway_the_sender_cannot_verify_gets_nothing_and_the_event_is_spooled(
+        hook, redis_url, key_prefix, tls, case, why):
+    server, ca_file = tls
+    with Gateway(redis_url, key_prefix, ssl_context=server) as gw:
+        if case == "no ca_file":  # the system's CAs do not know the site's CA
+            hook.configure(urls=gw.url)
+        else:  # same server, reached by a name its certificate does not carry
+            hook.configure(urls=gw.url.replace("127.0.0.1", "localhost"), ca_file=str(ca_file))
+        result = hook.run(stdin=fixture_b64("host-error.xml"))
+        assert result.returncode == 0, result.stderr  # oned's hook never fails
+        assert gw.log() == []  # not a byte of the event reached the gateway's store
+    assert len(hook.spooled()) == 1
+    assert "CERTIFICATE_VERIFY_FAILED" in hook.log() and why in hook.log()  # says what to fix
