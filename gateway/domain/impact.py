@@ -103,3 +103,12 @@ def summary(impacts: list[VmImpact]) -> dict[str, Any]:
     return {"vms": len(impacts), "max_downtime_s": max(known) if known else None,
             "total_downtime_s": round(sum(known), 3) if known else None,
             "memory_lost": sum(1 for i in impacts if i.memory_lost)}
+
+
+def merge_rows(held: list[dict[str, Any]] | None, new: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """An incident's impact rows after another plan reported `new` ones: one row per VM, the
+    latest report of a VM replacing its earlier one (a host incident can run several plans —
+    its VMs first, then VMs that failed later — and the report covers them all)."""
+    rows = {row.get("vm_id"): row for row in held or ()}
+    rows.update((row.get("vm_id"), row) for row in new)
+    return list(rows.values())

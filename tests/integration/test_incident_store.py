@@ -161,6 +161,18 @@ def test_remediation_resolving_an_incident_sends_one_resolve_with_impact(make_st
     assert store.get(iid).plan_id == "p1"
 
 
+def test_impact_reports_of_several_plans_add_up_one_row_per_vm(make_store):
+    store = make_store(Sent())
+    iid = store.apply_event(ev("HOST", 7)).decision.incident_id
+    store.attach(iid, "impact report: 2 VM(s)", plan_id="p1",
+                 impact=[{"vm_id": 1, "downtime_s": 42.0}, {"vm_id": 2, "downtime_s": 50.0}])
+    # a second plan: a VM that failed later, and VM 2 again (retried: its newer report counts)
+    store.attach(iid, "impact report: 2 VM(s)", plan_id="p2",
+                 impact=[{"vm_id": 3, "downtime_s": 7.0}, {"vm_id": 2, "downtime_s": 55.0}])
+    rows = {row["vm_id"]: row["downtime_s"] for row in store.get(iid).impact}
+    assert rows == {1: 42.0, 2: 55.0, 3: 7.0}
+
+
 def test_vm_failures_on_a_host_in_maintenance_are_recorded_not_sent(make_store, clock):
     sent = Sent()
     store = make_store(sent)

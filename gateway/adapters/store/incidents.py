@@ -40,6 +40,7 @@ import redis
 from gateway.domain import grouping, incidents as inc_mod, muting
 from gateway.domain.events import Event
 from gateway.domain.incidents import Incident, TimelineEntry
+from gateway.domain.impact import merge_rows
 from gateway.domain.notifications import Notification, notification_id_for
 from gateway.domain.routing import DEFAULT_INHIBIT_RULES, RouteMatch, match_routes
 from gateway.errors import Transient
@@ -307,13 +308,14 @@ class IncidentStore:
 
     def attach(self, incident_id: str, reason: str, actor: str = "oneha",
                plan_id: str | None = None, impact: list[dict[str, Any]] | None = None) -> Incident:
-        """Remediation: record a plan id and/or an impact report (shown with the resolve notice)."""
+        """Remediation: record a plan id and/or an impact report (shown with the resolve notice;
+        a later report adds its VMs to the earlier ones)."""
         def change(i: Incident, now: float):
             changes: dict[str, Any] = {"updated_at": now, "version": i.version + 1}
             if plan_id is not None:
                 changes["plan_id"] = plan_id
             if impact is not None:
-                changes["impact"] = impact
+                changes["impact"] = merge_rows(i.impact, impact)
             return replace(i, **changes), [TimelineEntry(now, "remediation", reason, actor,
                                                          {"plan_id": plan_id} if plan_id else {})]
         return self.update(incident_id, change)
