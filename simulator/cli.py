@@ -139,6 +139,9 @@ _injection("lag-follower", "lag_follower", [
     ("server_id", click.argument("server_id", type=int)),
     ("entries", click.argument("entries", type=int))],
     "Follower stops replicating ENTRIES behind the leader (0: resume).")
+_injection("delay-answers", "delay_answers", [
+    ("method", click.argument("method")), ("seconds", click.argument("seconds", type=float))],
+    "oned carries out METHOD calls at once but answers SECONDS late (0: on time).")
 
 
 @main.command("state")

@@ -27,6 +27,7 @@ OPERATIONS: dict[str, tuple[tuple[str, type], ...]] = {
     "set_log_retention": (("n", int),),
     "append_log": (("entries", int),),
     "set_hooks_enabled": (("enabled", bool),),
+    "delay_answers": (("method", str), ("seconds", float)),
 }
 MAX_BODY = 64 * 1024
 
@@ -69,6 +70,8 @@ def parse_arguments(operation: str, body: dict) -> dict:
         if name not in body:
             raise ValueError(f"missing argument {name!r} for {operation}")
         value = body[name]
+        if kind is float and isinstance(value, int) and not isinstance(value, bool):
+            value = float(value)  # JSON has one number type: 2 is as good as 2.0
         ok = isinstance(value, kind) and not (kind is int and isinstance(value, bool))
         if kind is list:
             ok = ok and all(isinstance(v, int) and not isinstance(v, bool) for v in value)

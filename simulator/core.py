@@ -10,7 +10,7 @@ from gateway.domain.states import HOST_STATES, LCM_STATES, VM_STATES
 
 from .cloud import Cloud
 from .raft import STATE_NAMES
-from .rpc import Api, FrontEnd
+from .rpc import SIGNATURES, Api, FrontEnd
 from .spec import CloudSpec
 
 PHASES_TO_FAIL = ("boot", "prolog", "epilog")
@@ -122,6 +122,18 @@ class Simulator:
             raise ValueError(f"phase must be one of {', '.join(PHASES_TO_FAIL)}, not {phase!r}")
         with self.cloud.lock:
             self._vm(vm_id).fail_next.add(phase)
+
+    def delay_answers(self, method: str, seconds: float) -> None:
+        """oned carries out `method` calls at once but answers them `seconds` late (0: on time):
+        a caller can die, or time out, while the action is already done."""
+        if method not in SIGNATURES:
+            raise ValueError(f"unknown method {method!r}")
+        if not 0 <= seconds <= 3600:
+            raise ValueError("seconds must be between 0 and 3600")
+        if seconds:
+            self.api.answer_delays[method] = float(seconds)
+        else:
+            self.api.answer_delays.pop(method, None)
 
     def kill_leader(self) -> int:
         with self.cloud.lock:

@@ -56,6 +56,7 @@ class Api:
         self.cloud = cloud
         self.endpoint_of = endpoint_of
         self.record = record
+        self.answer_delays: dict[str, float] = {}  # method -> seconds (see Simulator.delay_answers)
 
     def dispatch(self, server_id: int, method: str, params: tuple) -> list:
         if method not in SIGNATURES:
@@ -81,6 +82,9 @@ class Api:
                              "error": None if answer[0] else answer[1],
                              "code": answer[2]})
                 cloud.fire_api_hooks(method, list(params), answer[0], answer[1], answer[2])
+        delay = self.answer_delays.get(method)
+        if delay:  # the call is done and logged; only its answer is late (outside the lock)
+            time.sleep(delay)
         return answer
 
     @staticmethod

@@ -160,6 +160,32 @@ def test_a_worker_killed_mid_plan_is_replaced_and_no_vm_is_acted_on_twice(sim, k
     assert all(v.is_running for v in s.one.vms())
 
 
+@pytest.mark.parametrize("sim", [CloudSpec(hosts=BIG, vms=shared_vms(6), frontends=1,
+                                           monitoring_interval=0.2)], indirect=True)
+def test_a_worker_killed_inside_an_opennebula_call_leaves_that_vm_acted_on_once(
+        sim, key_prefix, chat_sink, workers):
+    # oned has carried out the resched but its answer is late: the worker dies waiting for it.
+    # Whoever continues the plan must see, from the live VM, that this resched is done.
+    s = Setup(sim, key_prefix, chat_sink, mode="auto")
+    s.config["opennebula"].update(timeout=2, retries=0)  # the dead worker's lease lapses in 6 s
+    first = workers.start(s.config, concurrency=1, name="doomed")
+    sim.crash_host(0)
+    wait_until(lambda: all(v.is_unknown for v in s.one.vms()), 10, what="UNKNOWN")
+    sim.delay_answers("one.vm.action", 1.5)
+    event = s.send_event("HOST", 0)
+    wait_until(lambda: vm_actions(sim, "resched"), 30, what="the first resched call")
+    first.kill()
+    called_at = writes(sim, "one.vm.action")[0]["t"]
+    assert time.time() - called_at < 1.5, "killed after the answer; the test proves nothing"
+    assert vm_actions(sim, "resched") == [vm_actions(sim, "resched")[0]]
+    sim.delay_answers("one.vm.action", 0)
+    workers.start(s.config, concurrency=1, name="replacement")
+    pid = s.plan_of(s.incident_of(event))
+    wait_until(lambda: s.status(pid) == "done", 60, what="the plan completed after the restart")
+    assert sorted(vm_actions(sim, "resched")) == list(range(6))  # each VM once, the first too
+    assert all(v.is_running for v in s.one.vms())
+
+
 @pytest.mark.parametrize("sim", [CloudSpec(hosts=BIG, vms=shared_vms(2) + shared_vms(
     2, host="node02", prefix="other"), frontends=1, monitoring_interval=0.2)], indirect=True)
 def test_expired_reused_tampered_and_misdirected_tokens_are_refused(sim, key_prefix, chat_sink,

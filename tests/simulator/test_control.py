@@ -124,3 +124,29 @@ def test_stop_leaves_no_thread_or_process(make_sim):
     assert [t.name for t in threading.enumerate() if t.name.startswith("sim-")] == []
     with pytest.raises(requests.exceptions.ConnectionError):
         one.system.version()
+
+
+def test_a_delayed_answer_comes_late_while_the_action_is_already_done(sim, one):
+    import threading
+    import time
+
+    vm_id = next(v["id"] for v in sim.vms() if v["state_name"] == "ACTIVE")
+    assert _post(sim.control_url, "delay_answers", {"method": "one.vm.action", "seconds": 1}) == \
+        (200, {"ok": True, "operation": "delay_answers", "result": None})
+    answered = threading.Event()
+    t0 = time.monotonic()
+    caller = threading.Thread(target=lambda: (one.vm.action("resched", vm_id), answered.set()))
+    caller.start()
+    sim.wait_for(lambda: any(e["method"] == "one.vm.action" for e in sim.action_log), 5)
+    assert sim.vm(vm_id)["resched"] and not answered.is_set()  # done, not yet answered
+    caller.join(5)
+    assert answered.is_set() and time.monotonic() - t0 >= 1.0
+    result = CliRunner().invoke(main, ["delay-answers", "one.vm.action", "0",
+                                       "--control", sim.control_url])
+    assert result.exit_code == 0, result.output
+    t0 = time.monotonic()
+    one.vm.action("unresched", vm_id)
+    assert time.monotonic() - t0 < 0.5
+    status, body = _post(sim.control_url, "delay_answers", {"method": "one.vm.explode",
+                                                            "seconds": 1})
+    assert status == 400 and "unknown method 'one.vm.explode'" in body["detail"]
