@@ -325,3 +325,23 @@ def test_the_record_command_is_packed_as_redis_py_packs_it():
     from gateway.adapters.store.events import _resp_command
     command = ("EVALSHA", "a" * 40, 4, "k:1", "k:2", "", "wé ✓", "x" * 7000, 0, -3, "y" * 20000)
     assert _resp_command(command) == b"".join(redis.Connection().pack_command(*command))
+
+
+def test_events_are_recorded_in_a_redis_that_wants_a_password_and_a_database(tmp_path, key_prefix):
+    # The store's own connections are made from the client's settings: AUTH and SELECT included.
+    from tests.support.procs import RedisServer
+    server = RedisServer(tmp_path / "redis", password="s3cret pass").start()
+    try:
+        url = server.url.replace("s3cret pass", "s3cret%20pass").replace("/0", "/3")
+        settings = make_settings(url, key_prefix)
+        client = create_app(settings).test_client()
+        assert post(client, host_event()).status_code == 202
+        assert post(client, host_event()).json["duplicate"] is True
+        r = redis.Redis(port=server.port, password="s3cret pass", db=3)
+        assert r.xlen(key_prefix + "events:log") == 1 and r.llen(settings.task_queue) == 1
+        assert redis.Redis(port=server.port, password="s3cret pass", db=0).dbsize() == 0
+        unauthenticated = make_settings(url.replace(":s3cret%20pass@", ""), key_prefix)
+        r503 = post(create_app(unauthenticated).test_client(), vm_event())
+        assert r503.status_code == 503 and "Redis" in r503.json["detail"]
+    finally:
+        server.stop()
