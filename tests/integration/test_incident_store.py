@@ -228,3 +228,31 @@ def test_resolved_incidents_are_purged_after_the_retention_and_open_ones_never(m
     assert store.get(still_open).is_open and store.get(recent) is not None
     assert [i.id for i in store.list(open_only=False)] == [recent, still_open]
     assert store.purge_resolved(older_than=clock.t - 5) == []  # idempotent
+
+
+def test_when_a_silence_runs_out_its_incident_is_sent_at_once_not_a_group_interval_later(
+        make_store, clock):
+    sent = Sent()
+    store = make_store(sent)
+    store.add_silence(["host=node07"], ends_at=T0 + 100, author="ann", comment="rack work")
+    iid = store.apply_event(ev("HOST", 7)).decision.incident_id
+    clock.t = T0 + 30  # group_wait: muted, so nothing goes out; the group looks again in 5m
+    store.flush_due()
+    assert sent.notifications() == []
+    clock.t = T0 + 99
+    store.flush_due()
+    assert sent.notifications() == []  # still silenced
+    clock.t = T0 + 101  # the silence is over: the next flush (the beat's, 1 s) sends
+    store.flush_due()
+    [firing] = sent.notifications()
+    assert firing["transition"] == "firing" and firing["incident"]["id"] == iid
+    store.flush_due()
+    assert len(sent.notifications()) == 1  # once
+
+
+def test_a_silence_ended_by_hand_leaves_no_wake_up_behind(make_store, clock, key_prefix):
+    store = make_store(Sent())
+    s = store.add_silence(["host=node07"], ends_at=T0 + 3600, author="ann", comment="x")
+    assert store.r.zscore(key_prefix + "due", f"silence|{s.id}") == T0 + 3600
+    store.expire_silence(s.id, "bob")
+    assert store.r.zscore(key_prefix + "due", f"silence|{s.id}") is None

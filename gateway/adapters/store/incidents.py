@@ -24,8 +24,9 @@ Keys (all under the key prefix): `inc:<id>` JSON incident, `inc:<id>:timeline` l
 `inc:all` zset (created_at), `inc:open` zset (open ids), `inc:index` hash (object key or
 `hostname:<name>` → open incident id), `inc:labels` hash (open id → labels JSON, for inhibition),
 `inc:vms-on-host:<host>` set, `inc:maintenance` hash (host name → since), `grp:<gid>` hash
-(`state` JSON, `touched`), `grp:<gid>:members` set, `due` zset (`group|<gid>` and
-`esc|<incident>|<route>|<level>` → due time), `outbox` zset, `silences` hash.
+(`state` JSON, `touched`), `grp:<gid>:members` set, `due` zset (`group|<gid>`,
+`esc|<incident>|<route>|<level>` and `silence|<id>` (its end) → due time), `outbox` zset,
+`silences` hash.
 """
 
 from __future__ import annotations
@@ -330,7 +331,13 @@ class IncidentStore:
         now = self.rt.clock() if now is None else now
         self.resend_stale_outbox(now)
         reports = []
-        for member in self.r.zrangebyscore(self._k("due"), "-inf", now, start=0, num=limit):
+        due = self.r.zrangebyscore(self._k("due"), "-inf", now, start=0, num=limit)
+        ended = [m for m in due if m.startswith(b"silence|")]
+        if ended:  # a silence ran out: what it muted is looked at now, not a group_interval later
+            self._wake_all_groups(now)
+            self.r.zrem(self._k("due"), *ended)
+            due = self.r.zrangebyscore(self._k("due"), "-inf", now, start=0, num=limit)
+        for member in due:
             m = member.decode()
             if m.startswith("group|"):
                 reports.append(self.flush_group(m.split("|", 1)[1], now))
@@ -538,7 +545,10 @@ class IncidentStore:
         now = self.rt.clock()
         s = muting.new_silence(matchers, now if starts_at is None else starts_at, ends_at, author,
                                comment, now)
-        self.r.hset(self._k("silences"), s.id, json.dumps(s.to_dict()))
+        with self.r.pipeline() as pipe:  # the silence and its end's wake-up, or neither
+            pipe.hset(self._k("silences"), s.id, json.dumps(s.to_dict()))
+            pipe.zadd(self._k("due"), {f"silence|{s.id}": s.ends_at})
+            pipe.execute()
         return s
 
     def list_silences(self, include_expired: bool = False) -> list[muting.Silence]:
@@ -551,14 +561,17 @@ class IncidentStore:
         return muting.Silence.from_dict(json.loads(raw)) if raw else None
 
     def expire_silence(self, silence_id: str, actor: str) -> muting.Silence:
-        """End a silence now; its incidents are told at their group's next look. KeyError if none."""
+        """End a silence now; what it muted is looked at by the next flush. KeyError if none."""
         s = self.get_silence(silence_id)
         if s is None:
             raise KeyError(f"no silence {silence_id}")
         now = self.rt.clock()
         if s.ends_at > now:
             s = replace(s, ends_at=now, starts_at=min(s.starts_at, now), expired_by=actor)
-            self.r.hset(self._k("silences"), s.id, json.dumps(s.to_dict()))
+            with self.r.pipeline() as pipe:
+                pipe.hset(self._k("silences"), s.id, json.dumps(s.to_dict()))
+                pipe.zrem(self._k("due"), f"silence|{s.id}")
+                pipe.execute()
             self._wake_all_groups(now)
         return s
 
