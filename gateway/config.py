@@ -61,7 +61,7 @@ class IngestConfig(Strict):
 
 
 class IncidentsConfig(Strict):
-    retention: Duration = Field(default=30 * 86400.0, gt=0)  # resolved incidents kept this long
+    retention: Duration = Field(default=30 * 86400.0, gt=0)  # resolved incidents and ended silences kept this long
 
 
 class ApiConfig(Strict):

@@ -41,10 +41,16 @@ def flush_due() -> dict:
                             redis.exceptions.TimeoutError),
              retry_backoff=True, retry_backoff_max=60, max_retries=5)
 def purge_incidents() -> dict:
-    """Resolved incidents older than `incidents.retention` are forgotten (idempotent)."""
+    """Incidents resolved, and silences ended, longer than `incidents.retention` ago are
+    forgotten (idempotent)."""
     from tasks.app import runtime
     rt = runtime()
-    gone = store_of(rt).purge_resolved(rt.clock() - rt.settings.incidents.retention)
+    store = store_of(rt)
+    before = rt.clock() - rt.settings.incidents.retention
+    gone = store.purge_resolved(before)
     if gone:
         log.info("incidents_purged count=%d first=%s", len(gone), gone[0])
-    return {"purged": len(gone)}
+    silences = store.purge_expired_silences(before)
+    if silences:
+        log.info("silences_purged count=%d first=%s", len(silences), silences[0])
+    return {"purged": len(gone), "silences_purged": len(silences)}

@@ -230,6 +230,19 @@ def test_resolved_incidents_are_purged_after_the_retention_and_open_ones_never(m
     assert store.purge_resolved(older_than=clock.t - 5) == []  # idempotent
 
 
+def test_silences_ended_before_the_retention_are_purged_the_rest_kept(make_store, clock):
+    store = make_store()
+    ended_long_ago = store.add_silence(["host=a"], ends_at=T0 + 10, author="ann", comment="x")
+    expired_by_hand = store.add_silence(["host=b"], ends_at=T0 + 3600, author="ann", comment="y")
+    store.expire_silence(expired_by_hand.id, "bob")  # ends now: T0
+    running = store.add_silence(["host=c"], ends_at=T0 + 7200, author="ann", comment="z")
+    clock.t = T0 + 100
+    assert store.purge_expired_silences(older_than=T0 + 5) == [expired_by_hand.id]
+    assert store.purge_expired_silences(older_than=T0 + 50) == [ended_long_ago.id]
+    assert [s.id for s in store.list_silences(include_expired=True)] == [running.id]
+    assert store.purge_expired_silences(older_than=T0 + 50) == []  # idempotent
+
+
 def test_when_a_silence_runs_out_its_incident_is_sent_at_once_not_a_group_interval_later(
         make_store, clock):
     sent = Sent()

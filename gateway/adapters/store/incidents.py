@@ -17,7 +17,8 @@ Public interface (other parts use these):
 - `attach(id, reason, actor, plan_id=..., impact=...)` — remediation's plan id / impact report
 - `add_timeline(id, TimelineEntry)`
 - `flush_due(now=None)` — run every due group / escalation (`oneha.flush_due`)
-- silences: `add_silence`, `list_silences`, `get_silence`, `expire_silence`
+- silences: `add_silence`, `list_silences`, `get_silence`, `expire_silence`,
+  `purge_expired_silences`
 - `routes_for(labels)` — the routes labels reach (`oneha routes test`)
 
 Keys (all under the key prefix): `inc:<id>` JSON incident, `inc:<id>:timeline` list, `inc:<id>:escalated` set,
@@ -533,6 +534,16 @@ class IncidentStore:
                     continue  # changed meanwhile: look again at the next purge
         return gone
 
+    def purge_expired_silences(self, older_than: float) -> list[str]:
+        """Forget silences that ended before `older_than` (every flush reads them all). Ids of
+        the forgotten; a silence edited meanwhile is kept (HDEL only if the value is unchanged)."""
+        gone = []
+        for sid, raw in self.r.hgetall(self._k("silences")).items():
+            if muting.Silence.from_dict(json.loads(raw)).ends_at < older_than and \
+                    self.r.eval(_HDEL_IF_SAME, 1, self._k("silences"), sid, raw):
+                gone.append(sid.decode())
+        return sorted(gone)
+
     # -- silences ---------------------------------------------------------------------------
     def _silences(self, client=None) -> list[muting.Silence]:
         client = client or self.r
@@ -580,6 +591,12 @@ class IncidentStore:
         members = [m for m in self.r.zrange(due, 0, -1) if m.startswith(b"group|")]
         if members:
             self.r.zadd(due, {m: now for m in members}, lt=True)
+
+
+_HDEL_IF_SAME = """
+if redis.call('HGET', KEYS[1], ARGV[1]) == ARGV[2] then return redis.call('HDEL', KEYS[1], ARGV[1]) end
+return 0
+"""
 
 
 def _task(name: str, args: list[Any]) -> str:
