@@ -304,7 +304,8 @@ def run_load(servers: dict[str, dict], slice_size: int, rounds: int, warmup: int
     finally:
         loader.close()
         r.flushall()
-    out = {"reconnects": Connection.reconnects, "rounds": [{k: {"rate": slice_size / v["seconds"]} for k, v in rnd.items()}
+    out = {"reconnects": Connection.reconnects,
+           "rounds": [{k: {"rate": slice_size / v["seconds"]} for k, v in rnd.items()}
                       for rnd in slices]}
     for kind in ports:
         lat = sorted(x for rnd in slices for x in rnd[kind]["latencies"])

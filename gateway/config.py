@@ -61,7 +61,8 @@ class IngestConfig(Strict):
 
 
 class IncidentsConfig(Strict):
-    retention: Duration = Field(default=30 * 86400.0, gt=0)  # resolved incidents and ended silences kept this long
+    # resolved incidents and ended silences are kept this long
+    retention: Duration = Field(default=30 * 86400.0, gt=0)
 
 
 class ApiConfig(Strict):
