@@ -141,7 +141,7 @@ def demo_cloud():
            VmSpec("ci-1", "node03"), VmSpec("ci-2", "node03"),
            VmSpec("scratch-1", "node03", disks=[DiskSpec(datastore="local")], system_ds="local")]
     return CloudSpec(hosts=hosts, vms=vms, frontends=3, monitoring_interval=1.0, boot_time=1.5,
-                     prolog_time=0.5, epilog_time=0.2, sched_interval=0.5, seed=7)
+                     prolog_time=0.5, epilog_time=0.2, sched_interval=0.5)
 
 
 def run_demo(keep: bool = False, out=print) -> int:

@@ -56,7 +56,6 @@ class CloudSpec:
     hooklog_retention: int = 20  # HOOK_LOG_CONF/LOG_RETENTION: executions kept per hook
     password: str = "opennebula"
     users: dict[str, str] = field(default_factory=dict)  # extra, non-admin users: name -> password
-    seed: int = 1  # the simulation is deterministic today; kept so specs stay reproducible
     hook_base_path: str = "/var/lib/one/remotes/hooks"
     hook_workers: int = 4
     zone_name: str = "OpenNebula"
