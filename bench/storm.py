@@ -32,7 +32,7 @@ import redis  # noqa: E402
 
 from gateway.adapters.opennebula import OpenNebula  # noqa: E402
 from simulator import CloudSpec, HostSpec, Simulator, VmSpec  # noqa: E402
-from tests.integration.test_remediation_flow import hook_event  # noqa: E402
+from tests.support.remediation import hook_event  # noqa: E402
 from tests.support.worker import celery_client, start_worker  # noqa: E402
 
 TARGET = 1.5
