@@ -105,7 +105,10 @@ def summary(impacts: list[VmImpact]) -> dict[str, Any]:
             "memory_lost": sum(1 for i in impacts if i.memory_lost)}
 
 
-def merge_rows(held: list[dict[str, Any]] | None, new: list[dict[str, Any]]) -> list[dict[str, Any]]:
+Row = dict[str, Any]
+
+
+def merge_rows(held: list[Row] | None, new: list[Row]) -> list[Row]:
     """An incident's impact rows after another plan reported `new` ones: one row per VM, the
     latest report of a VM replacing its earlier one (a host incident can run several plans —
     its VMs first, then VMs that failed later — and the report covers them all)."""
