@@ -301,7 +301,7 @@ def test_a_redis_restart_between_two_events_costs_the_sender_nothing(own_redis, 
 
 def test_events_recorded_from_many_threads_at_once_each_get_their_own_answer(redis_url, key_prefix):
     # Kept connections are shared by the threads of a worker: an answer must never reach another
-    # request. Each event is sent twice; exactly one of each pair is accepted, the other a duplicate.
+    # request. Each event is sent twice: one of each pair is accepted, the other is a duplicate.
     from concurrent.futures import ThreadPoolExecutor
 
     from gateway.domain.hook_events import content_digest, event_from_hook
