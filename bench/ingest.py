@@ -230,16 +230,19 @@ class Loader:
         while (job := self.jobs[i].get()) is not None:
             kind, items, take = job
             conn, lat, codes = conns[kind], [], {}
-            # Requests are taken from one shared counter (next() on it is atomic), so a connection
-            # whose worker process is less busy takes more: the slice ends with all of them busy.
-            for n in take:
-                if n >= len(items):
-                    break
-                req = items[n]
-                t = time.perf_counter()
-                code = conn.roundtrip(req)
-                lat.append(time.perf_counter() - t)
-                codes[code] = codes.get(code, 0) + 1
+            try:
+                # Requests come from one shared counter (next() on it is atomic), so a connection
+                # whose worker is less busy takes more: the slice ends with all of them busy.
+                for n in take:
+                    if n >= len(items):
+                        break
+                    t = time.perf_counter()
+                    code = conn.roundtrip(items[n])
+                    lat.append(time.perf_counter() - t)
+                    codes[code] = codes.get(code, 0) + 1
+            except Exception as exc:  # the run must fail, not wait for this thread forever
+                self.done.put(exc)
+                continue
             self.done.put((lat, codes))
         for conn in conns.values():
             conn.close()
@@ -250,12 +253,18 @@ class Loader:
         t0 = time.perf_counter()
         for jobs in self.jobs:
             jobs.put((kind, requests, take))
-        latencies, statuses = [], {}
+        latencies, statuses, failed = [], {}, None
         for _ in self.jobs:
-            lat, codes = self.done.get()
+            got = self.done.get(timeout=300)
+            if isinstance(got, Exception):
+                failed = got
+                continue
+            lat, codes = got
             latencies += lat
             for c, k in codes.items():
                 statuses[c] = statuses.get(c, 0) + k
+        if failed is not None:
+            raise RuntimeError(f"{kind}: a connection failed mid-slice: {failed}") from failed
         return {"seconds": time.perf_counter() - t0, "latencies": latencies, "statuses": statuses}
 
     def close(self) -> None:
