@@ -830,6 +830,20 @@ class Cloud:
         del self.hooks[hook_id]
         return hook_id
 
+    def hook_retry(self, user: m.User, hook_id: int, execution_id: int) -> int:
+        """RequestManagerHook HookRetry + HookLog::retry: run a recorded execution again."""
+        hook = self.hooks.get(hook_id)
+        if hook is None:
+            raise ApiError.no_such("hook", hook_id)
+        if not user.is_admin:  # MANAGE on the hook: oneadmin's
+            raise ApiError.unauthorized(user.id, "hook")
+        with self.hook_runner._lock:
+            record = next((r for r in hook.log if r.execution_id == execution_id), None)
+        if record is None:  # the log row is gone (or never was): no ARGUMENTS to read
+            raise ApiError(INTERNAL, "Invalid HookLog body. Arguments not found.")
+        self.hook_runner.retry(hook, record)
+        return hook_id
+
     def fire_api_hooks(self, method: str, params: list, ok: bool, result, code: int) -> None:
         """API hooks: CALL_INFO (api_info.xsd) of a finished call, as HookAPI::format_message."""
         if not self.hook_runner.enabled:

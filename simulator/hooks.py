@@ -114,6 +114,7 @@ class ExecutionRecord:
     stderr: str
     code: int
     remote_host: str = ""
+    retry: bool = False  # a run asked for by one.hook.retry
 
 
 @dataclass
@@ -175,7 +176,8 @@ def record_xml(r: ExecutionRecord) -> str:
             f"<EXECUTION_ID>{r.execution_id}</EXECUTION_ID><TIMESTAMP>{r.timestamp}</TIMESTAMP>"
             f"{tag('ARGUMENTS', r.arguments)}<EXECUTION_RESULT>{tag('COMMAND', r.command)}"
             f"<STDOUT>{_b64_lines(r.stdout)}</STDOUT><STDERR>{_b64_lines(r.stderr)}</STDERR>"
-            f"<CODE>{r.code}</CODE></EXECUTION_RESULT>{remote}</HOOK_EXECUTION_RECORD>")
+            f"<CODE>{r.code}</CODE></EXECUTION_RESULT>{remote}"
+            f"{'<RETRY>yes</RETRY>' if r.retry else ''}</HOOK_EXECUTION_RECORD>")
 
 
 def _b64_lines(text: str) -> str:
@@ -271,6 +273,15 @@ class HookRunner:
         template_b64 = base64.b64encode(object_xml.encode()).decode() if object_xml else ""
         api_b64 = base64.b64encode(api_xml.encode()).decode() if api_xml else ""
         params = expand_arguments(hook.template.get("ARGUMENTS", ""), template_b64, api_b64)
+        self._start(hook, params, remote_host if hook.template.get("REMOTE") == "YES" else "")
+
+    def retry(self, hook: Hook, record: ExecutionRecord) -> None:
+        """onehem-server.rb `retry_action`: the hook as it is now (COMMAND, ARGUMENTS_STDIN,
+        TIMEOUT) run again with the arguments the recorded run had; a new record with RETRY."""
+        if self.enabled:
+            self._start(hook, record.arguments, record.remote_host, retry=True)
+
+    def _start(self, hook: Hook, params: str, remote_host: str, retry: bool = False) -> None:
         command = hook.template["COMMAND"]
         if not command.startswith("/"):
             command = f"{self.base_path}/{command}"
@@ -283,16 +294,17 @@ class HookRunner:
             if self._closed:
                 return
             self._inflight += 1
-        self._pool.submit(self._run, hook, command, stdin, params, remote_host)
+        self._pool.submit(self._run, hook, command, stdin, params, remote_host, retry)
 
-    def _run(self, hook: Hook, command: str, stdin: str | None, params: str, remote: str) -> None:
+    def _run(self, hook: Hook, command: str, stdin: str | None, params: str, remote: str,
+             retry: bool) -> None:
         started = self._clock()
         try:
             stdout, stderr, code = self._execute(command, stdin, hook.timeout)
             record = ExecutionRecord(
                 hook_id=hook.id, execution_id=-1, timestamp=int(started), arguments=params,
-                command=command, stdout=stdout, stderr=stderr, code=code,
-                remote_host=remote if hook.template.get("REMOTE") == "YES" else "")
+                command=command, stdout=stdout, stderr=stderr, code=code, remote_host=remote,
+                retry=retry)
             with self._lock:
                 record.execution_id = hook.next_execution
                 hook.next_execution += 1
@@ -302,7 +314,7 @@ class HookRunner:
                 self.executions.append({
                     "hook_id": hook.id, "hook_name": hook.name, "execution_id": record.execution_id,
                     "rc": code, "stdout": stdout, "stderr": stderr, "t": started,
-                    "command": command, "stdin": stdin is not None})
+                    "command": command, "stdin": stdin is not None, "retry": retry})
         finally:
             with self._lock:
                 self._inflight -= 1

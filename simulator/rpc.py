@@ -39,6 +39,7 @@ SIGNATURES: dict[str, tuple[str, str, bool]] = {
     "one.hook.allocate": ("s", "", True),
     "one.hook.info": ("i", "b", False),
     "one.hook.delete": ("i", "", True),
+    "one.hook.retry": ("ii", "", True),
     "one.hookpool.info": ("", "iii", False),
     "one.hooklog.info": ("iiii", "", False),
     "one.zone.info": ("i", "b", False),
@@ -149,6 +150,8 @@ class Api:
             return c.hook_info(a[0])
         if method == "one.hook.delete":
             return c.hook_delete(user, a[0])
+        if method == "one.hook.retry":
+            return c.hook_retry(user, a[0], a[1])
         if method == "one.hookpool.info":
             self._admin(user, "hook")
             return c.hookpool_info()

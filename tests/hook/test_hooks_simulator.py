@@ -7,6 +7,7 @@ import base64
 import json
 import sys
 
+import pyone
 import pytest
 from click.testing import CliRunner
 
@@ -153,3 +154,37 @@ def test_installed_sender_fires_when_a_host_crashes(sim, one, tmp_path):
     runs = [x for x in sim.hook_executions if x["hook_name"].startswith("oneha-")]
     assert runs and all(x["rc"] == 0 and x["stdin"] for x in runs)
     assert not list(spool.glob("*.json"))
+
+
+def test_an_event_neither_sent_nor_spooled_fails_the_run_and_onehook_retry_delivers_it(
+        sim, one, tmp_path):
+    """The sender's one non-zero exit: gateway down AND spool unwritable. oned records the failed
+    run; once things are fixed, `onehook retry` (one.hook.retry) replays that run's $TEMPLATE."""
+    blocker = tmp_path / "not-a-directory"
+    blocker.write_text("")  # a file where the spool's parent should be: mkdir fails
+    conf = tmp_path / "oneha-hook.conf"
+    wrapper = tmp_path / "oneha-hook"
+    wrapper.write_text(f"#!/bin/sh\nONEHA_HOOK_CONFIG={conf} exec {sys.executable} "
+                       f"{SENDER} \"$@\"\n")
+    wrapper.chmod(0o755)
+    host_error = next(t for t in TEMPLATES if t.name == "oneha-host-error")
+    [change] = adapter.install(one, [host_error.with_command(str(wrapper))])
+    with Receiver(key="fe-key", frontend="fe1") as gw:
+        conf.write_text(f"urls = http://127.0.0.1:9/\nkey = fe-key\nfrontend = fe1\n"
+                        f"spool_dir = {blocker / 'spool'}\ntimeout = 2\nauto_flush = no\n")
+        host = sim.hosts()[0]
+        sim.crash_host(host["id"])
+        sim.wait_for(lambda: sim.hook_executions, 20, message="the hook's first run")
+        assert sim.wait_hooks_idle(20)
+        [failed] = sim.hook_executions
+        assert failed["rc"] == 1 and "NOT spooled" in failed["stderr"] and gw.requests == []
+
+        conf.write_text(f"urls = {gw.url}\nkey = fe-key\nfrontend = fe1\n"
+                        f"spool_dir = {tmp_path / 'spool'}\ntimeout = 2\nauto_flush = no\n")
+        raw = pyone.OneServer(sim.endpoints[0], session=sim.session)
+        assert raw.hook.retry(change.hook_id, failed["execution_id"]) == change.hook_id
+        sim.wait_for(lambda: gw.accepted, 20, message="the replayed event at the gateway")
+        assert sim.wait_hooks_idle(20)
+    [event] = gw.accepted
+    assert (event["resource"], event["id"], event["state_name"]) == ("HOST", host["id"], "ERROR")
+    assert [x["rc"] for x in sim.hook_executions] == [1, 0] and sim.hook_executions[1]["retry"]

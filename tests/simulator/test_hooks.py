@@ -216,3 +216,39 @@ def test_hooklog_info_filters(sim, one, tmp_path):
     assert hook_ids(0, 0, -1, 1) == [ok]
     assert hook_ids(0, 0, ok, 0) == [ok]
     assert hook_ids(0, 1, -1, 0) == []  # max_ts in 1970
+
+
+def test_retry_runs_a_recorded_execution_again_with_its_arguments(sim, one, tmp_path, schemas):
+    # Fails until a flag file exists, and keeps what it got on stdin each time.
+    flag, seen = tmp_path / "fixed", tmp_path / "seen"
+    script = _script(tmp_path, "flaky.sh",
+                     f'cat >> {seen}\necho >> {seen}\n[ -e {flag} ] && exit 0\necho down >&2\n'
+                     'exit 1\n')
+    hook_id = one.hook.allocate(
+        f'NAME="flaky"\nTYPE="state"\nRESOURCE="HOST"\nSTATE="ERROR"\nCOMMAND="{script}"\n'
+        'ARGUMENTS="$TEMPLATE"\nARGUMENTS_STDIN="yes"\n')
+    sim.crash_host(1)
+    sim.wait_for(lambda: sim.hook_executions, 5, message="the first run")
+    assert sim.wait_hooks_idle(5) and sim.hook_executions[0]["rc"] == 1
+    flag.touch()
+    assert one.hook.retry(hook_id, 0) == hook_id
+    sim.wait_for(lambda: len(sim.hook_executions) == 2, 5, message="the retried run")
+    assert sim.wait_hooks_idle(5)
+
+    first, again = one.hook.info(hook_id).HOOKLOG.HOOK_EXECUTION_RECORD
+    assert (first.EXECUTION_ID, first.EXECUTION_RESULT.CODE, first.RETRY) == (0, "1", None)
+    assert (again.EXECUTION_ID, again.EXECUTION_RESULT.CODE, again.RETRY) == (1, "0", "yes")
+    assert again.ARGUMENTS == first.ARGUMENTS  # the same $TEMPLATE, not the host as it is now
+    assert seen.read_text().split() == [first.ARGUMENTS, first.ARGUMENTS]  # on stdin both times
+    raw, rec = recording_client(sim.endpoints[0], sim.session)
+    raw.hook.info(hook_id)
+    schemas.assert_valid(rec.answers[-1][1], "hook.xsd")
+
+
+def test_retry_of_an_unknown_hook_or_execution_is_refused_as_oned_does(sim, one):
+    hook_id = one.hook.allocate({"NAME": "h", "TYPE": "state", "RESOURCE": "HOST",
+                                 "STATE": "ERROR", "COMMAND": "/bin/true"})
+    with pytest.raises(pyone.OneNoExistsException):
+        one.hook.retry(hook_id + 1, 0)
+    with pytest.raises(pyone.OneInternalException, match="Arguments not found"):
+        one.hook.retry(hook_id, 0)  # it never ran
