@@ -13,6 +13,7 @@ from werkzeug.serving import make_server
 from gateway.app import create_app
 from gateway.config import settings_from_dict
 from gateway.domain.events import Event
+from gateway.local import free_port
 from tests.hook.support import HookRunner, fixture_b64
 
 KEY = "fe1-key"
@@ -21,11 +22,11 @@ KEY = "fe1-key"
 class Gateway:
     """`create_app` served on a free port in a thread (what `oneha serve --dev` runs)."""
 
-    def __init__(self, redis_url: str, key_prefix: str, ssl_context=None):
+    def __init__(self, redis_url: str, key_prefix: str, ssl_context=None, port: int = 0):
         self.settings = settings_from_dict(
             {"redis_url": redis_url, "key_prefix": key_prefix,
              "ingest": {"frontends": {"fe1": {"keys": [KEY]}}}}, env={})
-        self.server = make_server("127.0.0.1", 0, create_app(self.settings), threaded=True,
+        self.server = make_server("127.0.0.1", port, create_app(self.settings), threaded=True,
                                   ssl_context=ssl_context)
         scheme = "https" if ssl_context else "http"
         self.url = f"{scheme}://127.0.0.1:{self.server.server_port}"
@@ -76,6 +77,21 @@ def test_events_spooled_while_redis_was_down_are_flushed_exactly_once(hook, own_
         assert hook.run("--flush").returncode == 0
         assert hook.run("--flush").returncode == 0
         assert [e.object_key for e in gw.log()] == ["host:7"]
+    assert hook.spooled() == []
+
+
+def test_with_the_gateway_stopped_events_spool_in_time_and_one_flush_delivers_each_once(
+        hook, redis_url, key_prefix):
+    port = free_port()  # where the gateway will listen: nothing does yet
+    hook.configure(urls=f"http://127.0.0.1:{port}", timeout="2")
+    for fixture in ("host-error.xml", "vm-unknown.xml"):  # (the time bound: test_sender.py)
+        result = hook.run(stdin=fixture_b64(fixture))
+        assert result.returncode == 0 and "spooled" in result.stderr, result.stderr
+    assert len(hook.spooled()) == 2
+    with Gateway(redis_url, key_prefix, port=port) as gw:
+        assert hook.run("--flush").returncode == 0
+        assert hook.run("--flush").returncode == 0  # nothing left: nothing sent again
+        assert [e.object_key for e in gw.log()] == ["host:7", "vm:42"]  # oldest first, once each
     assert hook.spooled() == []
 
 
