@@ -15,6 +15,7 @@ COMMAND_MODULES = (
     "gateway.commands.server",  # serve, worker, beat, up, config check
     "gateway.commands.notifications",  # send-test, notifications failed
     "gateway.commands.incidents",  # incidents, ack, silence, routes test
+    "gateway.commands.events",  # events
     "gateway.commands.remediation",  # approve, deny, pause, resume
     "gateway.commands.frontends",  # raft
     "gateway.commands.hooks",  # hooks install|list|remove

@@ -8,6 +8,8 @@
                                                   "comment", "ends_at" | "duration", "starts_at"?}`
 - `GET    /v1/silences/<id>`
 - `DELETE /v1/silences/<id>`                      expire it now
+- `GET    /v1/events?limit=N`                     the event log, newest first (what came in:
+                                                  hooks, reconciler, Raft monitor, Alertmanager)
 
 Writes take only `application/json` bodies (a cross-site form cannot send one). Who acts is the
 `X-Remote-User` header when an authenticating proxy sets it, else `by`/`author` from the body —
@@ -16,12 +18,13 @@ as on the approval pages; it is recorded in the incident's timeline and the sile
 
 from __future__ import annotations
 
-from typing import Any
-
 import hmac
+import json
+from typing import Any
 
 from flask import Blueprint, current_app, jsonify, request
 
+from gateway.adapters.store.events import EventStore
 from gateway.adapters.store.incidents import IncidentStore
 from gateway.config import parse_duration
 from gateway.domain.incidents import TransitionError
@@ -97,6 +100,12 @@ def list_incidents():
         raise BadInput("bad_query", "state must be open or all")
     found = _store().list(open_only=state == "open", limit=_limit())
     return jsonify(incidents=[incident_json(i) for i in found])
+
+
+@bp.get("/v1/events")
+def list_events():
+    events = EventStore.of(current_app.extensions["oneha"]).recent(_limit())
+    return jsonify(events=[json.loads(e.to_json(with_xml=False)) for e in events])
 
 
 @bp.get("/v1/incidents/<incident_id>")

@@ -345,3 +345,40 @@ def test_events_are_recorded_in_a_redis_that_wants_a_password_and_a_database(tmp
         assert r503.status_code == 503 and "Redis" in r503.json["detail"]
     finally:
         server.stop()
+
+
+def test_the_event_log_is_read_over_http_and_on_the_command_line(client, settings, tmp_path):
+    import yaml
+    from click.testing import CliRunner
+
+    from gateway.cli import main
+    assert post(client, host_event()).status_code == 202
+    assert post(client, vm_event()).status_code == 202
+    listed = client.get("/v1/events?limit=5").get_json()["events"]
+    assert [(e["object_id"], e["condition"], e["source"]) for e in listed] == [
+        ("42", "VM/ACTIVE/UNKNOWN", "hook"), ("7", "HOST/ERROR", "hook")]
+    assert listed[0]["last_poll"] == 1764092300 and "xml" not in listed[0]
+    assert [e["object_id"] for e in client.get("/v1/events?limit=1").get_json()["events"]] == ["42"]
+    bad = client.get("/v1/events?limit=0")
+    assert bad.status_code == 400 and "limit" in bad.get_json()["detail"]
+
+    config = tmp_path / "oneha.yaml"
+    config.write_text(yaml.safe_dump({"redis_url": settings.redis_url,
+                                      "key_prefix": settings.key_prefix}))
+    text = CliRunner().invoke(main, ["-c", str(config), "events"])
+    assert text.exit_code == 0, text.output
+    lines = text.output.splitlines()
+    assert len(lines) == 2 and "vm:42 web-42" in lines[0] and "HOST/ERROR" in lines[1]
+    assert "2" * 32 in lines[0] and "fe1" in lines[0]
+    as_json = CliRunner().invoke(main, ["-c", str(config), "events", "--json", "-n", "1"])
+    assert [Event.from_json(line).object_key for line in as_json.output.splitlines()] == ["vm:42"]
+
+
+def test_the_event_log_command_says_when_redis_is_away(tmp_path):
+    from click.testing import CliRunner
+
+    from gateway.cli import main
+    config = tmp_path / "oneha.yaml"
+    config.write_text("redis_url: redis://127.0.0.1:9/0\n")
+    result = CliRunner().invoke(main, ["-c", str(config), "events"])
+    assert result.exit_code == 1 and "Redis unreachable" in result.output

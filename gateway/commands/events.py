@@ -1,0 +1,37 @@
+"""`oneha events`: the event log — what came in (hooks, reconciler, Raft monitor, Alertmanager),
+newest first, as recorded before the gateway answered 202."""
+
+from __future__ import annotations
+
+import click
+
+
+def register(main: click.Group) -> None:
+    main.add_command(events)
+
+
+@click.command()
+@click.option("--limit", "-n", default=30, show_default=True, type=click.IntRange(1, 10_000))
+@click.option("--json", "as_json", is_flag=True, help="One JSON object per line.")
+@click.pass_obj
+def events(obj, limit: int, as_json: bool) -> None:
+    """Recent events, newest first: when, source, status, condition, object, front-end, id."""
+    from gateway.adapters.store.events import EventStore
+    from gateway.domain.messages import utc
+    from gateway.errors import Transient
+    from gateway.runtime import Runtime
+    try:
+        found = EventStore(Runtime.from_settings(obj.settings)).recent(limit)
+    except Transient as exc:
+        raise click.ClickException(str(exc)) from None
+    if as_json:
+        for e in found:
+            click.echo(e.to_json(with_xml=False))
+        return
+    if not found:
+        click.echo("no events recorded")
+        return
+    for e in found:
+        what = f"{e.object_key} {e.name}"
+        click.echo(f"{utc(e.occurred_at):<21} {e.source:<12} {e.status:<9} {e.condition:<28} "
+                   f"{what:<28} {e.frontend or '-':<8} {e.event_id}")
