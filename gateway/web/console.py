@@ -1,7 +1,7 @@
 """The web console: read-only, server-rendered views of what oneha knows.
 
-Incidents with their objects, timeline, plans and impact; silences; the Raft view; the audit
-trail. Changing anything goes through the signed approval links, the API or the CLI — the console
+Incidents with their objects, timeline, plans and impact; silences; the Raft view; the event
+log; the audit trail. Changing anything goes through the signed approval links, the API or the CLI — the console
 itself holds no credentials and changes nothing.
 """
 
@@ -12,6 +12,7 @@ from datetime import datetime, timezone
 
 from flask import Blueprint, abort, current_app, render_template
 
+from gateway.adapters.store.events import EventStore
 from gateway.adapters.store.incidents import IncidentStore
 from gateway.adapters.store.raft import RaftStore
 from gateway.adapters.store.remediation import RemediationStore
@@ -81,6 +82,16 @@ def silences():
 @bp.get("/raft")
 def raft():
     return render_template("console/raft.html", snap=RaftStore.of(_rt()).snapshot())
+
+
+@bp.get("/events")
+def events():
+    """What came in, newest first, and the incident each object is in now (if open)."""
+    rt = _rt()
+    found = EventStore.of(rt).recent(200)
+    store = IncidentStore(rt)
+    open_for = {key: store.open_for(key) for key in {e.object_key for e in found}}
+    return render_template("console/events.html", events=found, open_for=open_for)
 
 
 @bp.get("/audit")

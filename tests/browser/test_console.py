@@ -56,3 +56,35 @@ def test_raft_view_before_the_first_poll_says_so(live_gateway, page):
     gw = live_gateway()
     page.goto(gw.url + "/raft")
     assert "has not polled yet" in page.inner_text("main")
+
+
+def test_the_event_log_page_shows_what_came_in_and_leads_to_its_incident(live_gateway, page):
+    from gateway.adapters.store.events import EventStore
+    from gateway.domain.hook_events import content_digest
+
+    gw = live_gateway()
+    incidents = IncidentStore(gw.runtime, send=lambda *a, **k: None)
+    log = EventStore.of(gw.runtime)
+    now = time.time()
+    for e in (_host_error(7, "node07", now), _vm_unknown(100, "web-0", "node07", 7, now + 1)):
+        assert log.record(e, content_digest(e)).accepted  # as ingest records it …
+        incidents.apply_event(e, now=e.occurred_at)  # … and as the worker applies it
+
+    page.goto(gw.url + "/")
+    page.get_by_role("link", name="Events").click()
+    page.wait_for_selector("#events")
+    rows = page.locator("#events tr")
+    assert rows.count() == 3  # header + the two events, newest first
+    assert "VM web-0 (#100)" in rows.nth(1).inner_text()
+    assert "VM/ACTIVE/UNKNOWN" in rows.nth(1).inner_text()
+    assert "HOST node07 (#7)" in rows.nth(2).inner_text()
+    host_incident = incidents.open_for("host:7")
+    rows.nth(1).get_by_role("link", name=host_incident.id).click()  # the VM joined its host's
+    page.wait_for_selector("#timeline")
+    assert page.locator("#title").inner_text() == "Host node07 is in ERROR — 1 VM affected"
+
+
+def test_the_event_log_page_before_any_event_says_so(live_gateway, page):
+    gw = live_gateway()
+    page.goto(gw.url + "/events")
+    assert "no events recorded yet" in page.inner_text("#events")
