@@ -255,6 +255,33 @@ def test_health_and_metrics(client, traces):
     assert "oneha_ingest_unavailable_total 0.0" in text
 
 
+def test_metrics_show_the_backlog_open_incidents_dead_letters_and_a_pause(client, settings, traces):
+    from gateway.adapters.store.incidents import IncidentStore
+    from gateway.adapters.store.remediation import RemediationStore
+
+    def gauges():
+        text = client.get("/metrics").get_data(as_text=True)
+        return {line.rsplit(" ", 1)[0]: float(line.rsplit(" ", 1)[1])
+                for line in text.splitlines() if line.startswith(("oneha_queue", "oneha_inc",
+                                                                  "oneha_outbox", "oneha_notif",
+                                                                  "oneha_remed"))}
+
+    assert gauges() == {'oneha_queue_messages{queue="notify"}': 0.0,
+                        'oneha_queue_messages{queue="tasks"}': 0.0, "oneha_incidents_open": 0.0,
+                        "oneha_outbox_pending": 0.0, "oneha_notifications_dead_letters": 0.0,
+                        "oneha_remediation_paused": 0.0}
+    post(client, host_event())
+    post(client, vm_event())  # no worker here: both wait in the task queue
+    rt = client.application.extensions["oneha"]
+    IncidentStore(rt, send=lambda *a, **k: None).apply_event(Traces(settings).log()[0])
+    RemediationStore.from_runtime(rt).pause("ann", "maintenance window")
+    got = gauges()
+    assert got['oneha_queue_messages{queue="tasks"}'] == 2.0
+    assert got["oneha_incidents_open"] == 1.0 and got["oneha_remediation_paused"] == 1.0
+    RemediationStore.from_runtime(rt).resume()
+    assert gauges()["oneha_remediation_paused"] == 0.0
+
+
 def test_recent_events_newest_first(client, traces, settings):
     post(client, host_event())
     post(client, vm_event())

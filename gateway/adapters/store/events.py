@@ -91,6 +91,7 @@ class EventStore:
         self._log = runtime.key("events", "log")
         self._metrics = runtime.key("metrics", "ingest")
         self._queue = settings.task_queue
+        self._notify_queue = settings.notify_queue
         self._ttl = str(max(1, int(settings.ingest.dedup_ttl)))
         self._maxlen = str(settings.ingest.event_log_maxlen)
         self._record = self._redis.register_script(RECORD_LUA)
@@ -154,6 +155,18 @@ class EventStore:
         return {"keys": [self._dedup + event.event_id, self._log, self._queue, self._metrics],
                 "args": [body_sha256, self._ttl, self._maxlen, event.event_id, event.object_key,
                          event_json, message, "accepted:" + event.resource]}
+
+    def backlog(self) -> dict[str, int]:
+        """Messages waiting for a worker: `tasks` (events, remediation) and `notify` (deliveries,
+        the grouping clock). Growing while events come in: no worker is consuming."""
+        try:
+            with self._redis.pipeline(transaction=False) as pipe:
+                pipe.llen(self._queue)
+                pipe.llen(self._notify_queue)
+                tasks, notify = pipe.execute()
+        except UNAVAILABLE as exc:
+            raise Transient(f"cannot read the task queues: Redis unreachable ({exc})") from exc
+        return {"tasks": tasks, "notify": notify}
 
     def recent(self, n: int = 50) -> list[Event]:
         """The last `n` recorded events, newest first (without their XML, see above)."""

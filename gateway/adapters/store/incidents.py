@@ -122,6 +122,15 @@ class IncidentStore:
         docs = self.r.mget([self._doc(i.decode()) for i in ids]) if ids else []
         return [Incident.from_dict(json.loads(d)) for d in docs if d]
 
+    def counts(self) -> dict[str, int]:
+        """`open` incidents, and `outbox`: effects (deliveries, plans) not yet handed to the queue
+        (the next flush resends them; one that stays means the queue cannot be written)."""
+        with self.r.pipeline(transaction=False) as pipe:
+            pipe.zcard(self._k("inc", "open"))
+            pipe.zcard(self._k("outbox"))
+            open_, outbox = pipe.execute()
+        return {"open": open_, "outbox": outbox}
+
     def open_for(self, object_key: str) -> Incident | None:
         """The open incident holding `object_key` (its own, or its host's that it joined)."""
         iid = self.r.hget(self._index, object_key)

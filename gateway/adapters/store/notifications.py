@@ -232,6 +232,9 @@ class NotificationStore:
     def for_incident(self, incident_id: str) -> list[str]:
         return [_s(i) for i in self._r.zrange(self._k("incident", incident_id), 0, -1)]
 
+    def dead_letter_count(self) -> int:
+        return self._r.hlen(self._k("dead"))
+
     def dead_letters(self) -> list[dict[str, Any]]:
         """Every dead letter, oldest first."""
         items = [json.loads(v) for v in self._r.hvals(self._k("dead"))]
