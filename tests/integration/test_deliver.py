@@ -173,6 +173,12 @@ def test_chat_always_failing_is_dead_lettered_after_max_attempts_and_secrets_sta
     everything = json.dumps(rec) + json.dumps(fresh.store.dead_letters())
     assert SECRET not in everything
     assert SECRET not in fresh.worker.log()
+    # what an operator's alert reads: the module's worker may hold others from earlier tests
+    from gateway.app import create_app
+    metrics = create_app(fresh.settings).test_client().get("/metrics").get_data(as_text=True)
+    gauge = next(line for line in metrics.splitlines()
+                 if line.startswith("oneha_notifications_dead_letters "))
+    assert float(gauge.split()[1]) == len(fresh.store.dead_letters()) >= 1
 
 
 def test_a_malformed_message_is_rejected_loudly_and_the_worker_keeps_delivering(fresh):
