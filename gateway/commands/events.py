@@ -12,16 +12,18 @@ def register(main: click.Group) -> None:
 
 @click.command()
 @click.option("--limit", "-n", default=30, show_default=True, type=click.IntRange(1, 10_000))
+@click.option("--object", "object_key", metavar="KEY", help="Only events about one object: "
+              "host:7, vm:42, frontend:zone0/1.")
 @click.option("--json", "as_json", is_flag=True, help="One JSON object per line.")
 @click.pass_obj
-def events(obj, limit: int, as_json: bool) -> None:
+def events(obj, limit: int, object_key: str | None, as_json: bool) -> None:
     """Recent events, newest first: when, source, status, condition, object, front-end, id."""
     from gateway.adapters.store.events import EventStore
     from gateway.domain.messages import utc
     from gateway.errors import Transient
     from gateway.runtime import Runtime
     try:
-        found = EventStore(Runtime.from_settings(obj.settings)).recent(limit)
+        found = EventStore(Runtime.from_settings(obj.settings)).recent(limit, object_key)
     except Transient as exc:
         raise click.ClickException(str(exc)) from None
     if as_json:
@@ -29,7 +31,8 @@ def events(obj, limit: int, as_json: bool) -> None:
             click.echo(e.to_json(with_xml=False))
         return
     if not found:
-        click.echo("no events recorded")
+        click.echo(f"no events recorded about {object_key}" if object_key
+                   else "no events recorded")
         return
     for e in found:
         what = f"{e.object_key} {e.name}"

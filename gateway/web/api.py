@@ -8,7 +8,7 @@
                                                   "comment", "ends_at" | "duration", "starts_at"?}`
 - `GET    /v1/silences/<id>`
 - `DELETE /v1/silences/<id>`                      expire it now
-- `GET    /v1/events?limit=N`                     the event log, newest first (what came in:
+- `GET    /v1/events?limit=N&object=vm:42`        the event log, newest first (what came in:
                                                   hooks, reconciler, Raft monitor, Alertmanager)
 
 Writes take only `application/json` bodies (a cross-site form cannot send one). Who acts is the
@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import hmac
 import json
+import re
 from typing import Any
 
 from flask import Blueprint, current_app, jsonify, request
@@ -32,6 +33,7 @@ from gateway.domain.muting import Silence, SilenceError
 from gateway.errors import BadInput
 
 bp = Blueprint("api", __name__)
+OBJECT_KEY = re.compile(r"^(host|vm|frontend|alert):[^\s]{1,200}$")  # Event.object_key
 
 
 @bp.before_request
@@ -104,7 +106,11 @@ def list_incidents():
 
 @bp.get("/v1/events")
 def list_events():
-    events = EventStore.of(current_app.extensions["oneha"]).recent(_limit())
+    key = request.args.get("object")
+    if key is not None and not OBJECT_KEY.match(key):
+        raise BadInput("bad_query", "object must look like host:7, vm:42, frontend:zone0/1 or "
+                                    "alert:<fingerprint>")
+    events = EventStore.of(current_app.extensions["oneha"]).recent(_limit(), object_key=key)
     return jsonify(events=[json.loads(e.to_json(with_xml=False)) for e in events])
 
 

@@ -15,6 +15,7 @@ from gateway.app import create_app
 from gateway.config import settings_from_dict
 from gateway.domain import signing
 from gateway.domain.events import Event
+from gateway.domain.hook_events import content_digest, event_from_hook
 from tests.support.samples import b64, host_xml, vm_xml
 
 KEYS = {"fe1": ["old-key", "new-key"], "fe2": ["fe2-key"]}
@@ -331,7 +332,6 @@ def test_events_recorded_from_many_threads_at_once_each_get_their_own_answer(red
     # request. Each event is sent twice: one of each pair is accepted, the other is a duplicate.
     from concurrent.futures import ThreadPoolExecutor
 
-    from gateway.domain.hook_events import content_digest, event_from_hook
     settings = make_settings(redis_url, key_prefix)
     store = EventStore.of(create_app(settings).extensions["oneha"])
     events = [event_from_hook(vm_event(id=i, event_id=f"{i:032x}"), "fe1", time.time())
@@ -399,6 +399,33 @@ def test_the_event_log_is_read_over_http_and_on_the_command_line(client, setting
     assert "2" * 32 in lines[0] and "fe1" in lines[0]
     as_json = CliRunner().invoke(main, ["-c", str(config), "events", "--json", "-n", "1"])
     assert [Event.from_json(line).object_key for line in as_json.output.splitlines()] == ["vm:42"]
+
+
+def test_the_event_log_filtered_by_object_pages_through_the_log(client, settings, traces, tmp_path):
+    import yaml
+    from click.testing import CliRunner
+
+    from gateway.cli import main
+    store = EventStore.of(client.application.extensions["oneha"])
+    # host 7's one event is under 2,500 events of other VMs: more than one page of the log
+    assert post(client, host_event()).status_code == 202
+    events = [event_from_hook(vm_event(id=i, event_id=f"{i:032x}"), "fe1", time.time())
+              for i in range(100, 2600)]
+    store.record_many([(e, content_digest(e)) for e in events])
+    assert [e.object_key for e in store.recent(5, object_key="host:7")] == ["host:7"]
+    assert [e.object_key for e in store.recent(5, object_key="host:7", scan=1000)] == []
+    assert len(store.recent(3, object_key="vm:2599")) == 1 and store.recent(3, "vm:1") == []
+    listed = client.get("/v1/events?object=host:7").get_json()["events"]
+    assert [(e["object_id"], e["condition"]) for e in listed] == [("7", "HOST/ERROR")]
+    bad = client.get("/v1/events?object=rack 7")
+    assert bad.status_code == 400 and "host:7" in bad.get_json()["detail"]
+    config = tmp_path / "oneha.yaml"
+    config.write_text(yaml.safe_dump({"redis_url": settings.redis_url,
+                                      "key_prefix": settings.key_prefix}))
+    out = CliRunner().invoke(main, ["-c", str(config), "events", "--object", "host:7"]).output
+    assert len(out.splitlines()) == 1 and "host:7 node07" in out
+    none = CliRunner().invoke(main, ["-c", str(config), "events", "--object", "vm:1"]).output
+    assert none.strip() == "no events recorded about vm:1"
 
 
 def test_the_event_log_command_says_when_redis_is_away(tmp_path):

@@ -168,15 +168,31 @@ class EventStore:
             raise Transient(f"cannot read the task queues: Redis unreachable ({exc})") from exc
         return {"tasks": tasks, "notify": notify}
 
-    def recent(self, n: int = 50) -> list[Event]:
-        """The last `n` recorded events, newest first (without their XML, see above)."""
+    def recent(self, n: int = 50, object_key: str | None = None,
+               scan: int = 100_000) -> list[Event]:
+        """The last `n` recorded events, newest first (without their XML, see above); with
+        `object_key` (`vm:42`), the last `n` about that object among the newest `scan` entries.
+        """
         if n <= 0:
             return []
+        found: list[Event] = []
+        newest, seen = "+", 0
         try:
-            entries = self._redis.xrevrange(self._log, count=n)
+            while len(found) < n and seen < scan:
+                batch = self._redis.xrevrange(self._log, max=newest,
+                                              count=n if object_key is None else 1000)
+                if not batch:
+                    break
+                for entry_id, fields in batch:
+                    if object_key is None or fields.get(b"object") == object_key.encode():
+                        found.append(Event.from_json(fields[b"event"]))
+                seen += len(batch)
+                if object_key is None:
+                    break
+                newest = "(" + batch[-1][0].decode()  # exclusive: continue below the last one
         except UNAVAILABLE as exc:
             raise Transient(f"cannot read the event log: Redis unreachable ({exc})") from exc
-        return [Event.from_json(fields[b"event"]) for _id, fields in entries]
+        return found[:n]
 
 
 class _KeptConnections:
