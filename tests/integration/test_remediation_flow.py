@@ -175,9 +175,7 @@ LOCAL_AND_PERSISTENT = CloudSpec(
 @pytest.mark.parametrize("cloud", [LOCAL_AND_PERSISTENT], indirect=True)
 def test_auto_policy_acts_only_where_it_is_safe_and_by_priority(cloud, key_prefix):
     d = Driver(remediation_config(key_prefix, cloud, mode="auto"))
-    cloud.crash_host(0)
-    wait_state(cloud, d.one, lambda: all(v.is_unknown for v in d.one.vms()), "UNKNOWN")
-    iid = d.event("HOST", 0).decision.incident_id
+    iid = _crash_and_plan(d, cloud)  # every VM of this cloud is on host 0
     d.run_until_idle(timeout=10, stop=lambda: not any(
         d.one.vm(v).is_unknown for v in (4, 5)))
     (pid,) = d.store.plan_ids(iid)
@@ -205,9 +203,7 @@ def test_fencing_gates_recovery_of_shared_persistent_disks(cloud, key_prefix, tm
     fence.chmod(0o755)
     d = Driver(remediation_config(key_prefix, cloud, mode="auto", allowed_actions=["resched"],
                                   fencing={"command": str(fence), "allowlist": [str(fence)]}))
-    cloud.crash_host(0)
-    wait_state(cloud, d.one, lambda: all(v.is_unknown for v in d.one.vms()), "UNKNOWN")
-    iid = d.event("HOST", 0).decision.incident_id
+    iid = _crash_and_plan(d, cloud)  # every VM of this cloud is on host 0
     d.run_until_idle(timeout=20, stop=lambda: d.plan_status(iid) in ("done", "failed"))
     (pid,) = d.store.plan_ids(iid)
     assert (tmp_path / "fenced").read_text() == "fenced node01\n"
@@ -225,9 +221,7 @@ def test_failed_fencing_recovers_nothing(cloud, key_prefix, tmp_path):
     fence.chmod(0o755)
     d = Driver(remediation_config(key_prefix, cloud, mode="auto", allowed_actions=["resched"],
                                   fencing={"command": str(fence), "allowlist": [str(fence)]}))
-    cloud.crash_host(0)
-    wait_state(cloud, d.one, lambda: all(v.is_unknown for v in d.one.vms()), "UNKNOWN")
-    iid = d.event("HOST", 0).decision.incident_id
+    iid = _crash_and_plan(d, cloud)  # every VM of this cloud is on host 0
     d.run_until_idle(timeout=10)
     (pid,) = d.store.plan_ids(iid)
     outcomes = d.store.outcomes(pid)
@@ -353,9 +347,7 @@ def test_the_plan_names_the_vms_that_will_not_fit_and_moves_only_the_others(clou
 @pytest.mark.parametrize("cloud", [LOCAL_AND_PERSISTENT], indirect=True)
 def test_denying_the_held_part_of_an_auto_plan_finishes_the_rest(cloud, key_prefix):
     d = Driver(remediation_config(key_prefix, cloud, mode="auto"))
-    cloud.crash_host(0)
-    wait_state(cloud, d.one, lambda: all(v.is_unknown for v in d.one.vms()), "UNKNOWN")
-    iid = d.event("HOST", 0).decision.incident_id
+    iid = _crash_and_plan(d, cloud)  # every VM of this cloud is on host 0
     d.run_until_idle(timeout=10, stop=lambda: not any(d.one.vm(v).is_unknown for v in (4, 5)))
     (pid,) = d.store.plan_ids(iid)
     assert d.rem.decide_plan(pid, "denied", "erin", via="test") == "denied"
