@@ -39,12 +39,14 @@ class Event:
         """`host:7`, `vm:42`, `frontend:zone0/1`, `alert:<fingerprint>` — an incident's identity."""
         return f"{self.resource.lower()}:{self.object_id}"
 
-    def to_json(self, *, with_xml: bool = True) -> str:
-        """The event as JSON; `with_xml=False` is the form that is logged and queued."""
+    def to_dict(self, *, with_xml: bool = True) -> dict:
         # Not dataclasses.asdict: its deep copy is half the cost on the ingest path, and every
         # field here is already a JSON value (labels is a flat dict of strings).
-        return _ENCODE({name: getattr(self, name) for name in self.__slots__
-                        if with_xml or name != "xml"})
+        return {name: getattr(self, name) for name in self.__slots__ if with_xml or name != "xml"}
+
+    def to_json(self, *, with_xml: bool = True) -> str:
+        """The event as JSON; `with_xml=False` is the form that is logged and queued."""
+        return _ENCODE(self.to_dict(with_xml=with_xml))
 
     @classmethod
     def from_json(cls, text: str | bytes) -> "Event":

@@ -19,7 +19,6 @@ as on the approval pages; it is recorded in the incident's timeline and the sile
 from __future__ import annotations
 
 import hmac
-import json
 import re
 from typing import Any
 
@@ -111,7 +110,7 @@ def list_events():
         raise BadInput("bad_query", "object must look like host:7, vm:42, frontend:zone0/1 or "
                                     "alert:<fingerprint>")
     events = EventStore.of(current_app.extensions["oneha"]).recent(_limit(), object_key=key)
-    return jsonify(events=[json.loads(e.to_json(with_xml=False)) for e in events])
+    return jsonify(events=[e.to_dict(with_xml=False) for e in events])
 
 
 @bp.get("/v1/incidents/<incident_id>")

@@ -177,14 +177,15 @@ class EventStore:
             return []
         found: list[Event] = []
         newest, seen = "+", 0
+        wanted = object_key.encode() if object_key is not None else None
         try:
             while len(found) < n and seen < scan:
                 batch = self._redis.xrevrange(self._log, max=newest,
                                               count=n if object_key is None else 1000)
                 if not batch:
                     break
-                for entry_id, fields in batch:
-                    if object_key is None or fields.get(b"object") == object_key.encode():
+                for _id, fields in batch:
+                    if wanted is None or fields.get(b"object") == wanted:
                         found.append(Event.from_json(fields[b"event"]))
                 seen += len(batch)
                 if object_key is None:
