@@ -12,8 +12,6 @@ import itertools
 import threading
 import time
 
-from gateway.domain.states import HOST_STATES, LCM_STATES, VM_STATES
-
 from . import model as m
 from .codes import (
     ACTIONS, ACTIVE, ADMIN, ADMIN_ACTIONS, BOOT, BOOT_MIGRATE, BOOT_POWEROFF, BOOT_STOPPED,
@@ -29,6 +27,7 @@ from .errors import ACTION, AUTHORIZATION, INTERNAL, RPC_API, ApiError
 from .hooks import Hook, HookRunner, build_hook, record_xml
 from .raft import Raft
 from .spec import CloudSpec
+from .states import HOST_STATES, LCM_STATES, VM_STATES
 from .timers import Timers
 from .xmlrender import (config_xml, host_pool_xml, host_xml, raft_xml, tag, vm_short_xml, vm_xml,
                         zone_xml)

@@ -1,11 +1,11 @@
 """OpenNebula's VM/host state codes, driver phases and action names, as the state machine uses
-them (include/VirtualMachine.h, include/Host.h, include/VMActions.h)."""
+them (include/VirtualMachine.h, include/Host.h, include/VMActions.h). The name tables are in
+states.py; tests/simulator/test_states.py checks the codes here against them."""
 
 from __future__ import annotations
 
-from gateway.domain.states import LCM_STATES, VM_STATES
-
 from . import model as m
+from .states import LCM_STATES, VM_STATES
 
 # VM states
 INIT, PENDING, HOLD, ACTIVE, STOPPED, SUSPENDED, DONE, POWEROFF, UNDEPLOYED = 0, 1, 2, 3, 4, 5, 6, 8, 9

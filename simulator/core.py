@@ -6,12 +6,11 @@ import threading
 import time
 from typing import Callable
 
-from gateway.domain.states import HOST_STATES, LCM_STATES, VM_STATES
-
 from .cloud import Cloud
 from .raft import STATE_NAMES
 from .rpc import SIGNATURES, Api, FrontEnd
 from .spec import CloudSpec
+from .states import HOST_STATES, LCM_STATES, VM_STATES
 
 PHASES_TO_FAIL = ("boot", "prolog", "epilog")
 

@@ -17,12 +17,10 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
-from gateway.domain.states import LCM_STATE_CODES, VM_STATE_CODES
-
 from .errors import ApiError, INTERNAL
+from .states import HOST_STATE_CODES, LCM_STATE_CODES, VM_STATE_CODES
 from .xmlrender import cdata, tag
 
-HOST_HOOK_STATES = ("INIT", "MONITORED", "ERROR", "DISABLED", "OFFLINE")  # Host::str_to_state
 VM_ON = {  # HookStateVM::parse_template
     "PROLOG": ("ACTIVE", "PROLOG"),
     "RUNNING": ("ACTIVE", "RUNNING"),
@@ -212,7 +210,7 @@ def build_hook(hook_id: int, template_text: str, existing_names: dict[str, int])
         tmpl["RESOURCE"] = resource
         if resource == "HOST":
             state = tmpl.get("STATE", "")
-            if state.upper() not in HOST_HOOK_STATES:
+            if state.upper() not in HOST_STATE_CODES:  # Host::str_to_state: live states only
                 raise ApiError(INTERNAL, f"Invalid STATE: {state}")
             tmpl["STATE"] = state.upper()
         elif resource == "VM":

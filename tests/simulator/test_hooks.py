@@ -62,6 +62,13 @@ def test_vm_on_is_replaced_by_state_and_lcm_state_names(one):
      "Unkown state condition: LUNCH"),
     ({"NAME": "x", "TYPE": "state", "RESOURCE": "VM", "ON": "CUSTOM", "STATE": "ACTIVE",
       "LCM_STATE": "NAPPING", "COMMAND": "a"}, "Wrong LCM_STATE: NAPPING"),
+    # States commented out of the headers: vm_state_from_str / lcm_state_from_str refuse them.
+    ({"NAME": "x", "TYPE": "state", "RESOURCE": "VM", "ON": "CUSTOM", "STATE": "FAILED",
+      "LCM_STATE": "LCM_INIT", "COMMAND": "a"}, "Wrong STATE: FAILED"),
+    ({"NAME": "x", "TYPE": "state", "RESOURCE": "VM", "ON": "CUSTOM", "STATE": "ACTIVE",
+      "LCM_STATE": "FAILURE", "COMMAND": "a"}, "Wrong LCM_STATE: FAILURE"),
+    ({"NAME": "x", "TYPE": "state", "RESOURCE": "HOST", "STATE": "MONITORING_ERROR",
+      "COMMAND": "a"}, "Invalid STATE: MONITORING_ERROR"),
     ({"NAME": "x", "TYPE": "api", "CALL": "one.vm.info", "COMMAND": "a"},
      "API call does not exist or is not supported: one.vm.info"),
 ])

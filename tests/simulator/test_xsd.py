@@ -3,9 +3,9 @@ for every method and for hosts and VMs in every state the simulator produces."""
 
 import base64
 
-from gateway.domain.states import HOST_STATES, LCM_STATES, VM_STATES
 from simulator import DiskSpec, HostSpec, VmSpec, codes
 from simulator.rpc import FrontEnd
+from simulator.states import HOST_STATES, LCM_STATES, VM_STATES
 
 from .conftest import SCHEMA_OF, recording_client
 
