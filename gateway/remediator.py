@@ -12,7 +12,8 @@ the incident store), so tests drive it with the simulator and the Celery tasks i
   (OpenNebula applies state changes inside the call) or it did not run and is made again.
 
 Approvals go through `Remediator.decide_by_token` / `decide_plan` (web page, HTTP API, CLI),
-which ask for `oneha.run_plan`. What to send next leaves through the injected `send`/`notify`.
+which ask for `oneha.run_plan`. The next task leaves through the injected `send`; what people
+must hear is a notice on the incident (`IncidentPort.add_notice`), told in the incident's story.
 """
 
 from __future__ import annotations
@@ -30,8 +31,9 @@ import structlog
 from gateway.adapters import fencing
 from gateway.adapters.store import remediation as rs
 from gateway.adapters.store.remediation import RemediationStore
-from gateway.domain import approvals, impact, states
+from gateway.domain import approvals, impact, partition, states
 from gateway.domain.approvals import ApprovalRefused, Claims
+from gateway.domain.hook_events import vm_is_failing
 from gateway.domain.objects import VmInfo
 from gateway.domain.remediation import guards
 from gateway.domain.remediation.guards import Expect, RaftView
@@ -43,7 +45,13 @@ log = structlog.get_logger("oneha.remediation")
 
 PLAN_TASK, RUN_TASK, VERIFY_TASK = "oneha.plan_remediation", "oneha.run_plan", "oneha.verify_plan"
 RESUME_TASK = "oneha.resume_plans"
-STORM_PAGE_TTL = 600.0
+# Why a VM is left to people, by the plan's skip code (the codes of VMs nothing will recover).
+LEFT_TO_PEOPLE = {
+    "wont_fit": "no remaining host has room",
+    "wait": "must wait for its host (its disks cannot move, or resched is not allowed)",
+    "opt_out": "opted out by ONEHA_POLICY",
+    "disallowed": "the action it needs is not allowed by the policy",
+}
 _DISABLE = 1  # one.host.status: DISABLED
 
 
@@ -56,17 +64,17 @@ class Wake:
 
 
 class Remediator:
-    def __init__(self, settings, store: RemediationStore, one, incidents=None,
+    def __init__(self, settings, store: RemediationStore, one,
+                 incidents: "IncidentPort | None" = None,
                  send: Callable[[str, list, float], None] | None = None,
-                 notify: Callable[[Any], None] | None = None, clock: Callable[[], float] = time.time,
+                 clock: Callable[[], float] = time.time,
                  fencer: fencing.Fencer | None = None, worker_id: str | None = None):
         self.settings = settings
         self.cfg = settings.remediation
         self.store = store
         self.one = one
-        self.incidents = incidents
+        self.incidents = incidents or IncidentPort(None)
         self._send = send or (lambda name, args, delay: None)
-        self._notify = notify or (lambda n: None)
         self.clock = clock
         self.fencer = fencer if fencer is not None else fencing.from_config(self.cfg)
         self.worker_id = worker_id or f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
@@ -137,14 +145,10 @@ class Remediator:
         self._timeline(incident_id, f"remediation plan {plan.plan_id}: {len(plan.vm_steps)} VM "
                                     f"action(s), {len(plan.skipped)} left alone; {reason}",
                        plan_id=plan.plan_id)
-        self._incident_call("set_plan", incident_id, plan.plan_id)
+        self.incidents.set_plan(incident_id, plan.plan_id)
         log.info("plan_created", plan=plan.plan_id, incident=incident_id, status=status)
-        needs_human = [s for s in plan.skipped if s.code in ("wait", "wont_fit")]
-        if needs_human and plan.mode != "off":  # off: the plan is shown, nobody is paged
-            self._page(plan, "remediation_failed",
-                       f"{len(needs_human)} VM(s) cannot be recovered by oneha: " + "; ".join(
-                           f"{s.vm_name or s.vm_id}: {s.reason}" for s in needs_human[:5]),
-                       seq=f"{plan.plan_id}:skipped")
+        # Nobody is told that a VM "cannot be recovered" yet: whether anything automatic will
+        # happen is known only after the grace period and the storm guard (`_after_grace`).
         if status == rs.GRACE:
             self._send(RUN_TASK, [plan.plan_id], max(0.0, plan.grace_until - self.clock()))
         elif status not in rs.TERMINAL:
@@ -154,9 +158,6 @@ class Remediator:
     def _initial_status(self, plan: Plan) -> tuple[str, str]:
         if plan.mode == "off":
             return rs.OFF, plan.mode_reason
-        if not plan.steps:
-            return rs.CANCELLED, "nothing oneha may do: " + "; ".join(
-                f"VM {s.vm_id}: {s.reason}" for s in plan.skipped[:5])
         if plan.grace_until > self.clock():
             return rs.GRACE, (f"grace period: the host must stay in ERROR until "
                               f"{time.strftime('%H:%M:%S', time.gmtime(plan.grace_until))} UTC")
@@ -248,10 +249,10 @@ class Remediator:
                                         rs.FAILED, reason):
             return
         self.store.audit("plan_failed", plan.plan_id, plan.incident_id, error=str(exc))
-        self._timeline(plan.incident_id, f"plan {plan.plan_id} {reason}", plan_id=plan.plan_id)
-        self._page(plan, "remediation_failed", f"remediation plan {plan.plan_id} {reason}. "
-                   "Nothing more is done automatically.", seq=f"{plan.plan_id}:failed")
-        self._incident_call("set_state", plan.incident_id, "firing", reason)
+        self.incidents.add_notice(plan.incident_id, "needs_human", f"{plan.plan_id}:failed",
+                                  f"Remediation plan {plan.plan_id} {reason}. Nothing more is "
+                                  "done automatically: the VMs not running yet need a human.")
+        self.incidents.set_state(plan.incident_id, "firing", reason)
 
     def _start_chunks(self, plan_id: str) -> None:
         for chunk in range(1, self.cfg.parallel_executors):
@@ -285,18 +286,21 @@ class Remediator:
                 self._timeline(plan.incident_id, f"host {host.name} came back during the grace "
                                                  "period: no action taken", plan_id=plan.plan_id)
                 return None
-        storm = guards.storm(self.one.hosts(), self.cfg.storm)
+        hosts = self.one.hosts()
+        storm = guards.storm(hosts, self.cfg.storm)
         if not storm:
             self.store.set_status(plan.plan_id, rs.BLOCKED, storm.reason)
             self.store.audit("plan_blocked", plan.plan_id, plan.incident_id, guard=storm.code,
                              reason=storm.reason)
-            self._timeline(plan.incident_id, f"automatic remediation stopped: {storm.reason}",
+            self._timeline(plan.incident_id, f"automatic remediation stopped: {storm.reason}; "
+                                             f"`oneha approve {plan.plan_id}` overrides it",
                            plan_id=plan.plan_id)
-            if self.store.once("storm", STORM_PAGE_TTL):
-                self._page(plan, "remediation_failed",
-                           f"{storm.reason}. oneha will not recover anything automatically; "
-                           f"a human must decide (`oneha plans`, `oneha approve {plan.plan_id}`).",
-                           seq=f"{plan.plan_id}:storm")
+            # One story for the whole partition, however many host plans it blocks.
+            self.incidents.record_event(partition.storm_event(hosts, storm.reason, now))
+            return None
+        self._tell_left_alone(plan)
+        if not plan.steps:
+            self.store.set_status(plan.plan_id, rs.CANCELLED, "nothing oneha may do")
             return None
         if plan.mode == "approval" or (plan.needs_approval
                                        and not any(not s.needs_approval for s in plan.steps)):
@@ -305,9 +309,26 @@ class Remediator:
         if plan.needs_approval:
             self._request_approval(plan, keep_status=True)
         if self.store.set_status_if(plan.plan_id, (rs.GRACE,), rs.EXECUTING, "policy: auto"):
-            self._incident_call("set_state", plan.incident_id, "remediating",
-                                f"plan {plan.plan_id} runs by policy")
+            self.incidents.set_state(plan.incident_id, "remediating",
+                                     f"plan {plan.plan_id} runs by policy")
         return None
+
+    def _tell_left_alone(self, plan: Plan) -> None:
+        """VMs of the plan that nothing automatic will bring back, by name and real reason: a
+        definite decision, made after the grace period and the storm guard."""
+        left = [s for s in plan.skipped if s.code in LEFT_TO_PEOPLE]
+        if not left:
+            return
+        by_code: dict[str, list[str]] = {}
+        for s in left:
+            by_code.setdefault(s.code, []).append(f"{s.vm_name or 'VM'} ({s.vm_id})")
+        reasons = "; ".join(f"{LEFT_TO_PEOPLE[code]}: {', '.join(names)}"
+                            for code, names in by_code.items())
+        example = next((s.reason for s in left if s.code == "wont_fit"), "")
+        self.incidents.add_notice(
+            plan.incident_id, "needs_human", f"{plan.plan_id}:left",
+            f"{len(left)} VM(s) will not be recovered by oneha — {reasons}."
+            + (f" ({example})" if example else ""))
 
     # ---- approvals ----------------------------------------------------------------------------
 
@@ -332,11 +353,13 @@ class Remediator:
             self.store.audit("approval_requested", plan.plan_id, plan.incident_id,
                              approval_id=approval_id, expires_at=expires,
                              vms=[s.vm_id for s in held])
-            self._timeline(plan.incident_id, f"approval requested for {len(held)} VM action(s) "
-                                             f"of plan {plan.plan_id}", plan_id=plan.plan_id)
-        self._page(plan, "approval_requested",
-                   f"approve to {', '.join(sorted({s.action for s in held}))} {len(held)} VM(s)",
-                   seq=plan.plan_id, approval_url=url)
+        until = time.strftime("%H:%M UTC", time.gmtime(expires))
+        self.incidents.add_notice(
+            plan.incident_id, "approval_requested", f"{plan.plan_id}:approval",
+            f"Approval needed: {', '.join(sorted({s.action for s in held}))} {len(held)} VM(s) "
+            f"(plan {plan.plan_id}); the link below is valid until {until}."
+            + "".join(f" Warning: {w}." for w in plan.warnings),
+            approval_url=url, plan=plan.summary()[:200])
         if not keep_status:
             self.store.set_status_if(plan.plan_id, (rs.GRACE,), rs.AWAITING,
                                      "waiting for an approver")
@@ -425,8 +448,8 @@ class Remediator:
         self.store.set_status(plan_id, rs.EXECUTING, f"approved by {approver} ({via})",
                               approved="yes", approved_by=approver,
                               storm_override="yes" if was == rs.BLOCKED else "no")
-        self._incident_call("set_state", plan.incident_id, "remediating",
-                            f"plan {plan_id} approved by {approver}")
+        self.incidents.set_state(plan.incident_id, "remediating",
+                                 f"plan {plan_id} approved by {approver}")
         self._send(RUN_TASK, [plan_id], 0)
         self._start_chunks(plan_id)
         return rs.EXECUTING
@@ -642,15 +665,19 @@ class Remediator:
               action: str | None = None) -> dict:
         action = action or step.action
         started = self.clock()
+        if action in ("disable_host", "refresh_host"):
+            # Before the call: OpenNebula's hook for the new host state may beat its answer.
+            self.incidents.note_own_action(step.host_id, action, plan.plan_id,
+                                           self._own_mark_ttl(action))
         try:
             answer = self._invoke(step, action)
         except Permanent as exc:
             self._timeline(plan.incident_id, f"{action} of {_target(step)} failed: {exc}",
                            plan_id=plan.plan_id)
             if not step.is_vm_step:  # its VMs stay where they are: people must know now
-                self._page(plan, "remediation_failed",
-                           f"{action} of {_target(step)} failed, so its VMs are not moved: "
-                           f"{exc}", seq=f"{plan.plan_id}:{step.key}")
+                self.incidents.add_notice(
+                    plan.incident_id, "needs_human", f"{plan.plan_id}:{step.key}",
+                    f"{action} of {_target(step)} failed, so its VMs are not moved: {exc}")
             return self.store.record(
                 plan.plan_id, step.key, "failed", str(exc), previous=out, attempt=attempt,
                 action=action,
@@ -838,33 +865,28 @@ class Remediator:
         self.store.record(plan.plan_id, step.key, "needs_human", reason)
         self.store.audit("needs_human", plan.plan_id, plan.incident_id, vm=step.vm_id,
                          reason=reason, state=vm.state_label if vm else "gone")
-        self._timeline(plan.incident_id, f"VM {step.vm_name or step.vm_id} needs a human: "
-                                         f"{reason}", plan_id=plan.plan_id)
-        self._page(plan, "remediation_failed",
-                   f"VM {step.vm_name or step.vm_id} ({step.vm_id}) was not recovered: {reason}. "
-                   "oneha leaves it alone now.", seq=f"{plan.plan_id}:{step.vm_id}")
-        self._incident_call("set_state", plan.incident_id, "firing",
-                            f"remediation gave up on VM {step.vm_id}: {reason}")
+        self.incidents.add_notice(
+            plan.incident_id, "needs_human", f"{plan.plan_id}:{step.vm_id}",
+            f"VM {step.vm_name or step.vm_id} ({step.vm_id}) was not recovered after "
+            f"{self.cfg.max_retries + 1} attempt(s): {reason}. oneha leaves it alone now.")
+        self.incidents.set_state(plan.incident_id, "firing",
+                                 f"remediation gave up on VM {step.vm_id}: {reason}")
 
     def _finish(self, plan: Plan) -> None:
         outcomes = self.store.outcomes(plan.plan_id)
         before = self.store.before(plan.plan_id)
         failed_at = self._failed_at(plan)
+        status_of = {s.vm_id: (outcomes.get(s.key) or {}).get("status") for s in plan.vm_steps}
+        live = self._live_vms(sorted({*status_of, *(s.vm_id for s in plan.skipped)}))
         impacts = []
         for step in plan.vm_steps:
             out = outcomes.get(step.key) or {}
-            if out.get("status") != "running":
-                continue
-            vm_before = before.get(step.vm_id)
-            vm_after = self._vm_or_none(step.vm_id)
-            if vm_before is None or vm_after is None:
+            vm_before, vm_after = before.get(step.vm_id), live.get(step.vm_id)
+            if out.get("status") != "running" or vm_before is None or vm_after is None:
                 continue
             impacts.append(impact.vm_impact(vm_before, vm_after, out.get("action") or step.action,
                                             failed_at, float(out.get("running_at") or 0) or None))
-        humans = [s for s in plan.vm_steps
-                  if (outcomes.get(s.key) or {}).get("status") == "needs_human"]
-        running = [s for s in plan.vm_steps
-                   if (outcomes.get(s.key) or {}).get("status") == "running"]
+        humans = [v for v, st in status_of.items() if st == "needs_human"]
         status = rs.FAILED if humans else rs.DONE
         reason = (f"{len(impacts)} VM(s) running again" +
                   (f"; {len(humans)} need a human" if humans else ""))
@@ -872,28 +894,41 @@ class Remediator:
                                         reason):
             return
         rows = [i.to_dict() for i in impacts]
-        self.store.r.set(self.store.k("plan", plan.plan_id, "impact"),
-                         json.dumps(rows), ex=rs.PLAN_TTL)
+        self.store.save_impact(plan.plan_id, rows)
         self.store.audit("plan_finished", plan.plan_id, plan.incident_id, status=status,
                          impact=impact.summary(impacts))
-        self._incident_call("set_impact", plan.incident_id, rows)
+        # What people read next shows each VM as it is now (RUNNING on node02), not as it failed.
+        self.incidents.set_live_vms(plan.incident_id, list(live.values()), rows,
+                                    self._host_label(plan, outcomes))
         self._timeline(plan.incident_id, f"plan {plan.plan_id} {status}: {reason}",
                        plan_id=plan.plan_id)
-        if status == rs.DONE and len(running) == len(plan.vm_steps) and not plan.skipped:
+        down = [v for v in live.values() if vm_is_failing(v.state, v.lcm_state)]
+        if status == rs.DONE and not down and not any(
+                s.code in LEFT_TO_PEOPLE for s in plan.skipped):
             # Every VM runs again: that is what people wait for, so the resolve notice (with the
             # impact report attached above) goes out now, even if the host itself stays broken.
             left = (f"; host {plan.host_name} stays out of service until repaired"
                     if plan.host_name else "")
-            self._incident_call("set_state", plan.incident_id, "resolved",
-                                f"remediation done: {reason}{left}")
+            self.incidents.set_state(plan.incident_id, "resolved",
+                                     f"remediation done: {reason}{left}")
+
+    def _host_label(self, plan: Plan, outcomes: dict) -> str:
+        """The failed host's state as people should read it now; oneha's own disable says so."""
+        if plan.host_id is None:
+            return ""
+        try:
+            host = self.one.host(plan.host_id)
+        except Permanent:
+            return "gone"
+        ours = (outcomes.get(f"disable:{plan.host_id}") or {}).get("status") == "done"
+        return host.state_label + (" (by oneha)" if ours and host.in_maintenance else "")
 
     def _failed_at(self, plan: Plan) -> float | None:
         inc = self._incident(plan.incident_id)
         return float(inc.created_at) if inc is not None else None
 
     def impact(self, plan_id: str) -> list[dict]:
-        raw = self.store.r.get(self.store.k("plan", plan_id, "impact"))
-        return json.loads(raw) if raw else []
+        return self.store.impact(plan_id)
 
     # ---- after a restart ---------------------------------------------------------------------
 
@@ -914,24 +949,18 @@ class Remediator:
                 resumed.append(pid)
         return resumed
 
-    # ---- incidents and notifications ------------------------------------------------------------
+    # ---- incidents ----------------------------------------------------------------------------
 
     def _incident(self, incident_id: str):
-        if self.incidents is None:
-            return None
         return self.incidents.get(incident_id)
 
-    def _incident_call(self, method: str, *args) -> None:
-        if self.incidents is not None:
-            getattr(self.incidents, method)(*args)
-
     def _timeline(self, incident_id: str, text: str, actor: str = "oneha", **data) -> None:
-        self._incident_call("add_timeline", incident_id, text, actor, data)
+        self.incidents.add_timeline(incident_id, text, actor, data)
 
-    def _page(self, plan: Plan, transition: str, next_step: str, seq: str,
-              approval_url: str | None = None) -> None:
-        self._notify(dict(plan=plan, transition=transition, next_step=next_step, seq=seq,
-                          approval_url=approval_url))
+    def _own_mark_ttl(self, action: str) -> float | None:
+        """How long a host state oneha caused is oneha's: a disabled host until it is healthy
+        again (no expiry), a refresh's OFFLINE for the cycle or two the refresh takes."""
+        return None if action == "disable_host" else 2 * self.monitoring_interval() + 30.0
 
 
 def _target(step: Step) -> str:
@@ -940,60 +969,27 @@ def _target(step: Step) -> str:
     return f"host {step.host_name or step.host_id}"
 
 
-def receivers_for(settings, labels: dict[str, str]) -> list[str]:
-    """The route's `remediation.receivers` override, else the receivers the incident's routes
-    reach (the same people who got the alert get the approval request)."""
-    policy = settings.remediation.for_labels(labels)
-    if policy.receivers:
-        return list(policy.receivers)
-    from gateway.domain.routing import match_routes
-    names: list[str] = []
-    for m in match_routes(settings.route, labels, [r.name for r in settings.receivers]):
-        names += [n for n in m.receivers if n not in names]
-    return names
+class IncidentPort:
+    """What remediation reads and writes of incidents (over `IncidentStore`), and the one way its
+    news reach people: a notice on the incident, told by the incident's story after the alert."""
 
-
-def build_notifications(settings, incident, page: dict, now: float) -> list:
-    """`approval_requested` / `remediation_failed` notifications, one per receiver."""
-    from gateway.domain.notifications import Notification, notification_id_for
-    from gateway.domain.incidents import summary as incident_summary
-    plan: Plan = page["plan"]
-    labels = dict(getattr(incident, "labels", None) or plan.labels)
-    if incident is not None:  # the same picture as the alert people already got
-        summary: dict[str, Any] = incident_summary(incident)
-    else:
-        summary = {"id": plan.incident_id, "title": f"Incident {plan.incident_id}",
-                   "status": "firing", "labels": labels,
-                   "affected_count": len(plan.vm_steps) + len(plan.skipped)}
-    summary.update(next_step=page["next_step"], plan=plan.summary()[:200])
-    if page.get("approval_url"):
-        summary["approval_url"] = page["approval_url"]
-    out = []
-    for receiver in receivers_for(settings, labels):
-        out.append(Notification(
-            notification_id=notification_id_for(plan.incident_id, page["transition"], page["seq"],
-                                                 receiver),
-            receiver=receiver, transition=page["transition"], incident=summary, created_at=now))
-    return out
-
-
-class IncidentAdapter:
-    """What remediation reads and writes of incidents, over `IncidentStore`."""
-
-    def __init__(self, store, clock: Callable[[], float] = time.time):
+    def __init__(self, store, clock: Callable[[], float] = time.time,
+                 record_event: Callable[[Any], None] | None = None):
         self.store = store
         self.clock = clock
+        self._record_event = record_event
 
     def get(self, incident_id: str):
         return self.store.get(incident_id) if self.store is not None else None
 
     def set_plan(self, incident_id: str, plan_id: str) -> None:
         if self.store is not None:
-            self.store.attach(incident_id, f"remediation plan {plan_id}", plan_id=plan_id)
+            self.store.attach(incident_id, "", plan_id=plan_id)
 
-    def set_impact(self, incident_id: str, rows: list[dict]) -> None:
+    def set_live_vms(self, incident_id: str, vms: list[VmInfo], impact_rows: list[dict],
+                     host_label: str = "") -> None:
         if self.store is not None:
-            self.store.attach(incident_id, f"impact report: {len(rows)} VM(s)", impact=rows)
+            self.store.set_live_vms(incident_id, vms, impact_rows, host_label)
 
     def set_state(self, incident_id: str, to: str, reason: str) -> None:
         from gateway.domain.incidents import TransitionError
@@ -1006,6 +1002,23 @@ class IncidentAdapter:
             self.store.transition(incident_id, to, reason, "oneha-remediation")
         except TransitionError as exc:  # e.g. resolved meanwhile: nothing to change
             log.info("incident_transition_skipped", incident=incident_id, to=to, reason=str(exc))
+
+    def add_notice(self, incident_id: str, kind: str, key: str, text: str,
+                   approval_url: str = "", plan: list[dict] | None = None) -> None:
+        if self.store is None:
+            return
+        if self.store.add_notice(incident_id, kind, key, text, approval_url, plan) is None:
+            log.warning("notice_without_incident", incident=incident_id, kind=kind, text=text)
+
+    def note_own_action(self, host_id: int | None, action: str, plan_id: str,
+                        ttl: float | None) -> None:
+        if self.store is not None and host_id is not None:
+            self.store.note_own_action(host_id, action, plan_id, ttl)
+
+    def record_event(self, event) -> None:
+        """An event of remediation's own (the storm guard's finding) into the incident flow."""
+        if self._record_event is not None:
+            self._record_event(event)
 
     def add_timeline(self, incident_id: str, text: str, actor: str, data: dict) -> None:
         from gateway.domain.incidents import TimelineEntry
@@ -1022,16 +1035,16 @@ def build_remediator(rt, send_task: Callable[..., Any], one=None) -> Remediator:
     """A Remediator over a runtime's adapters. `send_task(name, args=[...], countdown=None)` is
     the queue (Celery's `send_task`); `one` the OpenNebula client (None: decisions only — the
     CLI approves and pauses without calling OpenNebula)."""
+    from gateway.adapters.store.events import EventStore
     from gateway.adapters.store.incidents import IncidentStore
-    incidents = IncidentAdapter(IncidentStore(rt, send=send_task), rt.clock)
+
+    def record(event) -> None:
+        EventStore.of(rt).record_finding(event)
+
+    incidents = IncidentPort(IncidentStore(rt, send=send_task), rt.clock, record)
 
     def send(name: str, args: list, delay: float) -> None:
         send_task(name, args=args, countdown=delay if delay > 0 else None)
 
-    def notify(page: dict) -> None:
-        inc = incidents.get(page["plan"].incident_id)
-        for n in build_notifications(rt.settings, inc, page, rt.clock()):
-            send_task("oneha.deliver", args=[n.to_json()])
-
     return Remediator(rt.settings, RemediationStore.from_runtime(rt), one, incidents=incidents,
-                      send=send, notify=notify, clock=rt.clock)
+                      send=send, clock=rt.clock)

@@ -12,7 +12,6 @@ retry, and a stale tick is dropped (`expires`, see tasks/beat.py).
 
 from __future__ import annotations
 
-import hashlib
 import logging
 from dataclasses import dataclass, field
 
@@ -24,7 +23,8 @@ from gateway.adapters.store.incidents import IncidentStore
 from gateway.adapters.store.raft import RaftStore
 from gateway.adapters.store.reconciler import ReconcilerStore
 from gateway.adapters.store.schedule import ScheduleStore
-from gateway.domain import raft, reconcile
+from gateway.domain import partition, raft, reconcile, states
+from gateway.domain.remediation import guards
 from gateway.domain.events import Event
 from gateway.errors import Permanent, Transient
 from gateway.runtime import Runtime
@@ -54,10 +54,7 @@ class Recorded:
 
     def add(self, store: EventStore, events: list[Event]) -> None:
         for e in events:
-            # The body hash is over what makes the event what it is, so a re-sent episode event
-            # whose summary moved on (a lag grew) is a duplicate, not a conflicting replay.
-            identity = f"{e.event_id}:{e.status}:{e.condition}:{e.object_key}"
-            result = store.record(e, hashlib.sha256(identity.encode()).hexdigest())
+            result = store.record_finding(e)
             if result.accepted:
                 self.new.append(e)
                 log.info("event_raised event=%s source=%s object=%s condition=%s status=%s "
@@ -187,6 +184,17 @@ def tracked_objects(rt: Runtime) -> dict[str, reconcile.Tracked]:
     return tracked
 
 
+def own_host_states(incidents: IncidentStore, hosts, now: float) -> frozenset[str]:
+    """Hosts whose DISABLED/OFFLINE state is oneha's own doing. A host oneha disabled that is
+    in another state now was enabled again (by a person, or it is healthy): the mark is over."""
+    own = incidents.own_actions(now)
+    over = [str(h.id) for h in hosts if str(h.id) in own
+            and own[str(h.id)].get("action") == "disable_host"
+            and h.state not in states.HOST_OPERATOR_STATES]
+    incidents.forget_own_actions(over)
+    return frozenset(k for k in own if k not in over)
+
+
 def run_reconcile(rt: Runtime, one: OpenNebula | None = None, now: float | None = None
                   ) -> ReconcilePass:
     one = one or OpenNebula.of(rt)
@@ -199,10 +207,18 @@ def run_reconcile(rt: Runtime, one: OpenNebula | None = None, now: float | None 
         hosts, vms = one.hosts(), one.vms()
         store = ReconcilerStore.of(rt)
         now = rt.clock() if now is None else now
-        plan = reconcile.reconcile(hosts, vms, tracked_objects(rt), store.marks(), now)
+        incidents = IncidentStore(rt)
+        own = own_host_states(incidents, hosts, now)
+        tracked = tracked_objects(rt)
+        plan = reconcile.reconcile(hosts, vms, tracked, store.marks(), now, own_hosts=own)
         store.save_marks(plan.marks, plan.forget)  # first: a replayed pass reuses the same ids
+        storm = guards.storm(hosts, rt.settings.remediation.storm)
+        held = tracked.get(partition.OBJECT_KEY)
+        storm_events = partition.reconcile(
+            hosts, bool(storm), storm.reason,
+            held.incident_id if held is not None and held.status == "firing" else None, now)
         recorded = Recorded()
-        recorded.add(EventStore.of(rt), plan.events)
+        recorded.add(EventStore.of(rt), plan.events + storm_events)
         for d in plan.decisions:
             if d.action in ("raise", "resolve"):
                 log.info("reconciled object=%s action=%s reason=%s", d.object_key, d.action,

@@ -35,6 +35,11 @@ log = logging.getLogger("oneha.notify")
 
 DELIVER_TASK = "oneha.deliver"
 MAX_COUNTDOWN = 60.0
+# A message waits for the one its receiver must read before it (`Notification.after`) this long
+# at most: a receiver whose other channel is down is told late, not never.
+ORDER_WAIT = 30.0
+ORDER_POLL = 0.1
+TOLD = ("sent", "failed")  # the overall status of a notification whose every URL is settled
 
 
 @dataclass
@@ -74,6 +79,10 @@ def deliver_round(rt: Runtime, n: Notification, only: list[str] | None = None,
         rnd.done["-"], rnd.status = reason, "failed"
         return rnd
 
+    if n.after and store.status(n.after) not in TOLD and rt.clock() - n.created_at < ORDER_WAIT:
+        rnd.done["-"] = f"waits for {n.after}: its receiver reads the story in order"
+        rnd.follow_up_in, rnd.follow_up_urls, rnd.status = ORDER_POLL, list(only or []), "waiting"
+        return rnd
     urls = [u.get_secret_value() for u in receiver.urls]
     keyed = {url_key(u): u for u in urls}
     all_keys = list(keyed)
@@ -146,11 +155,8 @@ def deliver(notification_json: str, urls: list[str] | None = None) -> dict:
         return {"action": "rejected", "reason": f"not a Notification: {exc}"}
     rnd = deliver_round(rt, n, only=urls)
     if rnd.follow_up_in is not None:
-        deliver.apply_async(args=[notification_json], kwargs={"urls": rnd.follow_up_urls},
+        deliver.apply_async(args=[notification_json],
+                            kwargs={"urls": rnd.follow_up_urls or urls},
                             countdown=rnd.follow_up_in)
     return rnd.as_dict()
 
-
-def enqueue(notification: Notification, **options) -> None:
-    """Queue a notification for delivery (the incident engine's and remediation's entry point)."""
-    deliver.apply_async(args=[notification.to_json()], **options)

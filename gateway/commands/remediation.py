@@ -117,7 +117,8 @@ def plans(obj, limit: int, as_json: bool, plan_id: str | None) -> None:
                                 "detail": (outcomes.get(s.key) or {}).get("detail", s.reason)}
                                for s in plan.steps],
                      "skipped": [{"vm": s.vm_id, "code": s.code, "reason": s.reason}
-                                 for s in plan.skipped]})
+                                 for s in plan.skipped],
+                     "warnings": list(plan.warnings)})
     if as_json:
         click.echo(json.dumps(rows, indent=2))
         return
@@ -126,6 +127,8 @@ def plans(obj, limit: int, as_json: bool, plan_id: str | None) -> None:
     for row in rows:
         click.echo(f"{row['plan_id']}  {row['status']:<18} {row['mode']:<8} "
                    f"{len(row['steps'])} step(s)  {row['reason']}")
+        for w in row["warnings"]:
+            click.echo(f"  WARNING {w}")
         if plan_id:
             for s in row["steps"]:
                 click.echo(f"  {s['key']:<24} {s['status']:<12} {s['detail']}")

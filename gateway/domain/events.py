@@ -8,7 +8,7 @@ import json
 from dataclasses import dataclass, field
 from typing import Literal
 
-Source = Literal["hook", "reconciler", "raft", "alertmanager", "test"]
+Source = Literal["hook", "reconciler", "raft", "alertmanager", "remediation", "test"]
 Status = Literal["firing", "resolved"]
 
 
@@ -16,7 +16,7 @@ Status = Literal["firing", "resolved"]
 class Event:
     event_id: str
     source: Source
-    resource: str  # HOST | VM | FRONTEND | ALERT
+    resource: str  # HOST | VM | FRONTEND | ALERT | CLOUD (the storm guard)
     object_id: str  # "7" for host 7, "42" for VM 42, "zone0/1" for a front-end server
     name: str
     status: Status  # firing = something is wrong; resolved = the object is healthy again

@@ -14,7 +14,7 @@ import hashlib
 from dataclasses import asdict, dataclass, field, replace
 from typing import Any, Sequence
 
-from .incidents import FIRING, RESOLVED, Incident
+from .incidents import FIRING, NOTICE_KINDS, RESOLVED, Incident, Notice
 from .muting import Mute
 from .routing import RouteMatch
 
@@ -37,6 +37,8 @@ class GroupState:
     seq: int = 0  # messages sent so far; part of each notification id
     notified: dict[str, str] = field(default_factory=dict)  # incident id -> fingerprint sent
     muted_noted: dict[str, str] = field(default_factory=dict)  # incident id -> mute recorded
+    told: dict[str, int] = field(default_factory=dict)  # incident id -> last notice seq told
+    last_ids: dict[str, str] = field(default_factory=dict)  # receiver -> last notification id
 
     @classmethod
     def new(cls, route: RouteMatch, key: str, now: float) -> "GroupState":
@@ -72,20 +74,30 @@ class FlushPlan:
     send: bool
     reason: str
     state: GroupState  # the group after this flush (unchanged when nothing is sent)
-    transition: str | None = None  # firing | repeat | resolved
+    transition: str | None = None  # firing | repeat | resolved | a notice kind
     firing: tuple[Incident, ...] = ()  # open incidents the message lists
     resolved: tuple[Incident, ...] = ()  # incidents the message reports as resolved
     newly_muted: tuple[tuple[Incident, Mute], ...] = ()  # mutes to record in timelines
     next_due: float | None = None  # None: the group is finished (delete it)
+    notices: tuple[Notice, ...] = ()  # what remediation asked to tell, told in this message
 
     @property
     def incidents(self) -> tuple[Incident, ...]:
         return self.firing + self.resolved
 
 
+def pending_notices(group: GroupState, incident: Incident) -> tuple[Notice, ...]:
+    return tuple(n for n in incident.notices if n.seq > group.told.get(incident.id, 0))
+
+
 def plan_flush(group: GroupState, incidents: Sequence[Incident], mutes: dict[str, Mute],
                now: float) -> FlushPlan:
-    """Decide what a due group sends now. `incidents` are the group's members as stored now."""
+    """Decide what a due group sends now. `incidents` are the group's members as stored now.
+
+    The story each receiver reads is in order by construction: the first message is always the
+    alert ([FIRING], after group_wait) and carries whatever remediation asked to tell by then
+    (the approval link); later notices go out as soon as they are due, but only about incidents
+    whose alert was told; the resolve notice comes last."""
     newly_muted = tuple((i, mutes[i.id]) for i in incidents
                         if mutes.get(i.id) and group.muted_noted.get(i.id) != mutes[i.id].by)
     muted_noted = {**group.muted_noted, **{i.id: m.by for i, m in newly_muted}}
@@ -113,6 +125,13 @@ def plan_flush(group: GroupState, incidents: Sequence[Incident], mutes: dict[str
         return FlushPlan(False, "resolved before anyone was told: nothing to send", base,
                          newly_muted=newly_muted, next_due=None)
 
+    told_firing = tuple(i for i in firing if i.id in group.notified)
+    notices = tuple(n for i in told_firing for n in pending_notices(group, i))
+    if notices:  # remediation's news do not wait for group_interval: people act on them
+        kind = next(k for k in NOTICE_KINDS if any(n.kind == k for n in notices))
+        return _send(base, kind, f"{len(notices)} remediation notice(s) of "
+                     f"{len({i.id for i in told_firing if pending_notices(group, i)})} incident(s)",
+                     told_firing, (), now, newly_muted, True, keep_notified=True)
     change_due = group.last_sent_at + group.group_interval
     repeat_due = group.last_sent_at + group.repeat_interval
     if changed and now >= change_due:
@@ -139,13 +158,24 @@ def plan_flush(group: GroupState, incidents: Sequence[Incident], mutes: dict[str
 
 def _send(group: GroupState, transition: str, reason: str, firing: tuple[Incident, ...],
           resolved: tuple[Incident, ...], now: float,
-          newly_muted: tuple[tuple[Incident, Mute], ...], still_open: bool) -> FlushPlan:
-    notified = {i.id: fingerprint(i) for i in firing}
-    state = replace(group, last_sent_at=now, seq=group.seq + 1, notified=notified)
+          newly_muted: tuple[tuple[Incident, Mute], ...], still_open: bool,
+          keep_notified: bool = False) -> FlushPlan:
+    # Every message tells the notices of the incidents it lists (a first message carries the
+    # approval link that was ready within group_wait; a resolve notice closes the story).
+    told_now = {i.id: n for i in firing + resolved for n in pending_notices(group, i)[-1:]}
+    notices = tuple(n for i in firing + resolved for n in pending_notices(group, i))
+    told = {**group.told, **{iid: n.seq for iid, n in told_now.items()}}
+    # A notice message leaves the fingerprints alone: changes of the incidents are still due.
+    notified = group.notified if keep_notified else {i.id: fingerprint(i) for i in firing}
+    state = replace(group, last_sent_at=group.last_sent_at if keep_notified else now,
+                    seq=group.seq + 1, notified=notified, told=told)
     # Changes wake the group up by themselves; the next look is for the reminder (or a silence
     # that ended). Nothing open any more: the group is finished.
-    next_due = now + group.repeat_interval if still_open else None
-    return FlushPlan(True, reason, state, transition, firing, resolved, newly_muted, next_due)
+    next_due = (state.last_sent_at or now) + group.repeat_interval if still_open else None
+    if keep_notified:
+        next_due = now  # what changed meanwhile is looked at right after
+    return FlushPlan(True, reason, state, transition, firing, resolved, newly_muted, next_due,
+                     notices)
 
 
 def group_summary(plan: FlushPlan, incident_summaries: dict[str, dict[str, Any]],
@@ -178,6 +208,20 @@ def group_summary(plan: FlushPlan, incident_summaries: dict[str, dict[str, Any]]
         out["started_at"] = min(i.created_at for i in incidents)
     out["group"] = {"id": group.id, "key": group.key, "seq": plan.state.seq,
                     "transition": plan.transition}
+    if plan.notices:
+        out.update(notice_fields(plan.notices))
+    return out
+
+
+def notice_fields(notices: Sequence[Notice]) -> dict[str, Any]:
+    """What a message shows of remediation's notices: each one's text, and the latest approval
+    link with its plan (an approver decides on one plan at a time)."""
+    out: dict[str, Any] = {"notices": [{"kind": n.kind, "text": n.text} for n in notices]}
+    approvals = [n for n in notices if n.kind == "approval_requested" and n.approval_url]
+    if approvals:
+        out["approval_url"] = approvals[-1].approval_url
+        out["plan"] = list(approvals[-1].plan)
+    out["next_step"] = notices[-1].text
     return out
 
 

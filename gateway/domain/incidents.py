@@ -20,7 +20,7 @@ from typing import Any, Iterable
 from . import states
 from .events import Event
 from .hook_events import _operator_labels  # the one spelling of ONEHA_* labels
-from .objects import XmlError, parse_host, parse_vm
+from .objects import VmInfo, XmlError, parse_host, parse_vm
 
 FIRING, ACKNOWLEDGED, REMEDIATING, RESOLVED = "firing", "acknowledged", "remediating", "resolved"
 OPEN_STATES = (FIRING, ACKNOWLEDGED, REMEDIATING)
@@ -53,6 +53,34 @@ class TimelineEntry:
     def from_dict(cls, d: dict[str, Any]) -> "TimelineEntry":
         return cls(t=d["t"], kind=d["kind"], text=d["text"], actor=d.get("actor", "oneha"),
                    data=d.get("data") or {})
+
+
+@dataclass(frozen=True, slots=True)
+class Notice:
+    """Something remediation has to tell the people of an incident: an approval request, progress,
+    or that a human is needed. It is kept on the incident and told by the incident's groups, in
+    order after the alert (`grouping.plan_flush`), never sent on its own."""
+
+    seq: int  # 1, 2, ... per incident: the order people read them in
+    kind: str  # one of NOTICE_KINDS
+    key: str  # idempotency key (e.g. "<plan id>:approval"): the same notice is kept once
+    text: str
+    at: float
+    approval_url: str = ""
+    plan: tuple[dict[str, Any], ...] = ()  # the plan lines an approver decides on
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["plan"] = list(self.plan)
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> "Notice":
+        return cls(**{**d, "plan": tuple(d.get("plan") or ())})
+
+
+# Most important first: a message telling several notices is headed by the first kind present.
+NOTICE_KINDS = ("needs_human", "approval_requested", "progress")
 
 
 @dataclass(frozen=True, slots=True)
@@ -96,6 +124,7 @@ class Incident:
     impact: list[dict[str, Any]] | None = None
     severity: str = "critical"
     version: int = 0
+    notices: tuple[Notice, ...] = ()
 
     # -- reading ---------------------------------------------------------------------------
     @property
@@ -110,10 +139,6 @@ class Incident:
     def affected(self) -> list[ObjectState]:
         """Objects other than the primary one (the VMs of a failed host)."""
         return [o for k, o in self.objects.items() if k != self.key]
-
-    @property
-    def firing_objects(self) -> list[ObjectState]:
-        return [o for o in self.objects.values() if o.status == FIRING]
 
     @property
     def host_name(self) -> str:
@@ -138,9 +163,14 @@ class Incident:
             return head
         if p.resource == "VM":
             where = f" on host {p.host}" if p.host else ""
+            if self.merged_into:
+                return f"VM {p.name} ({p.id}) is {p.state_label}{where} — told with host " \
+                       f"incident {self.merged_into}"
             if self.state == RESOLVED:
                 return f"VM {p.name} ({p.id}) recovered{where}"
             return f"VM {p.name} ({p.id}) is {p.state_label}{where}"
+        if p.resource == "CLOUD" and self.state == RESOLVED:
+            return "Storm over: oneha's automatic remediation may act again"
         if self.state == RESOLVED:
             return f"{p.resource.title()} {p.name}: {p.condition} resolved"
         return f"{p.resource.title()} {p.name}: {p.condition}"
@@ -153,6 +183,7 @@ class Incident:
         d = asdict(self)
         d["objects"] = [o.to_dict() for o in self.objects.values()]
         d["event_ids"] = list(self.event_ids)
+        d["notices"] = [n.to_dict() for n in self.notices]
         return d
 
     @classmethod
@@ -160,7 +191,19 @@ class Incident:
         d = dict(d)
         d["objects"] = {o["key"]: ObjectState(**o) for o in d["objects"]}
         d["event_ids"] = tuple(d.get("event_ids") or ())
+        d["notices"] = tuple(Notice.from_dict(n) for n in d.get("notices") or ())
         return cls(**d)
+
+    def with_notice(self, kind: str, key: str, text: str, now: float, approval_url: str = "",
+                    plan: Iterable[dict[str, Any]] = ()) -> "Incident | None":
+        """The incident with one more notice; None when a notice with `key` is kept already."""
+        if kind not in NOTICE_KINDS:
+            raise ValueError(f"notice kind {kind!r} is not one of {', '.join(NOTICE_KINDS)}")
+        if any(n.key == key for n in self.notices):
+            return None
+        notice = Notice(len(self.notices) + 1, kind, key, text, now, approval_url, tuple(plan))
+        return replace(self, notices=self.notices + (notice,), updated_at=now,
+                       version=self.version + 1)
 
 
 def incident_id_for(event: Event) -> str:
@@ -234,6 +277,9 @@ class Context:
     host_incident: Incident | None = None  # VM event: the open incident of the VM's host
     vm_incidents_on_host: tuple[Incident, ...] = ()  # host event: open VM incidents to absorb
     host_in_maintenance: bool = False  # the object's host (or the host itself) is in maintenance
+    # A host event: oneha itself disabled (or offlined, to refresh) this host, so its DISABLED or
+    # OFFLINE state is oneha's remediation at work, not an operator's maintenance.
+    own_host_state: str = ""  # oneha's action ("disable_host", "refresh_host") or ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -251,6 +297,7 @@ class Outcome:
     timeline: dict[str, tuple[TimelineEntry, ...]] = field(default_factory=dict)
     plan_remediation: tuple[str, ...] = ()  # incidents that were created or gained objects
     maintenance: bool | None = None  # host maintenance to set (True) or clear (False)
+    forget_own_host_state: bool = False  # the host is healthy: oneha's mark on it is over
 
     @property
     def changed(self) -> bool:
@@ -310,6 +357,9 @@ def decide(event: Event, ctx: Context, now: float, labels: dict[str, str] | None
         if seen is not None and event.event_id in seen.event_ids:
             return Outcome(Decision("duplicate", f"event {event.event_id} was already applied to "
                                     f"{seen.id}", seen.id))
+    if ctx.own_host_state and event.resource == "HOST" \
+            and event.state in states.HOST_OPERATOR_STATES:
+        return _own_host_state(event, ctx, now, labels)
     if is_maintenance(event, labels):
         return _maintenance(event, ctx, now, labels)
     if event.status == RESOLVED:
@@ -332,12 +382,28 @@ def _maintenance(event: Event, ctx: Context, now: float, labels: dict[str, str])
                    timeline={inc.id: entries}, maintenance=True)
 
 
+def _own_host_state(event: Event, ctx: Context, now: float, labels: dict[str, str]) -> Outcome:
+    """A host in the state oneha's own remediation put it in: still the failure being handled."""
+    label = labels.get("state", event.condition)
+    why = (f"host {event.name} is {label} because oneha did it ({ctx.own_host_state}), "
+           "not an operator")
+    inc = ctx.holding
+    if inc is None:
+        return Outcome(Decision("ignored", f"{why}: not maintenance and not a new failure"))
+    prev = inc.objects[event.object_key]
+    obj = replace(prev, state_label=f"{label} (by oneha)")  # still firing: the host is not back
+    new = _remember(inc, event, now, objects={**inc.objects, event.object_key: obj})
+    return Outcome(Decision("updated", f"{why}: the incident stays open", inc.id), save=(new,),
+                   timeline={inc.id: (_event_entry(event, now),)})
+
+
 def _resolved(event: Event, ctx: Context, now: float, labels: dict[str, str]) -> Outcome:
     clear = False if event.resource == "HOST" else None  # a healthy host leaves maintenance
+    forget = bool(ctx.own_host_state) and event.resource == "HOST"
     inc = ctx.holding
     if inc is None:
         return Outcome(Decision("ignored", f"{event.object_key} is healthy and has no open incident"),
-                       maintenance=clear)
+                       maintenance=clear, forget_own_host_state=forget)
     prev = inc.objects.get(event.object_key)
     obj = object_state(event, labels, now, prev)
     objects = dict(inc.objects)
@@ -352,12 +418,14 @@ def _resolved(event: Event, ctx: Context, now: float, labels: dict[str, str]) ->
         new = _remember(inc, event, now, objects=objects)
         return Outcome(Decision("object_resolved", f"{event.object_key} healthy, {len(still)} "
                                 f"object(s) still failing", inc.id), save=(new,),
-                       timeline={inc.id: tuple(entries)}, maintenance=clear)
+                       timeline={inc.id: tuple(entries)}, maintenance=clear,
+                       forget_own_host_state=forget)
     entries.append(TimelineEntry(now, "transition", f"{inc.state} → resolved: every object is "
                                  "healthy again"))
     new = _remember(inc, event, now, objects=objects, state=RESOLVED, resolved_at=now)
     return Outcome(Decision("resolved", f"{event.object_key} healthy; all objects recovered", inc.id),
-                   save=(new,), timeline={inc.id: tuple(entries)}, maintenance=clear)
+                   save=(new,), timeline={inc.id: tuple(entries)}, maintenance=clear,
+                   forget_own_host_state=forget)
 
 
 def _firing(event: Event, ctx: Context, now: float, labels: dict[str, str]) -> Outcome:
@@ -381,7 +449,8 @@ def _firing(event: Event, ctx: Context, now: float, labels: dict[str, str]) -> O
         new = _remember(host_inc, event, now, objects=objects)
         why = (f"VM {event.name} ({event.object_id}) runs on host {labels.get('host')} whose "
                f"incident {host_inc.id} is open")
-        entries = (_event_entry(event, now), TimelineEntry(now, "decision", f"joined: {why}"))
+        entries = (_event_entry(event, now), TimelineEntry(now, "decision", f"joined: {why}",
+                                                            data={"name": event.name}))
         return Outcome(Decision("joined", why, host_inc.id), save=(new,),
                        timeline={host_inc.id: entries}, plan_remediation=(host_inc.id,))
     return _create(event, ctx, now, labels)
@@ -426,6 +495,30 @@ def _create(event: Event, ctx: Context, now: float, labels: dict[str, str]) -> O
                    save=(inc, *save), timeline=timeline, plan_remediation=(inc.id,))
 
 
+def with_live_vms(incident: Incident, vms: Iterable[VmInfo], now: float,
+                  host_label: str = "") -> Incident:
+    """The incident with its VMs as they are now: state, host, and recovered when running
+    again. VMs the incident did not list yet (a host's VMs no hook reported) are added.
+    `host_label`: the failed host's state now ("DISABLED (by oneha)"), for a host incident."""
+    objects = dict(incident.objects)
+    if host_label and incident.primary.resource == "HOST":
+        objects[incident.key] = replace(incident.primary, state_label=host_label)
+    for vm in vms:
+        key = f"vm:{vm.id}"
+        prev = objects.get(key)
+        running = states.vm_is_running(vm.state, vm.lcm_state)
+        objects[key] = ObjectState(
+            key=key, resource="VM", id=str(vm.id), name=vm.name or (prev.name if prev else ""),
+            condition=prev.condition if prev else f"VM/{vm.state_label}",
+            state_label=vm.state_label, status=RESOLVED if running else FIRING,
+            first_seen=prev.first_seen if prev else now, last_seen=now,
+            host=vm.host_name or "", host_id="" if vm.host_id is None else str(vm.host_id),
+            cluster=prev.cluster if prev else "",
+            last_seen_running=now if running else (prev.last_seen_running if prev else None),
+            detail=prev.detail if prev else "")
+    return replace(incident, objects=objects, updated_at=now, version=incident.version + 1)
+
+
 # -- operator and remediation transitions -------------------------------------------------------
 def transition(incident: Incident, to: str, reason: str, actor: str, now: float) -> tuple[Incident, TimelineEntry]:
     """Move an incident to `to` (acknowledged, remediating, resolved, firing) with a reason."""
@@ -449,7 +542,7 @@ def summary(incident: Incident, timeline: Iterable[TimelineEntry] = (), max_obje
             console_url: str | None = None) -> dict[str, Any]:
     """The JSON-able incident summary a `Notification` carries (keys: notifications.py)."""
     p = incident.primary
-    affected = incident.affected
+    affected = sorted(incident.affected, key=_reading_order)
     out: dict[str, Any] = {
         "id": incident.id,
         "title": incident.title,
@@ -464,7 +557,7 @@ def summary(incident: Incident, timeline: Iterable[TimelineEntry] = (), max_obje
         "affected_count": len(affected),
         "labels": dict(incident.labels),
         "next_step": next_step(incident),
-        "timeline": [{"t": e.t, "text": e.text} for e in list(timeline)[-10:]],
+        "timeline": [{"t": e.t, "text": e.text} for e in story(timeline)],
     }
     if p.resource not in ("HOST", "VM") and p.detail:
         # Front-end and Alertmanager findings explain themselves (what failed, what to do: for
@@ -479,6 +572,49 @@ def summary(incident: Incident, timeline: Iterable[TimelineEntry] = (), max_obje
     return out
 
 
+# Timeline entries that are bookkeeping, not part of the story a person reads.
+_NOT_STORY_KINDS = frozenset({"event", "notification", "muted"})
+_NOT_STORY_TEXTS = ("remediation planning requested", "remediation plan ")
+
+
+def story(timeline: Iterable[TimelineEntry], limit: int = 10) -> list[TimelineEntry]:
+    """The timeline as a person reads it: from the opening on, raw events and bookkeeping left
+    out, VMs joining one after another told as one line, nothing said twice; when it is long,
+    the opening and the latest entries."""
+    out: list[TimelineEntry] = []
+    joined: list[TimelineEntry] = []
+
+    def flush_joined() -> None:
+        if len(joined) == 1:
+            out.append(joined[0])
+        elif joined:
+            names = [e.data.get("name") or e.text.split("(")[0].replace("joined: VM", "").strip()
+                     for e in joined]
+            shown = ", ".join(names[:5]) + (f" and {len(names) - 5} more" if len(names) > 5 else "")
+            out.append(TimelineEntry(joined[0].t, "decision",
+                                     f"{len(joined)} VMs of the host joined: {shown}"))
+        joined.clear()
+
+    seen: set[str] = set()
+    for e in timeline:
+        if e.kind in _NOT_STORY_KINDS or e.text.startswith(_NOT_STORY_TEXTS):
+            continue
+        if e.kind == "decision" and e.text.startswith("joined: "):
+            joined.append(e)
+            continue
+        flush_joined()
+        if e.text in seen:
+            continue
+        seen.add(e.text)
+        out.append(e)
+    flush_joined()
+    return out if len(out) <= limit else [out[0], *out[-(limit - 1):]]
+
+
+def _reading_order(o: ObjectState) -> tuple:
+    return (o.resource, int(o.id) if o.id.isdigit() else 0, o.id)
+
+
 def next_step(incident: Incident) -> str:
     if incident.state == RESOLVED:
         return "nothing: the incident is resolved"
@@ -488,4 +624,8 @@ def next_step(incident: Incident) -> str:
         return f"acknowledged by {incident.acknowledged_by}; no reminders until it resolves"
     if incident.labels.get("maintenance") == "true":
         return "host is in maintenance: no action"
-    return f"acknowledge with `oneha ack {incident.id}`; remediation follows its route's policy"
+    if incident.primary.resource in ("HOST", "VM"):
+        return (f"oneha plans a recovery (a message follows when there is a plan to approve or "
+                f"news); `oneha ack {incident.id}` stops the reminders")
+    return (f"oneha does not remediate this kind of problem: a person acts; `oneha ack "
+            f"{incident.id}` stops the reminders")

@@ -29,7 +29,8 @@ KINDS = ("mail", "chat")
 # apprise NotifyType values: the receiving service may colour or badge by them.
 NOTIFY_TYPES = {
     "firing": "failure", "repeat": "failure", "escalated": "failure",
-    "remediation_failed": "failure", "approval_requested": "warning",
+    "remediation_failed": "failure", "needs_human": "failure", "approval_requested": "warning",
+    "progress": "info",
     "resolved": "success", "test": "info",
 }
 
@@ -41,7 +42,7 @@ MAIL_TIMELINE_SHOWN = 10
 MAIL_DETAILS_SHOWN = 30  # lines of a finding's explanation (recovery steps)
 CHAT_AFFECTED_NAMES = 3
 
-_LIMITS = {"title": 200, "text": 300, "next_step": 500, "reason": 200, "name": 80,
+_LIMITS = {"title": 200, "text": 600, "next_step": 500, "reason": 200, "name": 80,
            "details": 300}
 _DEFAULT_LIMIT = 120
 _URL_KEYS = {"approval_url", "console_url"}
@@ -121,6 +122,8 @@ def _view(n: Notification) -> dict[str, Any]:
                                      "connections_dropped", "data_loss_risk")}
               for p in _dicts(inc.get("impact"))]
     timeline = [{"t": e.get("t"), "text": e.get("text")} for e in _dicts(inc.get("timeline"))]
+    notices = [{"kind": e.get("kind") or "", "text": e.get("text") or ""}
+               for e in _dicts(inc.get("notices"))]
     details = [line for line in inc.get("details") or [] if isinstance(line, str)][:MAIL_DETAILS_SHOWN]
     labels = inc.get("labels") if isinstance(inc.get("labels"), dict) else {}
     incident = {
@@ -131,7 +134,7 @@ def _view(n: Notification) -> dict[str, Any]:
         "affected": affected, "affected_count": count, "labels": labels,
         "next_step": inc.get("next_step") or "", "approval_url": inc.get("approval_url") or "",
         "plan": plan, "impact": impact, "timeline": timeline,
-        "console_url": inc.get("console_url") or "", "details": details,
+        "console_url": inc.get("console_url") or "", "details": details, "notices": notices,
     }
     return {
         "n": n, "transition": n.transition, "receiver": clean_text(n.receiver),
@@ -156,7 +159,8 @@ def _number(value: Any) -> float | None:
 _PREFIX = {
     "firing": "[FIRING]", "repeat": "[STILL FIRING]", "resolved": "[RESOLVED]",
     "escalated": "[ESCALATED]", "approval_requested": "[APPROVAL NEEDED]",
-    "remediation_failed": "[REMEDIATION FAILED]", "test": "[TEST]",
+    "remediation_failed": "[NEEDS A HUMAN]", "needs_human": "[NEEDS A HUMAN]",
+    "progress": "[PROGRESS]", "test": "[TEST]",
 }
 
 

@@ -37,8 +37,9 @@ import json
 from dataclasses import asdict, dataclass
 from typing import Any
 
+# `remediation_failed` is the old name of `needs_human`, still read from queued messages.
 TRANSITIONS = ("firing", "repeat", "resolved", "escalated", "approval_requested",
-               "remediation_failed", "test")
+               "needs_human", "progress", "remediation_failed", "test")
 
 
 def notification_id_for(incident_id: str, transition: str, seq: int | str, receiver: str) -> str:
@@ -53,6 +54,9 @@ class Notification:
     transition: str  # one of TRANSITIONS
     incident: dict[str, Any]  # JSON-able summary, keys in the module docstring
     created_at: float  # unix seconds
+    # The notification this receiver must have been told first (the previous message of the
+    # same story): delivery waits for it, so a receiver reads the story in order.
+    after: str = ""
 
     def __post_init__(self) -> None:
         # Refuse a malformed notification where it is built, not deep inside a worker.
@@ -78,7 +82,7 @@ class Notification:
         missing = [f for f in fields if f not in data]
         if missing:
             raise ValueError(f"notification JSON lacks {', '.join(missing)}")
-        return cls(**{f: data[f] for f in fields})
+        return cls(**{f: data[f] for f in fields}, after=str(data.get("after") or ""))
 
 
 # --- delivery decisions (pure; the task in tasks/notify.py applies them) ----------------------

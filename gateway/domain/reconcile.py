@@ -75,7 +75,10 @@ class ReconcilePlan:
 
 
 def reconcile(hosts: list[HostInfo], vms: list[VmInfo], tracked: dict[str, Tracked],
-              marks: dict[str, FailureMark], now: float) -> ReconcilePlan:
+              marks: dict[str, FailureMark], now: float,
+              own_hosts: frozenset[str] = frozenset()) -> ReconcilePlan:
+    """`own_hosts`: ids of hosts oneha itself disabled or offlined — that state is oneha's
+    remediation of the failure, not a recovery and not an operator's maintenance."""
     decisions: list[Decision] = []
     new_marks: dict[str, FailureMark] = {}
     seen: set[str] = set()
@@ -98,6 +101,11 @@ def reconcile(hosts: list[HostInfo], vms: list[VmInfo], tracked: dict[str, Track
             decisions.append(Decision(key, "raise", f"{info.state_label} and {why}", event))
             continue
         if held is None or held.status != "firing":
+            continue
+        if isinstance(info, HostInfo) and str(info.id) in own_hosts \
+                and info.state in states.HOST_OPERATOR_STATES:
+            decisions.append(Decision(key, "known", f"{info.state_label} by oneha's own "
+                                                    f"remediation: still failed"))
             continue
         if _healthy(info):
             event = _recovery_event(info, _id("reconciler", key, "resolved", held.incident_id,

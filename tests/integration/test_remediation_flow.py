@@ -100,8 +100,14 @@ def test_a_partition_of_60_percent_of_hosts_recovers_nothing_and_pages_a_human_o
     statuses = [d.status(d.store.plan_ids(i)[0]) for i in iids]
     assert statuses == ["blocked"] * 3
     assert touched_vms(cloud) == []
-    pages = [p for p in d.pages if p["transition"] == "remediation_failed"]
-    assert len(pages) == 1 and "storm guard: 3 of 5 hosts in ERROR (60%)" in pages[0]["next_step"]
+    # One story for the partition: its own incident, naming the guard and the hosts; no host
+    # incident is told that its VMs "cannot be recovered".
+    assert [p for p in d.pages if p["transition"] == "needs_human"] == []
+    storms = [i for i in d.incidents.list(open_only=True) if i.key == "cloud:storm"]
+    assert len(storms) == 1
+    detail = storms[0].primary.detail
+    assert "storm guard: 3 of 5 hosts in ERROR (60%)" in detail
+    assert "node01, node02, node03" in detail
     # A person may still decide, knowingly, at the console: deny one, approve another.
     denied, approved, untouched = (d.store.plan_ids(i)[0] for i in iids)
     assert d.rem.decide_plan(denied, "denied", "bob", via="cli") == "denied"
@@ -187,7 +193,7 @@ def test_auto_policy_acts_only_where_it_is_safe_and_by_priority(cloud, key_prefi
     # Only the safe ones ran automatically, the high-priority VM first.
     assert vm_actions(cloud, "resched") == [5, 4]
     assert [p["transition"] for p in d.pages].count("approval_requested") == 1
-    assert [p["transition"] for p in d.pages].count("remediation_failed") == 1  # local-pers waits
+    assert [p["transition"] for p in d.pages].count("needs_human") == 1  # local-pers waits
     d.rem.decide_plan(pid, "approved", "carol", via="test")
     d.run_until_idle(timeout=20, stop=lambda: d.status(pid) in ("done", "failed"))
     assert vm_actions(cloud, "resched") == [5, 4, 0]
@@ -229,8 +235,8 @@ def test_failed_fencing_recovers_nothing(cloud, key_prefix, tmp_path):
         outcomes["fence:0"]["detail"]
     assert touched_vms(cloud) == []
     assert all(outcomes[k]["status"] == "skipped" for k in outcomes if k.startswith("vm:"))
-    (page,) = [p for p in d.pages if "fence of host" in p["next_step"]]
-    assert page["transition"] == "remediation_failed" and "BMC unreachable" in page["next_step"]
+    (page,) = [p for p in d.pages if "fence of host" in p["text"]]
+    assert page["transition"] == "needs_human" and "BMC unreachable" in page["text"]
     assert d.incidents.get(iid).state != "resolved"  # the VMs are still down
 
 
@@ -270,8 +276,8 @@ def test_bounded_retries_end_with_a_vm_left_to_a_human(cloud, key_prefix):
     (pid,) = d.store.plan_ids(iid)
     assert d.store.outcomes(pid)["vm:1:resched"]["status"] == "needs_human"
     assert recovers(cloud, 2) == []
-    pages = [p for p in d.pages if p["transition"] == "remediation_failed"]
-    assert len(pages) == 1 and "vm01" in pages[0]["next_step"]
+    pages = [p for p in d.pages if p["transition"] == "needs_human"]
+    assert len(pages) == 1 and "vm01" in pages[0]["text"]
     assert d.incidents.get(iid).state == "firing"  # back to people
     before = len(writes(cloud))
     d.run_plan_once(pid)
@@ -340,8 +346,9 @@ def test_the_plan_names_the_vms_that_will_not_fit_and_moves_only_the_others(clou
     assert any("will not fit" in n for n in plan.notes)
     assert vm_actions(cloud, "resched")[0] == 7
     assert sorted(vm_actions(cloud, "resched")) == sorted(plan.vm_ids)
-    pages = [p for p in d.pages if p["transition"] == "remediation_failed"]
-    assert len(pages) == 1 and "no remaining host has room" in pages[0]["next_step"]
+    pages = [p for p in d.pages if p["transition"] == "needs_human"]
+    assert len(pages) == 1 and "no remaining host has room" in pages[0]["text"]
+    assert all(f"({v})" in pages[0]["text"] for v in wont)  # each one named
 
 
 @pytest.mark.parametrize("cloud", [LOCAL_AND_PERSISTENT], indirect=True)
@@ -403,7 +410,7 @@ def test_a_permanent_refusal_stops_the_plan_and_hands_it_to_people(cloud, key_pr
     d.run_until_idle(timeout=5)
     state = d.store.plan_state(pid)
     assert state["status"] == "failed" and "stopped:" in state["reason"]
-    assert any("authenticat" in p["next_step"].lower() for p in d.pages
-               if p["transition"] == "remediation_failed")
+    assert any("authenticat" in p["text"].lower() for p in d.pages
+               if p["transition"] == "needs_human")
     assert touched_vms(cloud) == []
     assert d.incidents.get(iid).state == "firing"

@@ -15,7 +15,7 @@ from gateway.adapters.store.incidents import IncidentStore
 from gateway.adapters.store.remediation import RemediationStore
 from gateway.config import settings_from_dict
 from gateway.domain.hook_events import event_from_hook
-from gateway.remediator import PLAN_TASK, RUN_TASK, IncidentAdapter, Remediator
+from gateway.remediator import PLAN_TASK, RUN_TASK, IncidentPort, Remediator
 from gateway.runtime import Runtime
 from simulator import VmSpec
 from tasks.remediate import follow_args
@@ -99,13 +99,27 @@ class Driver:
         self.queue: list = []
         self._seq = itertools.count()
         self.sent: list[tuple[str, list]] = []
-        self.pages: list[dict] = []
         self.incidents = IncidentStore(self.rt, send=self._incident_send)
         self.store = RemediationStore.from_runtime(self.rt)
         self.one = OpenNebula.from_settings(self.settings)
+        self.recorded: list = []  # events of remediation's own (the storm guard's finding)
         self.rem = Remediator(self.settings, self.store, self.one,
-                              incidents=IncidentAdapter(self.incidents, self.rt.clock),
-                              send=self._send, notify=self.pages.append, clock=self.rt.clock)
+                              incidents=IncidentPort(self.incidents, self.rt.clock,
+                                                     self._record),
+                              send=self._send, clock=self.rt.clock)
+
+    def _record(self, event):
+        self.recorded.append(event)
+        self.incidents.apply_event(event)
+
+    @property
+    def pages(self) -> list[dict]:
+        """What remediation asked to tell people: the notices on the incidents it worked on."""
+        out = []
+        for inc in self.incidents.list(open_only=False, limit=1000):
+            out += [{"transition": n.kind, "text": n.text, "approval_url": n.approval_url,
+                     "incident": inc.id, "at": n.at, "seq": n.seq} for n in inc.notices]
+        return sorted(out, key=lambda p: (p["at"], p["seq"]))
 
     def _incident_send(self, name, args=None, countdown=None, **_):
         if name == PLAN_TASK:

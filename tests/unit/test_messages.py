@@ -33,16 +33,20 @@ def note(transition="firing", created_at=T0 + 120, receiver="ops", **extra):
 
 PREFIXES = {"firing": "[FIRING]", "repeat": "[STILL FIRING]", "resolved": "[RESOLVED]",
             "escalated": "[ESCALATED]", "approval_requested": "[APPROVAL NEEDED]",
-            "remediation_failed": "[REMEDIATION FAILED]", "test": "[TEST]"}
+            "remediation_failed": "[NEEDS A HUMAN]", "needs_human": "[NEEDS A HUMAN]",
+            "progress": "[PROGRESS]", "test": "[TEST]"}
 INTROS = {"firing": "oneha detected a problem.",
           "repeat": "Reminder: this problem is still open since 2025-11-25T17:00:00Z (2m 00s).",
           "resolved": "This incident is resolved.",
           "escalated": "Escalated to you (ops): nobody acknowledged this incident",
           "approval_requested": "needs a human to approve it",
-          "remediation_failed": "tried to remediate this incident and failed",
+          "remediation_failed": "a human has to look at it now",
+          "needs_human": "a human has to look at it now",
+          "progress": "Remediation of this incident moved on.",
           "test": "This is a test message from oneha to receiver ops"}
 TYPES = {"firing": "failure", "repeat": "failure", "resolved": "success", "escalated": "failure",
-         "approval_requested": "warning", "remediation_failed": "failure", "test": "info"}
+         "approval_requested": "warning", "remediation_failed": "failure",
+         "needs_human": "failure", "progress": "info", "test": "info"}
 
 
 @pytest.mark.parametrize("transition", TRANSITIONS)
@@ -54,7 +58,10 @@ def test_each_transition_has_its_own_wording_in_chat_and_mail(transition):
     assert chat.notify_type == mail.notify_type == TYPES[transition]
     assert 1 <= len(chat.body.strip().splitlines()) <= 3
     assert "\n" not in mail.title
-    assert f"notification inc-7:{transition}:1:ops" in mail.body
+    # The footer names the incident, never an internal notification id.
+    assert "inc-7:" not in mail.body
+    if transition != "test":
+        assert "oneha · incident inc-7 · sent 2025-11-25T17:02:00Z" in mail.body
 
 
 def test_firing_mail_names_object_state_time_affected_and_next_step():

@@ -131,6 +131,13 @@ class EventStore:
             except UNAVAILABLE as exc:
                 raise Transient(f"{what} ({exc})") from exc
 
+    def record_finding(self, event: Event) -> RecordResult:
+        """`record` for an event oneha found itself (reconciler, Raft check, storm guard): the
+        body hash is over what makes the event what it is, so a re-sent episode event whose
+        summary moved on (a lag grew) is a duplicate, not a conflicting replay."""
+        identity = f"{event.event_id}:{event.status}:{event.condition}:{event.object_key}"
+        return self.record(event, hashlib.sha256(identity.encode()).hexdigest())
+
     def record_many(self, items: list[tuple[Event, str]]) -> list[RecordResult]:
         """`record` for several events in one pipelined round trip (each one still atomic).
 

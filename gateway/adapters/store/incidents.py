@@ -43,7 +43,7 @@ from gateway.domain import grouping, incidents as inc_mod, muting
 from gateway.domain.events import Event
 from gateway.domain.incidents import Incident, TimelineEntry
 from gateway.domain.impact import merge_rows
-from gateway.domain.notifications import Notification, notification_id_for
+from gateway.domain import composer as compose
 from gateway.domain.routing import DEFAULT_INHIBIT_RULES, RouteMatch, match_routes
 from gateway.errors import Transient
 from gateway.runtime import Runtime
@@ -57,6 +57,8 @@ OUTBOX_STALE_AFTER = 30.0  # seconds an effect may sit in the outbox before flus
 # it covers every object that joined while its marker (half as long) lived; 200 VMs joining a
 # host incident within half a second ask once, and an object joining later asks again.
 PLAN_COALESCE = 0.5
+FLUSH_DUE_TASK = "oneha.flush_due"
+NOTICE_COALESCE = 0.2  # notices added within this time leave in one message
 MAX_TRIES = 200  # optimistic transaction retries before giving up (Transient: Celery retries)
 
 Send = Callable[..., Any]
@@ -153,7 +155,7 @@ class IncidentStore:
                 try:
                     pipe.watch(self._index, self._k("inc", "maintenance"))
                     t = self.rt.clock() if now is None else now
-                    ctx = self._context(pipe, event, host)
+                    ctx = self._context(pipe, event, host, t)
                     outcome = inc_mod.decide(event, ctx, t, labels)
                     if outcome.decision.action == "duplicate":
                         pipe.reset()
@@ -163,6 +165,8 @@ class IncidentStore:
                     effects = self._write(pipe, outcome.save, outcome.timeline,
                                           outcome.plan_remediation, t, host,
                                           outcome.maintenance)
+                    if outcome.forget_own_host_state:
+                        pipe.hdel(self._k("inc", "own-host-state"), event.object_id)
                     pipe.execute()
                 except redis.WatchError:
                     continue
@@ -172,7 +176,7 @@ class IncidentStore:
         raise Transient(f"event {event.event_id} for {event.object_key}: gave up after "
                         f"{MAX_TRIES} write conflicts")
 
-    def _context(self, pipe, event: Event, host: str) -> inc_mod.Context:
+    def _context(self, pipe, event: Event, host: str, now: float) -> inc_mod.Context:
         def load(iid: bytes | None) -> Incident | None:
             if not iid:
                 return None
@@ -190,7 +194,13 @@ class IncidentStore:
             vm_incidents = tuple(i for i in (load(x) for x in pipe.smembers(self._vms_on(host)))
                                  if i is not None)
         in_maintenance = bool(host) and pipe.hexists(self._k("inc", "maintenance"), host)
-        return inc_mod.Context(holding, host_incident, vm_incidents, bool(in_maintenance))
+        own = ""
+        if event.resource == "HOST":
+            pipe.watch(self._k("inc", "own-host-state"))
+            raw = pipe.hget(self._k("inc", "own-host-state"), event.object_id)
+            mark = json.loads(raw) if raw else None
+            own = mark.get("action", "oneha") if mark and _own_mark_holds(mark, now) else ""
+        return inc_mod.Context(holding, host_incident, vm_incidents, bool(in_maintenance), own)
 
     @dataclass
     class _Effects:
@@ -327,9 +337,69 @@ class IncidentStore:
                 changes["plan_id"] = plan_id
             if impact is not None:
                 changes["impact"] = merge_rows(i.impact, impact)
-            return replace(i, **changes), [TimelineEntry(now, "remediation", reason, actor,
-                                                         {"plan_id": plan_id} if plan_id else {})]
+            entries = [TimelineEntry(now, "remediation", reason, actor,
+                                     {"plan_id": plan_id} if plan_id else {})] if reason else []
+            return replace(i, **changes), entries
         return self.update(incident_id, change)
+
+    def set_live_vms(self, incident_id: str, vms: list, impact: list[dict[str, Any]],
+                     host_label: str = "") -> Incident:
+        """Remediation's last look: each VM as it is now (and the impact report), so the resolve
+        notice and the console show "RUNNING on node02", not the state it failed in."""
+        def change(i: Incident, now: float):
+            new = inc_mod.with_live_vms(i, vms, now, host_label)
+            return replace(new, impact=merge_rows(i.impact, impact)), [
+                TimelineEntry(now, "remediation", f"impact report: {len(impact)} VM(s)")]
+        return self.update(incident_id, change)
+
+    def add_notice(self, incident_id: str, kind: str, key: str, text: str,
+                   approval_url: str = "", plan: list[dict[str, Any]] | None = None
+                   ) -> Incident | None:
+        """Keep something remediation must tell people on the incident (once per `key`); the
+        incident's groups tell it after the alert. A VM incident merged into its host's tells it
+        there. None when the incident is gone."""
+        target = self.get(incident_id)
+        if target is not None and target.merged_into:
+            incident_id = target.merged_into
+        added: list[bool] = []
+
+        def change(i: Incident, now: float):
+            new = i.with_notice(kind, key, text, now, approval_url, plan or ())
+            added.append(new is not None)
+            return (new or i), ([TimelineEntry(now, "remediation", text)] if new else [])
+        try:
+            inc = self.update(incident_id, change)
+        except KeyError:
+            return None
+        if added and added[-1] and self._send is not None:
+            # Told at once (the beat's next tick would do too, up to a second later).
+            self._send(FLUSH_DUE_TASK, args=[], countdown=NOTICE_COALESCE)
+        return inc
+
+    # -- oneha's own actions on hosts ------------------------------------------------------
+    def note_own_action(self, host_id: int | str, action: str, plan_id: str,
+                        ttl: float | None = None) -> None:
+        """oneha is about to disable (or offline, to refresh) this host: the state it leaves the
+        host in is oneha's doing, never an operator's maintenance — until the host is healthy
+        again, or for `ttl` seconds. Written before the call, because OpenNebula's hook for the
+        new state may arrive before the call returns."""
+        now = self.rt.clock()
+        self.r.hset(self._k("inc", "own-host-state"), str(host_id), json.dumps(
+            {"action": action, "plan_id": plan_id, "at": now,
+             "until": None if ttl is None else now + ttl}))
+
+    def own_actions(self, now: float | None = None) -> dict[str, dict[str, Any]]:
+        """Host id → oneha's last action on it, for hosts oneha left DISABLED or OFFLINE."""
+        now = self.rt.clock() if now is None else now
+        marks = {k.decode(): json.loads(v)
+                 for k, v in self.r.hgetall(self._k("inc", "own-host-state")).items()}
+        return {k: m for k, m in marks.items() if _own_mark_holds(m, now)}
+
+    def forget_own_actions(self, host_ids: Iterable[str]) -> None:
+        """The hosts are healthy (or an operator took them over): their state is not oneha's."""
+        ids = list(host_ids)
+        if ids:
+            self.r.hdel(self._k("inc", "own-host-state"), *ids)
 
     def add_timeline(self, incident_id: str, entry: TimelineEntry) -> None:
         if not self.r.exists(self._doc(incident_id)):
@@ -379,7 +449,7 @@ class IncidentStore:
                     members = [Incident.from_dict(json.loads(d)) for d in docs if d]
                     mutes = self._mutes(pipe, members, t)
                     plan = grouping.plan_flush(group, members, mutes, t)
-                    outbox, entries = self._plan_effects(pipe, plan, group, t)
+                    outbox, entries, after = self._plan_effects(pipe, plan, group, t)
                     pipe.multi()
                     done = [i.id for i in members if i.merged_into or (
                         i.state == inc_mod.RESOLVED and (i in plan.resolved
@@ -388,7 +458,7 @@ class IncidentStore:
                         pipe.delete(self._grp(gid), self._members(gid))
                         pipe.zrem(self._k("due"), member)
                     else:
-                        pipe.hset(self._grp(gid), "state", json.dumps(plan.state.to_dict()))
+                        pipe.hset(self._grp(gid), "state", json.dumps(after.to_dict()))
                         if done:
                             pipe.srem(self._members(gid), *done)
                         pipe.zadd(self._k("due"), {member: plan.next_due})
@@ -412,42 +482,25 @@ class IncidentStore:
         return {i.id: muting.mute(i.id, i.labels, now, silences, sources, rules) for i in members}
 
     def _plan_effects(self, pipe, plan: grouping.FlushPlan, group: grouping.GroupState,
-                      now: float) -> tuple[list[str], dict[str, list[TimelineEntry]]]:
+                      now: float) -> tuple[list[str], dict[str, list[TimelineEntry]],
+                                           grouping.GroupState]:
         entries: dict[str, list[TimelineEntry]] = {}
         for i, m in plan.newly_muted:
             entries.setdefault(i.id, []).append(
                 TimelineEntry(now, "muted", f"recorded, not sent: {m.reason}", data={"by": m.by}))
         if not plan.send:
-            return [], entries
-        summaries = {i.id: inc_mod.summary(i, self.timeline(i.id, 10), console_url=self._url(i.id))
+            return [], entries, plan.state
+        public = self.settings.public_url
+        summaries = {i.id: compose.incident_summary(i, self.timeline(i.id, 200), public)
                      for i in plan.incidents}
-        summary = grouping.group_summary(plan, summaries, group)
-        outbox = []
-        for receiver in plan.state.receivers:
-            n = Notification(
-                notification_id=notification_id_for(group.id, plan.transition, plan.state.seq,
-                                                     receiver),
-                receiver=receiver, transition=plan.transition, incident=summary, created_at=now)
-            outbox.append(_task(DELIVER_TASK, [n.to_json()]))
-        # Whoever an incident was escalated to hears that it is over, once.
-        for i in plan.resolved:
-            for receiver in sorted(x.decode() for x in pipe.smembers(self._k("inc", i.id, "escalated"))):
-                if receiver in plan.state.receivers:
-                    continue
-                n = Notification(notification_id_for(i.id, "resolved", 0, receiver), receiver,
-                                 "resolved", summaries[i.id], now)
-                outbox.append(_task(DELIVER_TASK, [n.to_json()]))
-        text = (f"notified {', '.join(plan.state.receivers) or '(no receiver)'}: "
-                f"{plan.transition} #{plan.state.seq} of group {group.key} — {plan.reason}")
+        escalated = {i.id: sorted(x.decode() for x in
+                                  pipe.smembers(self._k("inc", i.id, "escalated")))
+                     for i in plan.resolved}
+        messages, state = compose.group_messages(plan, group, summaries, escalated, now)
+        entry = compose.sent_entry(plan, group, now)
         for i in plan.incidents:
-            entries.setdefault(i.id, []).append(
-                TimelineEntry(now, "notification", text,
-                              data={"group": group.id, "seq": plan.state.seq,
-                                    "transition": plan.transition}))
-        return outbox, entries
-
-    def _url(self, incident_id: str) -> str:
-        return f"{self.settings.public_url.rstrip('/')}/incidents/{incident_id}"
+            entries.setdefault(i.id, []).append(entry)
+        return [_task(DELIVER_TASK, [n.to_json()]) for n in messages], entries, state
 
     def _escalate(self, member: str, now: float) -> FlushReport:
         _, iid, route_id, level_s = member.split("|")
@@ -469,11 +522,10 @@ class IncidentStore:
                     pipe.multi()
                     pipe.zrem(self._k("due"), member)
                     if plan.send:
-                        summary = inc_mod.summary(inc, self.timeline(iid, 10),
-                                                  console_url=self._url(iid))
-                        summary["escalation"] = {"level": level + 1, "reason": plan.reason}
-                        n = Notification(notification_id_for(iid, "escalated", level, plan.receiver),
-                                         plan.receiver, "escalated", summary, now)
+                        summary = compose.incident_summary(inc, self.timeline(iid, 200),
+                                                           self.settings.public_url)
+                        n = compose.escalation_message(inc, summary, level, plan.receiver,
+                                                       plan.reason, now)
                         outbox.append(_task(DELIVER_TASK, [n.to_json()]))
                         pipe.zadd(self._k("outbox"), {outbox[0]: now})
                         pipe.sadd(self._k("inc", iid, "escalated"), plan.receiver)
@@ -600,6 +652,10 @@ class IncidentStore:
         members = [m for m in self.r.zrange(due, 0, -1) if m.startswith(b"group|")]
         if members:
             self.r.zadd(due, {m: now for m in members}, lt=True)
+
+
+def _own_mark_holds(mark: dict[str, Any], now: float) -> bool:
+    return mark.get("until") is None or float(mark["until"]) > now
 
 
 _HDEL_IF_SAME = """

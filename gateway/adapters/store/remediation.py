@@ -181,6 +181,13 @@ class RemediationStore:
         raw = self.r.hgetall(self.k("plan", plan_id, "before"))
         return {int(k): vm_from_dict(json.loads(v)) for k, v in raw.items()}
 
+    def save_impact(self, plan_id: str, rows: list[dict]) -> None:
+        self.r.set(self.k("plan", plan_id, "impact"), json.dumps(rows), ex=PLAN_TTL)
+
+    def impact(self, plan_id: str) -> list[dict]:
+        raw = self.r.get(self.k("plan", plan_id, "impact"))
+        return json.loads(raw) if raw else []
+
     @contextmanager
     def planning_lock(self, incident_id: str, ttl: float = 60.0) -> Iterator[bool]:
         """One planner per incident at a time (events of one incident arrive in bursts)."""
@@ -295,10 +302,6 @@ class RemediationStore:
     def lease_ttl(self, plan_id: str) -> float:
         ms = self.r.pttl(self.k("lease", plan_id))
         return max(0.0, ms / 1000.0) if ms and ms > 0 else 0.0
-
-    def once(self, name: str, ttl: float) -> bool:
-        """True the first time within ttl (e.g. page a human once per storm)."""
-        return bool(self.r.set(self.k("once", name), self.clock(), nx=True, px=int(ttl * 1000)))
 
     # ---- approvals --------------------------------------------------------------------------
 

@@ -77,6 +77,9 @@ class Plan:
     grace_until: float = 0.0  # no action before this (host must stay in ERROR until then)
     notes: tuple[str, ...] = ()
     labels: dict[str, str] = field(default_factory=dict)
+    # Labels oneha could not read (ONEHA_POLICY=migrate): told to the approver, in the message
+    # and in `oneha plans`, never silently read as something else.
+    warnings: tuple[str, ...] = ()
 
     @property
     def vm_steps(self) -> list[Step]:
@@ -112,6 +115,7 @@ class Plan:
                            for s in d.get("steps", ()))
         d["skipped"] = tuple(Skip(**s) for s in d.get("skipped", ()))
         d["notes"] = tuple(d.get("notes", ()))
+        d["warnings"] = tuple(d.get("warnings", ()))
         return cls(**d)
 
 
@@ -157,10 +161,8 @@ def build_plan(inp: PlanInput) -> Plan:
     for vm in elsewhere:
         _vm_plan(inp, vm, hosts, steps, skipped)
 
-    for vm in vms:
-        note = vm_policy(vm.labels).note
-        if note:
-            notes.append(f"VM {vm.id}: {note}")
+    warnings = tuple(f"VM {vm.name} ({vm.id}): {vm_policy(vm.labels).note}" for vm in vms
+                     if vm_policy(vm.labels).note)
 
     mode, mode_reason = _mode(inp.policy, steps)
     kinds = {_kind(s) for s in steps if s.is_vm_step}
@@ -169,7 +171,8 @@ def build_plan(inp: PlanInput) -> Plan:
     return Plan(plan_id=inp.plan_id, incident_id=inp.incident_id, kind=kind, created_at=inp.now,
                 mode=mode, mode_reason=mode_reason, steps=tuple(steps), skipped=tuple(skipped),
                 host_id=failed.id if failed else None, host_name=failed.name if failed else "",
-                grace_until=grace_until, notes=tuple(notes), labels=dict(inp.labels))
+                grace_until=grace_until, notes=tuple(notes), labels=dict(inp.labels),
+                warnings=warnings)
 
 
 def _kind(step: Step) -> str:

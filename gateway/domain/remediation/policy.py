@@ -145,27 +145,29 @@ class VmPolicy:
     note: str = ""
 
 
+OFF_VALUES = ("off", "manual", "none", "no", "never", "opt-out", "optout")
+APPROVAL_VALUES = ("approval", "approve", "ask")
+AUTO_VALUES = ("", "auto", "default")
+
+
 def vm_policy(labels: Mapping[str, str]) -> VmPolicy:
     raw_mode = (labels.get("ONEHA_POLICY") or "").strip().lower()
     note = ""
-    if raw_mode in ("off", "manual", "none", "no", "never", "opt-out", "optout"):
+    if raw_mode in OFF_VALUES:
         mode: str | None = "off"
-    elif raw_mode in ("approval", "approve", "ask"):
+    elif raw_mode in APPROVAL_VALUES:
         mode = "approval"
-    elif raw_mode in ("", "auto", "default"):
+    elif raw_mode in AUTO_VALUES:
         mode = None
     else:
-        # Unreadable opt-out: the safe reading is "ask a human".
-        mode, note = "approval", f"ONEHA_POLICY={raw_mode!r} not understood; approval required"
+        # Unreadable opt-out: the safe reading is "ask a human" — and say so, loudly.
+        mode, note = "approval", (f"ONEHA_POLICY={raw_mode!r} is not a value oneha knows "
+                                  f"(auto, approval or off); approval required")
     raw_prio = (labels.get("ONEHA_PRIORITY") or "").strip()
     try:
         priority = int(raw_prio) if raw_prio else 0
     except ValueError:
-        priority, note = 0, note or f"ONEHA_PRIORITY={raw_prio!r} is not an integer; using 0"
+        priority = 0
+        note = "; ".join(x for x in (note, f"ONEHA_PRIORITY={raw_prio!r} is not an integer; "
+                                           "using 0") if x)
     return VmPolicy(mode=mode, priority=priority, note=note)
-
-
-def parse_config(data: Any) -> RemediationConfig:
-    if isinstance(data, RemediationConfig):
-        return data
-    return RemediationConfig.model_validate(data or {})

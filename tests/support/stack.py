@@ -1,0 +1,170 @@
+"""The whole of oneha as a person meets it, for end-to-end tests: the simulator running oneha's
+hooks (the real `oneha-hook` sender) → `oneha serve` under gunicorn → `oneha worker` and
+`oneha beat` on the machine's Redis (a key prefix of the test's own, which names the queues too)
+→ a real SMTP server and a real chat webhook receiver. `Stack.told(receiver)` is what one
+receiver was told, in the order it arrived.
+
+    with Stack(spec, key_prefix, tmp_path, monkeypatch, mode="auto") as stack:
+        stack.sim.crash_host(0)
+        stack.wait("the alert", lambda: stack.told("mail"))
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import secrets
+import time
+import urllib.error
+import urllib.request
+from dataclasses import dataclass
+from pathlib import Path
+
+from gateway import local
+from gateway.demo import demo_config
+from simulator import CloudSpec, Simulator
+from tests.support.sinks import ChatSink, SmtpSink
+
+TOKEN = re.compile(r"/approvals/([A-Za-z0-9._~=-]+)")
+
+
+@dataclass(frozen=True)
+class Told:
+    """One message as its receiver got it."""
+
+    receiver: str  # mail | chat
+    title: str
+    body: str
+    at: float  # when the receiver had it (time.time())
+
+    @property
+    def kind(self) -> str:
+        """The headline's tag: FIRING, APPROVAL NEEDED, NEEDS A HUMAN, RESOLVED ..."""
+        m = re.match(r"\[([A-Z ]+)\]", self.title)
+        return m.group(1) if m else ""
+
+    @property
+    def text(self) -> str:
+        return f"{self.title}\n{self.body}"
+
+
+class Stack:
+    def __init__(self, spec: CloudSpec, key_prefix: str, tmp_path: Path, monkeypatch,
+                 redis_url: str = "redis://127.0.0.1:6379/0", route: dict | None = None,
+                 **remediation):
+        self.spec, self.key_prefix, self.base = spec, key_prefix, Path(tmp_path)
+        self.monkeypatch, self.redis_url = monkeypatch, redis_url
+        self.route, self.remediation = route or {}, remediation
+        self.smtp = self.chat = self.sim = self.procs = None
+        self._seen: dict[int, float] = {}  # id(message) -> first time a poll saw it
+
+    def __enter__(self) -> "Stack":
+        try:
+            return self.start()
+        except BaseException:
+            self.stop()
+            raise
+
+    def __exit__(self, *exc) -> None:
+        self.stop()
+
+    def start(self) -> "Stack":
+        self.smtp, self.chat = SmtpSink().__enter__(), ChatSink().__enter__()
+        port = local.free_port()
+        self.url = f"http://127.0.0.1:{port}"
+        key = secrets.token_hex(24)
+        # The sender's configuration, in the environment oned gives its hooks.
+        for name, value in {"ONEHA_URLS": self.url, "ONEHA_KEY": key,
+                            "ONEHA_FRONTEND": "demo-fe", "ONEHA_SPOOL_DIR": str(self.base / "spool"),
+                            "ONEHA_TIMEOUT": "3",
+                            "ONEHA_HOOK_CONFIG": str(self.base / "none.conf")}.items():
+            self.monkeypatch.setenv(name, value)
+        self.sim = Simulator(self.spec).start()
+        config = demo_config(redis_url=self.redis_url, gateway_url=self.url, key=key,
+                             sim=self.sim, smtp=self.smtp, chat=self.chat)
+        config["key_prefix"] = self.key_prefix
+        config["route"].update(self.route)
+        config["remediation"].update(self.remediation)
+        self.config = config
+        path = local.write_config(config, self.base / "oneha.yaml")
+        self.procs = local.Processes(path, self.base / "logs")
+        self.procs.oneha("gateway", "serve", "--port", str(port), "--workers", "2")
+        self.procs.oneha("worker", "worker", "--concurrency", "2")
+        self.procs.oneha("beat", "beat")
+        self.wait("the gateway to be ready", self._ready, 60)
+        from gateway.adapters import hooks
+        from gateway.adapters.opennebula import OpenNebula
+        self.one = OpenNebula(self.sim.endpoints, self.sim.session, timeout=3.0)
+        hooks.install(self.one, hooks.load_templates(command=str(hooks.sender_path())))
+        return self
+
+    def stop(self) -> None:
+        for closer in (self.procs and self.procs.stop_all, self.sim and self.sim.stop,
+                       self.smtp and (lambda: self.smtp.__exit__(None, None, None)),
+                       self.chat and (lambda: self.chat.__exit__(None, None, None))):
+            if closer:
+                closer()
+
+    def _ready(self) -> bool:
+        dead = [n for n, p in self.procs.procs.items() if p.poll() is not None]
+        assert not dead, f"{dead} exited early; logs in {self.base / 'logs'}"
+        try:
+            with urllib.request.urlopen(self.url + "/readyz", timeout=1) as resp:
+                return resp.status == 200
+        except OSError:
+            return False
+
+    # -- what people were told ---------------------------------------------------------------
+    def told(self, receiver: str) -> list[Told]:
+        """Every message `receiver` (mail | chat) got so far, in arrival order."""
+        now = time.time()
+        raw = ([(m, m.subject, m.text) for m in self.smtp.messages] if receiver == "mail"
+               else [(c, c.title, c.message) for c in self.chat.messages])
+        return [Told(receiver, title, body, self._seen.setdefault(id(obj), now))
+                for obj, title, body in raw]
+
+    def wait(self, what: str, predicate, timeout: float = 90.0, interval: float = 0.1):
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            self.told("mail"), self.told("chat")  # stamp arrivals as they are seen
+            value = predicate()
+            if value:
+                return value
+            time.sleep(interval)
+        raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what}; told:\n"
+                             + "\n".join(f"  {t.receiver}: {t.title}"
+                                         for r in ("mail", "chat") for t in self.told(r))
+                             + f"\nlogs in {self.base / 'logs'}")
+
+    def approval_token(self) -> str | None:
+        for t in self.told("mail") + self.told("chat"):
+            m = TOKEN.search(t.body)
+            if m:
+                return m.group(1)
+        return None
+
+    def approve(self, token: str, approver: str = "alice") -> dict:
+        req = urllib.request.Request(f"{self.url}/v1/approvals/{token}", method="POST",
+                                     data=json.dumps({"decision": "approve",
+                                                      "approver": approver}).encode(),
+                                     headers={"Content-Type": "application/json"})
+        try:
+            with urllib.request.urlopen(req, timeout=10) as resp:
+                return json.loads(resp.read())
+        except urllib.error.HTTPError as exc:
+            raise AssertionError(f"approval answered {exc.code}: {exc.read()!r}") from None
+
+    # -- the cloud -----------------------------------------------------------------------------
+    def vms_on(self, host_name: str) -> list[dict]:
+        host = next(h for h in self.sim.hosts() if h["name"] == host_name)
+        return [self.sim.vm(i) for i in host["vm_ids"]]
+
+    def running_elsewhere(self, vm_ids, host_id: int) -> bool:
+        vms = [self.sim.vm(i) for i in vm_ids]
+        return all(v["state_name"] == "ACTIVE" and v["lcm_state_name"] == "RUNNING"
+                   and v["host_id"] != host_id for v in vms)
+
+    def writes(self) -> list[dict]:
+        """The write calls oneha made to OpenNebula (the hooks' own calls are not writes)."""
+        return [a for a in self.sim.action_log if a["ok"] and a["method"] in
+                ("one.vm.action", "one.vm.recover", "one.vm.deploy", "one.host.status")]
