@@ -11,38 +11,15 @@ from __future__ import annotations
 import os
 import re
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Any, Literal
 
 import yaml
-from pydantic import (BaseModel, BeforeValidator, ConfigDict, Field, SecretStr, ValidationError,
-                      field_validator, model_validator)
+from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 
-from .domain.routing import InhibitRule, Route  # reads parse_duration lazily: no import cycle
+from .domain.model import Duration, Strict
 from .domain.remediation.policy import RemediationConfig
+from .domain.routing import InhibitRule, Route
 from .errors import ConfigError
-
-_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)?\s*$")
-_UNITS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400, None: 1}
-
-
-def parse_duration(value: Any) -> float:
-    """`30`, `30s`, `1.5m`, `250ms`, `2h` -> seconds."""
-    if isinstance(value, (int, float)) and not isinstance(value, bool):
-        if value < 0:
-            raise ValueError("a duration cannot be negative")
-        return float(value)
-    if isinstance(value, str):
-        match = _DURATION.match(value)
-        if match:
-            return float(match.group(1)) * _UNITS[match.group(2)]
-    raise ValueError(f"expected a duration like 30s, 5m, 250ms or 1h, got {value!r}")
-
-
-Duration = Annotated[float, BeforeValidator(parse_duration)]
-
-
-class Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
 
 
 class FrontendKeys(Strict):

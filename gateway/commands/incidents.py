@@ -10,7 +10,7 @@ from datetime import datetime, timezone
 
 import click
 
-from gateway.config import parse_duration
+from gateway.domain.model import parse_duration
 
 
 def register(main: click.Group) -> None:

@@ -32,18 +32,11 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from typing import Annotated, Any, Iterable, Mapping
+from typing import Any, Iterable, Mapping
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, PrivateAttr, model_validator
+from pydantic import ConfigDict, Field, PrivateAttr, model_validator
 
-
-def _duration(value: Any) -> float:
-    # Imported when a value is validated, not at import time: config.py imports this module.
-    from gateway.config import parse_duration
-    return parse_duration(value)
-
-
-Duration = Annotated[float, BeforeValidator(_duration)]
+from .model import Duration, Strict
 
 _MATCHER = re.compile(r'^\s*([A-Za-z_][A-Za-z0-9_.]*)\s*(=~|!~|!=|=)\s*(.*?)\s*$')
 GROUP_BY_ALL = "..."  # Alertmanager's spelling: every label, i.e. one group per incident
@@ -54,11 +47,7 @@ DEFAULT_GROUP_INTERVAL = 300.0
 DEFAULT_REPEAT_INTERVAL = 4 * 3600.0
 
 
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
-
-
-class Matcher(_Strict):
+class Matcher(Strict):
     """`label op value`; written in config as one string, e.g. `resource=VM` or `host=~"node0[1-3]"`."""
 
     label: str
@@ -104,7 +93,9 @@ def matches_all(matchers: Iterable[Matcher], labels: Mapping[str, str]) -> bool:
     return all(m.matches(labels) for m in matchers)
 
 
-class Route(_Strict):
+class Route(Strict):
+    model_config = ConfigDict(populate_by_name=True)  # `continue_` or its YAML name `continue`
+
     receivers: list[str] | None = None
     matchers: list[Matcher] = Field(default_factory=list)
     continue_: bool = Field(default=False, alias="continue")
@@ -150,7 +141,7 @@ class Route(_Strict):
                              f"{', '.join(sorted(known)) or '(none)'}")
 
 
-class InhibitRule(_Strict):
+class InhibitRule(Strict):
     """While an open incident matches `source_matchers`, incidents matching `target_matchers` with
     the same values of the `equal` labels are muted (recorded, not sent)."""
 

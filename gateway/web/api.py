@@ -26,8 +26,8 @@ from flask import Blueprint, current_app, jsonify, request
 
 from gateway.adapters.store.events import EventStore
 from gateway.adapters.store.incidents import IncidentStore
-from gateway.config import parse_duration
 from gateway.domain.incidents import TransitionError
+from gateway.domain.model import parse_duration
 from gateway.domain.muting import Silence, SilenceError
 from gateway.errors import BadInput
 

@@ -2,7 +2,8 @@ from pathlib import Path
 
 import pytest
 
-from gateway.config import load_settings, parse_duration, settings_from_dict
+from gateway.config import load_settings, settings_from_dict
+from gateway.domain.model import parse_duration
 from gateway.errors import ConfigError
 
 ROOT = Path(__file__).resolve().parents[2]

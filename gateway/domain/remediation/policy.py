@@ -10,18 +10,11 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
-from typing import Annotated, Any, Literal, Mapping
+from typing import Literal, Mapping
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator, model_validator
+from pydantic import Field, field_validator, model_validator
 
-
-def _duration(value: Any) -> float:
-    # Imported late: gateway.config imports this module for the `remediation` section.
-    from gateway.config import parse_duration
-    return parse_duration(value)
-
-
-Duration = Annotated[float, BeforeValidator(_duration)]
+from ..model import Duration, Strict
 
 Mode = Literal["auto", "approval", "off"]
 Action = Literal["refresh_host", "resume", "resched", "recreate", "retry", "disable_host"]
@@ -29,11 +22,7 @@ ALL_ACTIONS: tuple[str, ...] = ("refresh_host", "resume", "resched", "recreate",
                                 "disable_host")
 
 
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-
-class FencingConfig(_Strict):
+class FencingConfig(Strict):
     """An allowlisted executable run with the host name as its only argument, time-limited."""
 
     command: str | None = None
@@ -52,7 +41,7 @@ class FencingConfig(_Strict):
         return self
 
 
-class StormConfig(_Strict):
+class StormConfig(Strict):
     """More than `max_error_percent` % or more than `max_error_hosts` hosts in ERROR at once
     looks like a partition or a monitoring failure, not like dead hosts."""
 
@@ -60,7 +49,7 @@ class StormConfig(_Strict):
     max_error_hosts: int = Field(default=3, ge=1)
 
 
-class _Tunables(_Strict):
+class _Tunables(Strict):
     """Keys an override may change (all optional there)."""
 
     mode: Mode | None = None
@@ -74,7 +63,7 @@ class PolicyOverride(_Tunables):
     match: dict[str, str] = Field(min_length=1)
 
 
-class RemediationConfig(_Strict):
+class RemediationConfig(Strict):
     mode: Mode = "approval"
     grace_cycles: int = Field(default=2, ge=0, le=100)
     # None: ask OpenNebula (MONITORING_INTERVAL_HOST of one.system.config), else this.
