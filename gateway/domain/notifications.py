@@ -37,6 +37,8 @@ import json
 from dataclasses import asdict, dataclass
 from typing import Any
 
+from .backoff import backoff_delay
+
 # `remediation_failed` is the old name of `needs_human`, still read from queued messages.
 TRANSITIONS = ("firing", "repeat", "resolved", "escalated", "approval_requested",
                "needs_human", "progress", "remediation_failed", "test")
@@ -97,11 +99,6 @@ class Outcome:
     state: str  # sent | failed (retry later) | dead (dead-lettered)
     reason: str
     retry_in: float = 0.0  # seconds, for `failed`
-
-
-def backoff_delay(attempt: int, base: float, maximum: float) -> float:
-    """Wait before attempt `attempt + 1` after attempt `attempt` (1-based) failed."""
-    return float(min(base * (2 ** max(attempt - 1, 0)), maximum))
 
 
 def outcome_of(ok: bool, permanent: bool, attempt: int, max_attempts: int, base: float,

@@ -71,6 +71,12 @@ def test_bounded_retries_back_off_then_hand_over_to_a_human():
     assert "needs a human" in seen[-1].reason
 
 
+def test_remediation_retries_wait_at_most_ten_backoffs_unless_told_otherwise():
+    delays = [guards.next_attempt(a, max_retries=20, backoff=10).delay for a in range(1, 8)]
+    assert delays == [10, 20, 40, 80, 100, 100, 100]
+    assert guards.next_attempt(6, max_retries=20, backoff=10, maximum=1000).delay == 320
+
+
 def test_no_failback_target_is_the_failed_host_or_an_unhealthy_one():
     pool = [HostInfo(id=1, name="a", state=2, cluster_id=0), HostInfo(id=2, name="b", state=3),
             HostInfo(id=3, name="c", state=2, cluster_id=1), HostInfo(id=4, name="d", state=4)]

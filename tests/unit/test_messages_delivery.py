@@ -3,7 +3,7 @@
 import pytest
 
 from gateway.adapters.notifier import DeliveryError, SendResult, mask_url, scrub, url_key
-from gateway.domain.notifications import DEAD, FAILED, SENT, backoff_delay, outcome_of
+from gateway.domain.notifications import DEAD, FAILED, SENT, outcome_of
 
 
 @pytest.mark.parametrize("url, secret", [
@@ -40,11 +40,6 @@ def test_a_failed_result_raises_a_delivery_error_that_says_if_retrying_helps():
     with pytest.raises(DeliveryError, match="cannot parse") as exc:
         bad.raise_for_status()
     assert exc.value.permanent and exc.value.result is bad
-
-
-def test_backoff_doubles_from_the_base_up_to_the_cap():
-    assert [backoff_delay(a, 10, 600) for a in range(1, 9)] == [10, 20, 40, 80, 160, 320, 600, 600]
-    assert backoff_delay(1, 0.05, 0.2) == 0.05 and backoff_delay(3, 0.05, 0.2) == 0.2
 
 
 @pytest.mark.parametrize("ok, permanent, attempt, state, retry_in, reason", [

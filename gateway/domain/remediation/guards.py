@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from typing import Iterable, Mapping, Sequence
 
 from .. import states
+from ..backoff import backoff_delay
 from ..objects import HostInfo, VmInfo
 from .policy import StormConfig
 
@@ -154,12 +155,18 @@ class RetryDecision:
     reason: str
 
 
-def next_attempt(attempts: int, max_retries: int, backoff: float) -> RetryDecision:
+def next_attempt(attempts: int, max_retries: int, backoff: float,
+                 maximum: float | None = None) -> RetryDecision:
     """After `attempts` failed tries (the first action counts as one): retry with exponential
-    backoff, or stop and hand the VM to a human."""
+    backoff, or stop and hand the VM to a human.
+
+    The wait is capped at `maximum`, by default 10 × `backoff`: the VM stays down while oneha
+    waits, and `max_retries` may be up to 20, where an uncapped wait would grow to weeks
+    (10s · 2**19 is 60 days). With the default three retries (waits of 1×, 2×, 4×) the cap
+    never bites."""
     if attempts > max_retries:
         return RetryDecision(False, 0.0, f"gave up after {attempts} attempts; needs a human")
-    delay = backoff * (2 ** (attempts - 1))
+    delay = backoff_delay(attempts, backoff, 10 * backoff if maximum is None else maximum)
     return RetryDecision(True, delay, f"attempt {attempts + 1} of {max_retries + 1} in {delay:g}s")
 
 
