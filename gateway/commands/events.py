@@ -19,7 +19,7 @@ def register(main: click.Group) -> None:
 def events(obj, limit: int, object_key: str | None, as_json: bool) -> None:
     """Recent events, newest first: when, source, status, condition, object, front-end, id."""
     from gateway.adapters.store.events import EventStore
-    from gateway.domain.messages import utc
+    from gateway.domain.timefmt import utc
     from gateway.errors import Transient
     from gateway.runtime import Runtime
     try:

@@ -6,11 +6,11 @@ from __future__ import annotations
 import getpass
 import json
 import time
-from datetime import datetime, timezone
 
 import click
 
 from gateway.domain.model import parse_duration
+from gateway.domain.timefmt import utc
 
 
 def register(main: click.Group) -> None:
@@ -25,12 +25,6 @@ def _store(obj):
     from gateway.adapters.store.incidents import IncidentStore
     from gateway.runtime import Runtime
     return IncidentStore(Runtime.from_settings(obj.settings))
-
-
-def _when(ts: float | None) -> str:
-    if not ts:
-        return "-"
-    return datetime.fromtimestamp(ts, timezone.utc).strftime("%Y-%m-%d %H:%M:%SZ")
 
 
 def _user() -> str:
@@ -57,7 +51,7 @@ def incidents(obj, show_all: bool, limit: int, as_json: bool) -> None:
         return
     click.echo(f"{'ID':<28} {'STATE':<13} {'SINCE':<21} {'OBJ':>4}  TITLE")
     for i in found:
-        click.echo(f"{i.id:<28} {i.state:<13} {_when(i.created_at):<21} {len(i.objects):>4}  {i.title}")
+        click.echo(f"{i.id:<28} {i.state:<13} {utc(i.created_at):<21} {len(i.objects):>4}  {i.title}")
 
 
 @click.command()
@@ -76,8 +70,8 @@ def incident(obj, incident_id: str, as_json: bool) -> None:
         click.echo(json.dumps(incident_json(inc, timeline), indent=2))
         return
     click.echo(f"{inc.id}: {inc.title}")
-    click.echo(f"  state {inc.state}, opened {_when(inc.created_at)}"
-               + (f", resolved {_when(inc.resolved_at)}" if inc.resolved_at else "")
+    click.echo(f"  state {inc.state}, opened {utc(inc.created_at)}"
+               + (f", resolved {utc(inc.resolved_at)}" if inc.resolved_at else "")
                + (f", acknowledged by {inc.acknowledged_by}" if inc.acknowledged_by else ""))
     if inc.plan_id:
         click.echo(f"  remediation plan {inc.plan_id}")
@@ -89,7 +83,7 @@ def incident(obj, incident_id: str, as_json: bool) -> None:
         click.echo(f"    … and {len(inc.objects) - 50} more")
     click.echo("  timeline:")
     for e in timeline:
-        click.echo(f"    {_when(e.t)} [{e.kind}] {e.text}" + (f" ({e.actor})" if e.actor != "oneha" else ""))
+        click.echo(f"    {utc(e.t)} [{e.kind}] {e.text}" + (f" ({e.actor})" if e.actor != "oneha" else ""))
 
 
 @click.command()
@@ -136,7 +130,7 @@ def silence_add(obj, matchers: tuple[str, ...], duration: str, starts_in: str, a
         s = _store(obj).add_silence(list(matchers), start + length, author, comment, starts_at=start)
     except SilenceError as exc:
         raise click.ClickException(str(exc)) from None
-    click.echo(f"silence {s.id} until {_when(s.ends_at)}: {', '.join(str(m) for m in s.matchers)}")
+    click.echo(f"silence {s.id} until {utc(s.ends_at)}: {', '.join(str(m) for m in s.matchers)}")
 
 
 @silence.command("list")
@@ -151,7 +145,7 @@ def silence_list(obj, show_all: bool) -> None:
         return
     click.echo(f"{'ID':<13} {'STATE':<8} {'ENDS':<21} {'AUTHOR':<12} MATCHERS — COMMENT")
     for s in found:
-        click.echo(f"{s.id:<13} {s.state(now):<8} {_when(s.ends_at):<21} {s.author:<12} "
+        click.echo(f"{s.id:<13} {s.state(now):<8} {utc(s.ends_at):<21} {s.author:<12} "
                    f"{', '.join(str(m) for m in s.matchers)} — {s.comment}")
 
 
@@ -165,7 +159,7 @@ def silence_expire(obj, silence_id: str, by: str) -> None:
         s = _store(obj).expire_silence(silence_id, by or "cli")
     except KeyError:
         raise click.ClickException(f"no silence {silence_id} (see `oneha silence list --all`)") from None
-    click.echo(f"silence {s.id} expired at {_when(s.ends_at)}")
+    click.echo(f"silence {s.id} expired at {utc(s.ends_at)}")
 
 
 @click.group()

@@ -12,6 +12,8 @@ import uuid
 
 import click
 
+from gateway.domain.timefmt import utc
+
 
 def register(main: click.Group) -> None:
     main.add_command(send_test)
@@ -81,14 +83,6 @@ def _store(obj):
     return NotificationStore.of(rt)
 
 
-def _utc(ts) -> str:
-    from gateway.domain.messages import utc
-    try:
-        return utc(float(ts))
-    except (TypeError, ValueError):
-        return "-"
-
-
 @notifications.command("failed")
 @click.option("--json", "as_json", is_flag=True, help="One JSON object per line.")
 @click.pass_obj
@@ -104,7 +98,7 @@ def failed_cmd(obj, as_json: bool) -> None:
         click.echo("no failed deliveries")
         return
     for d in items:
-        click.echo(f"{_utc(d['at'])}  {d['notification_id']}  receiver={d['receiver']}  "
+        click.echo(f"{utc(d['at'])}  {d['notification_id']}  receiver={d['receiver']}  "
                    f"attempts={d['attempts']}")
         click.echo(f"    {d['title']}")
         if d.get("url"):
@@ -130,7 +124,7 @@ def log_cmd(obj, notification_id: str | None, limit: int, as_json: bool) -> None
         if not rows:
             click.echo("no notifications recorded")
         for row in rows:
-            click.echo(f"{_utc(row['created_at'])}  {row['status']:8}  {row['notification_id']}  "
+            click.echo(f"{utc(row['created_at'])}  {row['status']:8}  {row['notification_id']}  "
                        f"{row['title']}")
         return
     rec = store.get(notification_id)
@@ -145,12 +139,12 @@ def log_cmd(obj, notification_id: str | None, limit: int, as_json: bool) -> None
     click.echo(f"  receiver:   {rec['receiver']}   transition: {rec['transition']}   "
                f"incident: {rec['incident_id']}")
     click.echo(f"  title:      {rec['title']}")
-    click.echo(f"  created:    {_utc(rec['created_at'])}   updated: {_utc(rec['updated_at'])}")
+    click.echo(f"  created:    {utc(rec['created_at'])}   updated: {utc(rec['updated_at'])}")
     for u in rec["urls"]:
         click.echo(f"  url {u['url_key']}: {u['state']} after {u['attempts']} attempt(s)  "
                    f"{u['url']}")
     for a in rec["attempts"]:
-        line = (f"  {_utc(a['at'])}  #{a['attempt']} {a['url_key']}  {a['status']:8} "
+        line = (f"  {utc(a['at'])}  #{a['attempt']} {a['url_key']}  {a['status']:8} "
                 f"{a['elapsed'] * 1000:6.0f} ms  {a['outcome']}: {a['reason']}")
         if a.get("error"):
             line += f"\n      {a['error']}"

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import getpass
 import json
-import time
 
 import click
+
+from gateway.domain.timefmt import utc
 
 
 def register(main: click.Group) -> None:
@@ -144,6 +145,5 @@ def audit(obj, limit: int, plan_id: str | None) -> None:
     """The remediation audit log: every decision and call, oldest first."""
     rem = _remediator(obj)
     for row in rem.store.audit_log(limit, plan_id=plan_id):
-        when = time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(row["t"]))
         data = " ".join(f"{k}={v}" for k, v in row["data"].items())
-        click.echo(f"{when}Z {row['actor']:<12} {row['what']:<20} {row['plan'] or '-'} {data}")
+        click.echo(f"{utc(row['t'])} {row['actor']:<12} {row['what']:<20} {row['plan'] or '-'} {data}")

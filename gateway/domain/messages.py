@@ -14,13 +14,13 @@ import functools
 import re
 import unicodedata
 from dataclasses import dataclass
-from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Iterable
 
 import jinja2
 
 from .notifications import Notification
+from .timefmt import duration, utc
 
 TEMPLATE_DIR = Path(__file__).resolve().parent.parent / "templates" / "messages"
 
@@ -169,30 +169,6 @@ def _headline(transition: str, incident: dict) -> str:
 
 
 # --- formatting helpers (also Jinja filters) ------------------------------------------------
-
-def utc(ts: Any) -> str:
-    """Unix seconds → `2026-11-25T17:45:16Z`; '-' when unknown."""
-    if ts is None or isinstance(ts, bool) or not isinstance(ts, (int, float)):
-        return "-"
-    return datetime.fromtimestamp(ts, tz=timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-def duration(seconds: Any) -> str:
-    """`3725` → `1h 02m 05s`; '-' when unknown."""
-    if seconds is None or isinstance(seconds, bool) or not isinstance(seconds, (int, float)):
-        return "-"
-    s = int(round(max(seconds, 0)))
-    d, s = divmod(s, 86400)
-    h, s = divmod(s, 3600)
-    m, s = divmod(s, 60)
-    if d:
-        return f"{d}d {h:02d}h {m:02d}m"
-    if h:
-        return f"{h}h {m:02d}m {s:02d}s"
-    if m:
-        return f"{m}m {s:02d}s"
-    return f"{s}s"
-
 
 def yes_no(value: Any) -> str:
     return "yes" if value is True else "no" if value is False else "unknown"

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 
 from .events import Event
 from .objects import XmlError, _int, _text, parse_xml
+from .timefmt import duration
 
 # include/RaftManager.h
 SOLO, CANDIDATE, FOLLOWER, LEADER = 0, 1, 2, 3
@@ -270,7 +271,7 @@ def assess(statuses: dict[str, RaftStatus | Exception], zone: ZoneInfo | None, r
         elections += (now,)
     if len(elections) >= rules.flap_count:
         add(Finding(zone_obj, "RAFT/LEADER_FLAPPING", "RAFT/LEADER_STABLE", "warning", zone_name,
-                    f"{len(elections)} leader elections within {_duration(rules.flap_window)} "
+                    f"{len(elections)} leader elections within {duration(rules.flap_window)} "
                     f"(threshold {rules.flap_count}); the front-ends may be overloaded or their "
                     "network unstable"))
 
@@ -351,14 +352,6 @@ def _who(v: ServerView) -> str:
 def _host_port(endpoint: str) -> str:
     rest = endpoint.split("://", 1)[-1]
     return rest.split("/", 1)[0]
-
-
-def _duration(seconds: float) -> str:
-    if seconds >= 3600 and seconds % 3600 == 0:
-        return f"{int(seconds // 3600)} h"
-    if seconds >= 60 and seconds % 60 == 0:
-        return f"{int(seconds // 60)} min"
-    return f"{seconds:g} s"
 
 
 # ---- findings over time -> Events -----------------------------------------------------------

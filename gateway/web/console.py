@@ -8,7 +8,6 @@ itself holds no credentials and changes nothing.
 from __future__ import annotations
 
 import time
-from datetime import datetime, timezone
 
 from flask import Blueprint, abort, current_app, render_template
 
@@ -16,6 +15,7 @@ from gateway.adapters.store.events import EventStore
 from gateway.adapters.store.incidents import IncidentStore
 from gateway.adapters.store.raft import RaftStore
 from gateway.adapters.store.remediation import RemediationStore
+from gateway.domain.timefmt import duration, utc
 
 bp = Blueprint("console", __name__)
 
@@ -24,25 +24,8 @@ def _rt():
     return current_app.extensions["oneha"]
 
 
-@bp.app_template_filter("when")
-def _when(ts: float | None) -> str:
-    if not ts:
-        return "—"
-    return datetime.fromtimestamp(float(ts), timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC")
-
-
-@bp.app_template_filter("duration")
-def _duration(seconds: float | None) -> str:
-    if seconds is None:
-        return "—"
-    seconds = int(round(float(seconds)))
-    if seconds < 120:
-        return f"{seconds} s"
-    minutes, s = divmod(seconds, 60)
-    if minutes < 120:
-        return f"{minutes} min {s} s"
-    hours, m = divmod(minutes, 60)
-    return f"{hours} h {m} min"
+bp.add_app_template_filter(utc, "when")
+bp.add_app_template_filter(duration, "duration")
 
 
 @bp.get("/")
