@@ -54,18 +54,16 @@ def raft(obj, as_json: bool) -> None:
 
 
 def render_table(snap: dict, zone_name: str, log_retention: int) -> str:
+    from gateway.domain.text import text_table
     headers = ["ID", "NAME", "ENDPOINT", "STATE", "TERM", "LOG INDEX", "COMMIT", "LAG"]
     rows = []
     for s in snap["servers"]:
         mark = "*" if s["id"] is not None and s["id"] == snap["leader"] else ""
         rows.append([_cell(s["id"]), s["name"] + mark, s["endpoint"], s["state"], _cell(s["term"]),
                      _cell(s["log_index"]), _cell(s["commit"]), _cell(s["lag"])])
-    widths = [max(len(h), *(len(r[i]) for r in rows)) if rows else len(h)
-              for i, h in enumerate(headers)]
     lines = [f"zone {zone_name}: {len(rows)} server(s) polled, log retention {log_retention}"
              " (* = leader)",
-             "  ".join(h.ljust(w) for h, w in zip(headers, widths)).rstrip()]
-    lines += ["  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip() for r in rows]
+             text_table(headers, rows, indent="", max_width=200, rule=False)]
     for s in snap["servers"]:
         if s["error"]:
             lines.append(f"  {s['name']}: {s['error']}")

@@ -12,14 +12,14 @@ from __future__ import annotations
 
 import functools
 import re
-import unicodedata
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
 
 import jinja2
 
 from .notifications import Notification
+from .text import DEFAULT_LIMIT, clean_text, text_table
 from .timefmt import duration, utc
 
 TEMPLATE_DIR = Path(__file__).resolve().parent.parent / "templates" / "messages"
@@ -44,7 +44,6 @@ CHAT_AFFECTED_NAMES = 3
 
 _LIMITS = {"title": 200, "text": 600, "next_step": 500, "reason": 200, "name": 80,
            "details": 300}
-_DEFAULT_LIMIT = 120
 _URL_KEYS = {"approval_url", "console_url"}
 
 
@@ -79,18 +78,6 @@ def render(notification: Notification, kind: str) -> Message:
 
 # --- cleaning -------------------------------------------------------------------------------
 
-def clean_text(value: Any, limit: int = _DEFAULT_LIMIT) -> str:
-    """One safe line: control/format characters (newlines, bidi overrides, NUL) become spaces,
-    runs of whitespace collapse, and the result is cut to `limit` with an ellipsis."""
-    text = "" if value is None else str(value)
-    text = "".join(" " if unicodedata.category(ch) in ("Cc", "Cf", "Zl", "Zp") else ch
-                   for ch in text)
-    text = " ".join(text.split())
-    if len(text) > limit:
-        text = text[: max(limit - 1, 0)].rstrip() + "…"
-    return text
-
-
 def _clean(value: Any, key: str = "") -> Any:
     if isinstance(value, dict):
         return {clean_text(k, 60): _clean(v, str(k)) for k, v in value.items()}
@@ -100,7 +87,7 @@ def _clean(value: Any, key: str = "") -> Any:
         return value
     if key in _URL_KEYS:
         return clean_text(value, 2000).replace(" ", "%20")
-    return clean_text(value, _LIMITS.get(key, _DEFAULT_LIMIT))
+    return clean_text(value, _LIMITS.get(key, DEFAULT_LIMIT))
 
 
 def _dicts(value: Any) -> list[dict]:
@@ -188,20 +175,6 @@ def _impact_rows(impact: list[dict]) -> list[list[str]]:
              yes_no(p["memory_lost"]), yes_no(p["connections_dropped"]),
              p["data_loss_risk"] or "unknown"]
             for p in impact]
-
-
-def text_table(headers: Iterable[str], rows: Iterable[Iterable[Any]], indent: str = "  ",
-               max_width: int = 60) -> str:
-    """A left-aligned plain-text table; cells are cut to `max_width` so one long name cannot
-    push the other columns off screen."""
-    headers = [clean_text(h, max_width) for h in headers]
-    body = [[clean_text(c, max_width) for c in row] for row in rows]
-    widths = [max([len(h)] + [len(r[i]) for r in body if i < len(r)])
-              for i, h in enumerate(headers)]
-    lines = []
-    for row in [headers, ["-" * w for w in widths]] + body:
-        lines.append(indent + "  ".join(c.ljust(w) for c, w in zip(row, widths)).rstrip())
-    return "\n".join(lines)
 
 
 def obj_label(o: dict) -> str:

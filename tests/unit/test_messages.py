@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from gateway.domain.messages import MAIL_AFFECTED_SHOWN, clean_text, render, text_table
+from gateway.domain.messages import MAIL_AFFECTED_SHOWN, render
 from gateway.domain.notifications import TRANSITIONS, Notification, notification_id_for
 
 T0 = 1764090000.0  # 2025-11-25T17:00:00Z
@@ -178,13 +178,6 @@ def test_a_minimal_incident_still_renders_a_non_empty_message():
 def test_unknown_kind_is_refused():
     with pytest.raises(ValueError, match="kind 'sms'"):
         render(note(), "sms")
-
-
-def test_helpers_clean_text_and_draw_tables():
-    assert clean_text("a\n\tb  c\u200b", 10) == "a b c"
-    assert clean_text("abcdefghijkl", 5) == "abcd…"
-    assert text_table(["A", "Bee"], [["xx", "y"]]).splitlines() == ["  A   Bee", "  --  ---",
-                                                                    "  xx  y"]
 
 
 def test_notification_round_trips_and_refuses_what_a_worker_could_not_deliver():
