@@ -236,9 +236,6 @@ class ChatSink:
     def wait_for(self, n: int = 1, timeout: float = 10.0) -> list[ChatPost]:
         return _wait(self._cond, self.messages, n, timeout, "chat message(s)")
 
-    def wait_for_attempts(self, n: int, timeout: float = 10.0) -> list[ChatPost]:
-        return _wait(self._cond, self.attempts, n, timeout, "POST(s)")
-
     def clear(self) -> None:
         with self._cond:
             self.messages.clear()

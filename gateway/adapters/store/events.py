@@ -309,10 +309,6 @@ class IngestCounters:
                 self._pending[field] = self._pending.get(field, 0) + n
 
 
-def body_sha256(body: bytes) -> str:
-    return hashlib.sha256(body).hexdigest()
-
-
 # --- Celery protocol 2 message, as kombu's Redis transport LPUSHes it -------------------------
 # Key order and separators follow kombu (json.dumps defaults), so the bytes match what
 # `app.send_task(name, args=[...], queue=...)` pushes, apart from ids, origin and argsrepr.

@@ -12,7 +12,7 @@ Per notification id `N` and per URL (its `url_key`, a hash that reveals nothing 
   (sending | retrying | sent | failed), computed atomically by `finish()` from every URL's state.
 - `notify:urls:N` — hash U → masked URL; `notify:attempts:N` — list of JSON attempts
   (url_key, url, attempt, ok, status, error, elapsed, at, outcome, reason).
-- `notify:index` — zset N by creation time (the log); `notify:incident:<id>` — zset N.
+- `notify:index` — zset N by creation time (the log).
 - `notify:dead` — hash "N U" → JSON dead letter. Dead letters never expire: a delivery that
   failed for good stays visible until an operator deals with it.
 Everything else expires after `notify.retention`.
@@ -148,9 +148,6 @@ class NotificationStore:
                     p.expire(self._k("urls", n.notification_id), self.retention)
                 p.zadd(self._k("index"), {n.notification_id: now}, nx=True)
                 p.zremrangebyrank(self._k("index"), 0, -INDEX_MAX - 1)
-                inc = self._k("incident", fields["incident_id"])
-                p.zadd(inc, {n.notification_id: now}, nx=True)
-                p.expire(inc, self.retention)
                 p.execute()
 
     def claim(self, notification_id: str, url_key: str, now: float, max_attempts: int) -> Claim:
@@ -228,9 +225,6 @@ class NotificationStore:
                                                for f, v in zip(fields, row)}}
             out.append(item)
         return out
-
-    def for_incident(self, incident_id: str) -> list[str]:
-        return [_s(i) for i in self._r.zrange(self._k("incident", incident_id), 0, -1)]
 
     def dead_letter_count(self) -> int:
         return self._r.hlen(self._k("dead"))
