@@ -171,6 +171,8 @@ class Incident:
             return f"VM {p.name} ({p.id}) is {p.state_label}{where}"
         if p.resource == "CLOUD" and self.state == RESOLVED:
             return "Storm over: oneha's automatic remediation may act again"
+        if p.resource == "CLOUD":
+            return f"Storm guard stopped automatic remediation: {p.state_label}"
         if self.state == RESOLVED:
             return f"{p.resource.title()} {p.name}: {p.condition} resolved"
         return f"{p.resource.title()} {p.name}: {p.condition}"

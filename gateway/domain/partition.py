@@ -22,7 +22,9 @@ OBJECT_KEY = f"cloud:{OBJECT_ID}"
 
 def storm_event(hosts: Sequence[HostInfo], reason: str, now: float) -> Event:
     failed = sorted((h for h in hosts if h.is_error), key=lambda h: h.id)
+    considered = [h for h in hosts if not h.in_maintenance]  # as the guard counts them
     names = ", ".join(h.name for h in failed)
+    state = f"{len(failed)} of {len(considered)} hosts in ERROR"
     steps = [
         f"Automatic remediation is stopped: {reason}.",
         f"Hosts in ERROR ({len(failed)}): {names}.",
@@ -36,17 +38,16 @@ def storm_event(hosts: Sequence[HostInfo], reason: str, now: float) -> Event:
     return Event(
         event_id=hashlib.sha256(f"storm:{ids}".encode()).hexdigest()[:32], source="remediation",
         resource="CLOUD", object_id=OBJECT_ID, name="storm guard", status="firing",
-        condition=f"{len(failed)} hosts in ERROR at once; automatic remediation stopped",
-        occurred_at=now, summary="\n".join(steps),
+        condition="STORM/HOSTS_IN_ERROR", occurred_at=now, summary="\n".join(steps),
         labels={"resource": "CLOUD", "name": "storm guard", "severity": "critical",
-                "hosts_in_error": str(len(failed))})
+                "state": state})
 
 
 def storm_over_event(incident_id: str, reason: str, now: float) -> Event:
     return Event(
         event_id=hashlib.sha256(f"storm-over:{incident_id}".encode()).hexdigest()[:32],
         source="remediation", resource="CLOUD", object_id=OBJECT_ID, name="storm guard",
-        status="resolved", condition="storm guard lets actions through again",
+        status="resolved", condition="STORM/OVER",
         occurred_at=now, summary=f"The storm is over: {reason}.",
         labels={"resource": "CLOUD", "name": "storm guard"})
 

@@ -118,7 +118,8 @@ def test_a_partition_is_one_message_naming_the_guard_and_nothing_is_done(key_pre
         stack.sim.partition(cut)
 
         def storm_told():
-            return all(any("storm guard" in t.title for t in stack.told(r)) for r in RECEIVERS)
+            return all(any("storm guard" in t.title.lower() for t in stack.told(r))
+                       for r in RECEIVERS)
         stack.wait("the partition message", storm_told, 90)
         # Every host's alert too, and then quiet: long enough for plans past their grace.
         stack.wait("the 12 host alerts", lambda: all(
@@ -129,9 +130,10 @@ def test_a_partition_is_one_message_naming_the_guard_and_nothing_is_done(key_pre
         assert stack.writes() == [], "nothing may be done to the cloud in a partition"
         for receiver in RECEIVERS:
             told = stack.told(receiver)
-            storm = [t for t in told if "storm guard" in t.title]
+            storm = [t for t in told if "storm guard" in t.title.lower()]
             assert len(storm) == 1, [t.title for t in told]
-            assert "12 hosts in ERROR" in storm[0].title
+            assert "12 of 20 hosts in ERROR" in storm[0].title
+            assert "storm guard: 12 of 20 hosts in ERROR (60%)" in storm[0].body
             if receiver == "mail":
                 assert "node01, node02" in storm[0].body and "Check first" in storm[0].body
             assert not any(t.kind in ("NEEDS A HUMAN", "REMEDIATION FAILED") for t in told)
