@@ -1,12 +1,20 @@
-"""`create_app(settings)`: the Flask app, built fresh (no globals), with every blueprint that exists."""
+"""`create_app(settings)`: the Flask app, built fresh (no globals), with every blueprint that exists.
+
+`app.extensions["oneha"]` is the `Runtime` (settings, Redis, adapters); `app.extensions["celery"]`
+the one Celery client of the web app, which views that send tasks use (ingest needs none: it
+queues its task in the same Lua script that records the event).
+"""
 
 from __future__ import annotations
 
 import importlib
 from pathlib import Path
 
+from celery import Celery
 from flask import Flask
 from flask.sessions import SessionInterface
+
+from tasks.app import create_celery
 
 from .config import Settings
 from .runtime import Runtime
@@ -32,10 +40,19 @@ def create_app(settings: Settings, runtime: Runtime | None = None) -> Flask:
     app.config.update(JSON_SORT_KEYS=False)
     app.session_interface = _NoSessions()
     app.extensions["oneha"] = runtime or Runtime.from_settings(settings)
+    celery_init_app(app)
     errors.install(app)
     for name in BLUEPRINTS:
         app.register_blueprint(importlib.import_module(name).bp)
     return app
+
+
+def celery_init_app(app: Flask) -> Celery:
+    """The web app's Celery client (it only sends), sharing the app's runtime."""
+    rt: Runtime = app.extensions["oneha"]
+    celery = create_celery(rt.settings, rt)
+    app.extensions["celery"] = celery
+    return celery
 
 
 class _NoSessions(SessionInterface):

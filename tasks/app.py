@@ -12,7 +12,8 @@ TASK_MODULES = ["tasks.process", "tasks.notify", "tasks.remediate", "tasks.monit
                 "tasks.housekeeping"]
 
 
-def create_celery(settings: Settings) -> Celery:
+def create_celery(settings: Settings, runtime: Runtime | None = None) -> Celery:
+    """A Celery app for workers and for senders; `runtime` shares a process's Redis client."""
     app = Celery("oneha", broker=settings.redis_url, include=TASK_MODULES)
     app.conf.update(
         task_acks_late=True,  # every task with effects claims its effect in Redis first
@@ -34,7 +35,7 @@ def create_celery(settings: Settings) -> Celery:
         broker_transport_options={"visibility_timeout": 120, "unacked_restore_throttle": 1},
         worker_hijack_root_logger=False,
     )
-    app.oneha_runtime = Runtime.from_settings(settings)  # type: ignore[attr-defined]
+    app.oneha_runtime = runtime or Runtime.from_settings(settings)  # type: ignore[attr-defined]
     return app
 
 

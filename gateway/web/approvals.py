@@ -32,12 +32,11 @@ _DECISIONS = {"approve": "approved", "approved": "approved", "deny": "denied", "
 
 def _remediator():
     rt = current_app.extensions["oneha"]
+    celery = current_app.extensions["celery"]  # the queue the decisions are sent to
 
     def build():
         from gateway.adapters.opennebula import OpenNebula
         from gateway.remediator import build_remediator
-        from tasks.app import create_celery  # the queue the decisions are sent to
-        celery = rt.cached("celery", lambda: create_celery(rt.settings))
         return build_remediator(rt, celery.send_task, OpenNebula.of(rt))
     return rt.cached("remediator_web", build)
 

@@ -160,3 +160,12 @@ def test_queued_messages_carry_fresh_uuid4_ids_as_celery_does():
             ids.add(value)
         assert m["headers"]["root_id"] == m["properties"]["correlation_id"] == m["headers"]["id"]
     assert len(ids) == 4000
+
+
+def test_the_web_app_has_one_celery_client_on_its_own_runtime(redis_url, key_prefix):
+    """Views that send tasks (the approval links) use the client create_app wired; ingest needs
+    none, its message goes out in the Lua script."""
+    app = create_app(make_settings(redis_url, key_prefix))
+    celery = app.extensions["celery"]
+    assert celery.oneha_runtime is app.extensions["oneha"]
+    assert celery.conf.task_default_queue == app.extensions["oneha"].settings.task_queue
