@@ -1,9 +1,11 @@
 """A notification: one incident transition to be told to one receiver, exactly once.
 
-The incident engine (and remediation) build a `Notification` and enqueue the Celery task
-`oneha.deliver` with `notification.to_json()` as its one argument (or call
-`tasks.notify.enqueue(notification)`); the task renders it per URL kind (mail or chat), sends it
-through apprise, records every attempt and dead-letters what still fails after the retries.
+Producers do not send it themselves: the incident engine builds a `Notification` (through
+`gateway/domain/composer.py`; remediation's news reach it as notices on the incident) and adds it
+to the incident's outbox, in the same Redis transaction as the change it tells of. The outbox
+hands it to the Celery task `oneha.deliver` (tasks/notify.py), `notification.to_json()` its one
+argument; the task renders it per URL kind (mail or chat), sends it through apprise, records
+every attempt and dead-letters what still fails after the retries.
 `notification_id` is the idempotency key: the same id enqueued twice is delivered once per URL.
 Build it with `notification_id_for(incident_id, transition, seq, receiver)` so every producer
 spells it the same way.
