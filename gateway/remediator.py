@@ -132,8 +132,7 @@ class Remediator:
             now=self.clock(), policy=policy, vms=vms, hosts=hosts, failed_host_id=failed_host_id,
             incident_started_at=inc.created_at, monitoring_interval=self.monitoring_interval(),
             exclude_vm_ids=frozenset(covered), labels=dict(inc.labels),
-            refreshing_host_ids=frozenset(h.id for h in hosts if h.in_maintenance
-                                          and self.store.refreshed_at(h.id) is not None)))
+            own_host_ids=self._own_hosts(hosts)))
         if not plan.steps and not plan.skipped:
             return None
         status, reason = self._initial_status(plan)
@@ -277,7 +276,7 @@ class Remediator:
             return Wake(RUN_TASK, plan.grace_until - now)
         if plan.host_id is not None:
             host = self.one.host(plan.host_id)
-            if not host.is_error:
+            if not host.is_error and host.id not in self._own_hosts([host]):
                 self.store.set_status(plan.plan_id, rs.CANCELLED,
                                       f"host {host.name} is {host.state_label} again: it came "
                                       "back during the grace period, nothing done")
@@ -639,7 +638,8 @@ class Remediator:
                                               "incident plans this VM", "changed")
             return decision
         host = hosts.get(step.host_id)
-        disabled_by_us = (outcomes.get(f"disable:{step.host_id}") or {}).get("status") == "done"
+        disabled_by_us = (outcomes.get(f"disable:{step.host_id}") or {}).get("status") == "done" \
+            or (host is not None and host.id in self._own_hosts([host]))
         alone = guards.host_left_alone(host, by_oneha=disabled_by_us)
         if not alone:
             return alone
@@ -957,6 +957,13 @@ class Remediator:
     def _timeline(self, incident_id: str, text: str, actor: str = "oneha", **data) -> None:
         self.incidents.add_timeline(incident_id, text, actor, data)
 
+    def _own_hosts(self, hosts) -> frozenset[int]:
+        """Of `hosts`, those DISABLED/OFFLINE by oneha itself: a plan disabled them, or a
+        refresh set them OFFLINE for a moment. Never an operator's maintenance."""
+        marked = self.incidents.own_hosts()
+        return frozenset(h.id for h in hosts if h.in_maintenance and (
+            h.id in marked or self.store.refreshed_at(h.id) is not None))
+
     def _own_mark_ttl(self, action: str) -> float | None:
         """How long a host state oneha caused is oneha's: a disabled host until it is healthy
         again (no expiry), a refresh's OFFLINE for the cycle or two the refresh takes."""
@@ -1014,6 +1021,12 @@ class IncidentPort:
                         ttl: float | None) -> None:
         if self.store is not None and host_id is not None:
             self.store.note_own_action(host_id, action, plan_id, ttl)
+
+    def own_hosts(self) -> frozenset[int]:
+        """Ids of hosts whose DISABLED/OFFLINE state oneha's own actions caused."""
+        if self.store is None:
+            return frozenset()
+        return frozenset(int(k) for k in self.store.own_actions() if k.isdigit())
 
     def record_event(self, event) -> None:
         """An event of remediation's own (the storm guard's finding) into the incident flow."""

@@ -129,5 +129,16 @@ def test_a_host_oneha_is_refreshing_is_not_an_operators_maintenance():
     inp = dict(plan_id="p", incident_id="i", now=1.0, policy=policy, vms=[vm(1)],
                hosts=[offline, host(2)])
     assert build_plan(PlanInput(**inp)).skipped[0].code == "maintenance"
-    plan = build_plan(PlanInput(**inp, refreshing_host_ids=frozenset({1})))
+    plan = build_plan(PlanInput(**inp, own_host_ids=frozenset({1})))
     assert [s.action for s in plan.steps] == ["refresh_host", "resume"]
+
+
+def test_a_failed_host_oneha_disabled_is_still_failed_for_a_later_plan():
+    disabled = host(1, state=4)
+    vms = [vm(1, host_id=1)]
+    assert plan_for(vms, [disabled, host(2)], failed=1).skipped[0].code == "maintenance"
+    policy = RemediationConfig().for_labels({})
+    plan = build_plan(PlanInput(plan_id="p", incident_id="i", now=1.0, policy=policy, vms=vms,
+                                hosts=[disabled, host(2)], failed_host_id=1,
+                                own_host_ids=frozenset({1})))
+    assert [s.action for s in plan.vm_steps] == ["resched"] and plan.skipped == ()

@@ -131,8 +131,9 @@ class PlanInput:
     incident_started_at: float | None = None
     monitoring_interval: float = 60.0
     exclude_vm_ids: frozenset[int] = frozenset()  # already in an earlier plan of the incident
-    # Hosts oneha is refreshing right now (OFFLINE for a moment by oneha, not by an operator).
-    refreshing_host_ids: frozenset[int] = frozenset()
+    # Hosts whose DISABLED/OFFLINE state is oneha's own doing (a plan disabled the failed host,
+    # or a refresh set it OFFLINE for a moment): not an operator's maintenance.
+    own_host_ids: frozenset[int] = frozenset()
     labels: dict[str, str] = field(default_factory=dict)
 
 
@@ -197,10 +198,11 @@ def _host_plan(inp: PlanInput, failed: HostInfo, vms: list[VmInfo], hosts: dict[
     skipped: list[Skip] = []
     notes: list[str] = []
     policy = inp.policy
-    alone = guards.host_left_alone(failed)
+    ours = failed.id in inp.own_host_ids
+    alone = guards.host_left_alone(failed, by_oneha=ours)
     if not alone:
         return [], [Skip(v.id, v.name, "maintenance", alone.reason) for v in vms], [alone.reason]
-    if not failed.is_error:
+    if not failed.is_error and not (ours and failed.in_maintenance):
         notes.append(f"host {failed.name} is {failed.state_label} again: nothing to do")
         return [], [Skip(v.id, v.name, "not_failed", f"host {failed.name} is back")
                     for v in vms], notes
@@ -310,7 +312,7 @@ def _vm_plan(inp: PlanInput, vm: VmInfo, hosts: dict[int, HostInfo], steps: list
         skipped.append(Skip(vm.id, vm.name, "not_failed", f"{vm.state_label}: nothing to do"))
         return
     alone = guards.host_left_alone(host, by_oneha=host is not None
-                                   and host.id in inp.refreshing_host_ids)
+                                   and host.id in inp.own_host_ids)
     if not alone:
         skipped.append(Skip(vm.id, vm.name, "maintenance", alone.reason))
         return
