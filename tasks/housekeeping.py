@@ -15,7 +15,7 @@ import redis
 from celery import shared_task
 
 from gateway.errors import Transient
-from tasks.process import FLUSH_DUE_TASK, store_of
+from tasks.process import FLUSH_DUE_TASK, flow_of
 
 log = logging.getLogger("oneha.housekeeping")
 
@@ -29,7 +29,7 @@ PERIODIC = {FLUSH_DUE_TASK: 1.0, PURGE_TASK: 3600.0}
              retry_backoff=True, retry_backoff_max=10, max_retries=10)
 def flush_due() -> dict:
     from tasks.app import runtime
-    reports = store_of(runtime()).flush_due()
+    reports = flow_of(runtime()).flush_due()
     for r in reports:
         log.info("due_flushed member=%s sent=%s reason=%s notifications=%s", r.member, r.sent,
                  r.reason, ",".join(r.notifications))
@@ -45,7 +45,7 @@ def purge_incidents() -> dict:
     forgotten (idempotent)."""
     from tasks.app import runtime
     rt = runtime()
-    store = store_of(rt)
+    store = flow_of(rt).store
     before = rt.clock() - rt.settings.incidents.retention
     gone = store.purge_resolved(before)
     if gone:

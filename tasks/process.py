@@ -14,7 +14,7 @@ import logging
 import redis
 from celery import current_app, shared_task
 
-from gateway.adapters.store.incidents import IncidentStore
+from gateway.flows.incident import IncidentFlow
 from gateway.domain.events import Event
 from gateway.errors import Transient
 
@@ -27,8 +27,8 @@ FLUSH_DUE_TASK = "oneha.flush_due"
 MAX_FAST_PATH_WAIT = 90.0
 
 
-def store_of(rt) -> IncidentStore:
-    return IncidentStore(rt, send=current_app.send_task)
+def flow_of(rt) -> IncidentFlow:
+    return IncidentFlow(rt, send=current_app.send_task)
 
 
 @shared_task(name=PROCESS_EVENT_TASK, acks_late=True,
@@ -43,7 +43,7 @@ def process_event(event_json: str) -> dict:
     except (ValueError, TypeError) as exc:  # a bad message is not retried: it would never pass
         log.error("event_rejected reason=%s body=%.200s", exc, event_json)
         return {"action": "rejected", "reason": f"not an Event: {exc}"}
-    applied = store_of(rt).apply_event(event)
+    applied = flow_of(rt).apply_event(event)
     for gid, due in applied.new_groups:
         wait = max(0.0, due - rt.clock())
         if wait <= MAX_FAST_PATH_WAIT:

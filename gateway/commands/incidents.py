@@ -97,7 +97,10 @@ def ack(obj, incident_id: str, by: str, comment: str) -> None:
     if not by:
         raise click.UsageError("--by is required (no user name found)")
     try:
-        inc = _store(obj).transition(incident_id, "acknowledged", comment or "acknowledged", by)
+        from gateway.flows.incident import IncidentFlow
+        from gateway.runtime import Runtime
+        flow = IncidentFlow(Runtime.from_settings(obj.settings))
+        inc = flow.transition(incident_id, "acknowledged", comment or "acknowledged", by)
     except KeyError:
         raise click.ClickException(f"no incident {incident_id}") from None
     except TransitionError as exc:

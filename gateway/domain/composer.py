@@ -12,14 +12,14 @@ from __future__ import annotations
 from dataclasses import replace
 from typing import Any, Iterable
 
-from . import grouping, incidents as inc_mod
+from . import grouping, story
 from .incidents import Incident, TimelineEntry
 from .notifications import Notification, notification_id_for
 
 
 def incident_summary(incident: Incident, timeline: Iterable[TimelineEntry], public_url: str
                      ) -> dict[str, Any]:
-    return inc_mod.summary(incident, timeline, console_url=console_url(public_url, incident.id))
+    return story.summary(incident, timeline, console_url=console_url(public_url, incident.id))
 
 
 def console_url(public_url: str, incident_id: str) -> str:

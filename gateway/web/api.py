@@ -26,6 +26,7 @@ from flask import Blueprint, current_app, jsonify, request
 
 from gateway.adapters.store.events import EventStore
 from gateway.adapters.store.incidents import IncidentStore
+from gateway.flows.incident import IncidentFlow
 from gateway.domain.incidents import TransitionError
 from gateway.domain.model import parse_duration
 from gateway.domain.muting import Silence, SilenceError
@@ -128,8 +129,9 @@ def ack_incident(incident_id: str):
     who = _who(data, "by")
     comment = str(data.get("comment") or "").strip()
     try:
-        inc = _store().transition(incident_id, "acknowledged",
-                                  comment or "acknowledged through the API", who)
+        flow = IncidentFlow(current_app.extensions["oneha"])
+        inc = flow.transition(incident_id, "acknowledged",
+                              comment or "acknowledged through the API", who)
     except KeyError:
         raise BadInput("not_found", f"no incident {incident_id}", 404) from None
     except TransitionError as exc:

@@ -4,7 +4,7 @@ import time
 
 import pytest
 
-from gateway.adapters.store.incidents import IncidentStore
+from gateway.flows.incident import IncidentFlow
 from gateway.domain.events import Event
 
 pytestmark = pytest.mark.browser
@@ -26,7 +26,7 @@ def _vm_unknown(vm_id: int, name: str, host: str, host_id: int, t: float) -> Eve
 
 def test_a_failed_host_is_one_incident_with_its_vms_and_timeline(live_gateway, page, tmp_path):
     gw = live_gateway()
-    store = IncidentStore(gw.runtime, send=lambda *a, **k: None)
+    store = IncidentFlow(gw.runtime, send=lambda *a, **k: None)
     now = time.time()
     store.apply_event(_host_error(7, "node07", now), now=now)
     for vm in range(3):
@@ -63,7 +63,7 @@ def test_the_event_log_page_shows_what_came_in_and_leads_to_its_incident(live_ga
     from gateway.domain.hook_events import content_digest
 
     gw = live_gateway()
-    incidents = IncidentStore(gw.runtime, send=lambda *a, **k: None)
+    incidents = IncidentFlow(gw.runtime, send=lambda *a, **k: None)
     log = EventStore.of(gw.runtime)
     now = time.time()
     for e in (_host_error(7, "node07", now), _vm_unknown(100, "web-0", "node07", 7, now + 1)):
@@ -78,7 +78,7 @@ def test_the_event_log_page_shows_what_came_in_and_leads_to_its_incident(live_ga
     assert "VM web-0 (#100)" in rows.nth(1).inner_text()
     assert "VM/ACTIVE/UNKNOWN" in rows.nth(1).inner_text()
     assert "HOST node07 (#7)" in rows.nth(2).inner_text()
-    host_incident = incidents.open_for("host:7")
+    host_incident = incidents.store.open_for("host:7")
     rows.nth(1).get_by_role("link", name=host_incident.id).click()  # the VM joined its host's
     page.wait_for_selector("#timeline")
     assert page.locator("#title").inner_text() == "Host node07 is in ERROR — 1 VM affected"

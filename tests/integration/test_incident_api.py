@@ -8,6 +8,7 @@ import pytest
 from click.testing import CliRunner
 
 from gateway.adapters.store.incidents import IncidentStore
+from gateway.flows.incident import IncidentFlow
 from gateway.app import create_app
 from gateway.cli import main
 from gateway.config import settings_from_dict
@@ -64,7 +65,7 @@ def open_incident(store, vm_id=42):
     e = Event(event_id=f"{vm_id:032x}", source="test", resource="VM", object_id=str(vm_id),
               name=f"web-{vm_id}", status="firing", condition="VM/ACTIVE/UNKNOWN",
               occurred_at=time.time(), state=3, lcm_state=16, labels={"host": "node07"})
-    return store.apply_event(e).decision.incident_id
+    return IncidentFlow(store.rt).apply_event(e).decision.incident_id
 
 
 def error_of(response, status):

@@ -10,7 +10,8 @@ import uuid
 import pytest
 import redis
 
-from gateway.adapters.store.incidents import OUTBOX_STALE_AFTER, IncidentStore
+from gateway.adapters.store.incidents import OUTBOX_STALE_AFTER
+from gateway.flows.incident import IncidentFlow
 from gateway.config import settings_from_dict
 from gateway.domain.events import Event
 from gateway.runtime import Runtime
@@ -49,7 +50,7 @@ def make_store(redis_url, key_prefix, clock):
             "route": {"receiver": "mail", "group_wait": "30s", "group_interval": "5m",
                       "repeat_interval": "4h", **route}}, env={})
         rt = Runtime(settings=settings, redis=redis.Redis.from_url(redis_url), clock=clock)
-        return IncidentStore(rt, send=send if send is not None else Sent())
+        return IncidentFlow(rt, send=send if send is not None else Sent())
     return make
 
 
@@ -70,10 +71,10 @@ def test_concurrent_workers_build_one_host_incident_with_every_vm(make_store):
         t.start()
     for t in threads:
         t.join()
-    host = store.open_for("host:7")
+    host = store.store.open_for("host:7")
     assert len(host.objects) == 121
-    assert [i.id for i in store.list(open_only=True)] == [host.id]  # VM incidents were absorbed
-    assert all(store.open_for(f"vm:{i}").id == host.id for i in range(120))
+    assert [i.id for i in store.store.list(open_only=True)] == [host.id]  # VM incidents were absorbed
+    assert all(store.store.open_for(f"vm:{i}").id == host.id for i in range(120))
 
 
 def test_a_replayed_event_changes_nothing(make_store):
@@ -82,8 +83,8 @@ def test_a_replayed_event_changes_nothing(make_store):
     first = store.apply_event(e)
     again = store.apply_event(e)
     assert again.decision.action == "duplicate"
-    assert store.get(first.decision.incident_id).version == 1
-    assert len(store.timeline(first.decision.incident_id)) == 3  # event, opened, remediation asked
+    assert store.store.get(first.decision.incident_id).version == 1
+    assert len(store.store.timeline(first.decision.incident_id)) == 3  # event, opened, remediation asked
 
 
 def test_group_message_waits_for_group_wait_and_two_flushes_send_it_once(make_store, clock):
@@ -118,7 +119,7 @@ def test_unacknowledged_incident_escalates_to_the_next_receiver_and_ack_stops_it
     store.flush_due()
     esc = [n for n in sent.notifications() if n["transition"] == "escalated"]
     assert [(n["receiver"], n["notification_id"]) for n in esc] == [("lead", f"{iid}:escalated:0:lead")]
-    assert any(e.kind == "escalation" for e in store.timeline(iid))
+    assert any(e.kind == "escalation" for e in store.store.timeline(iid))
     store.transition(iid, "acknowledged", "mine", "alice")
     sent.clear()
     clock.t = T0 + 1200
@@ -132,7 +133,7 @@ def test_effects_left_in_the_outbox_by_a_crash_are_sent_later(make_store, clock)
     store = make_store(crash)
     with pytest.raises(ConnectionError):
         store.apply_event(ev("VM", 1))
-    iid = store.list()[0].id  # the change itself was committed
+    iid = store.store.list()[0].id  # the change itself was committed
     sent = Sent()
     healthy = make_store(sent)
     clock.t = T0 + OUTBOX_STALE_AFTER + 1
@@ -158,7 +159,7 @@ def test_remediation_resolving_an_incident_sends_one_resolve_with_impact(make_st
     store.flush_due()
     resolved = [n for n in sent.notifications() if n["transition"] == "resolved"]
     assert len(resolved) == 1 and resolved[0]["incident"]["impact"][0]["downtime_s"] == 42.0
-    assert store.get(iid).plan_id == "p1"
+    assert store.store.get(iid).plan_id == "p1"
 
 
 def test_impact_reports_of_several_plans_add_up_one_row_per_vm(make_store):
@@ -169,7 +170,7 @@ def test_impact_reports_of_several_plans_add_up_one_row_per_vm(make_store):
     # a second plan: a VM that failed later, and VM 2 again (retried: its newer report counts)
     store.attach(iid, "impact report: 2 VM(s)", plan_id="p2",
                  impact=[{"vm_id": 3, "downtime_s": 7.0}, {"vm_id": 2, "downtime_s": 55.0}])
-    rows = {row["vm_id"]: row["downtime_s"] for row in store.get(iid).impact}
+    rows = {row["vm_id"]: row["downtime_s"] for row in store.store.get(iid).impact}
     assert rows == {1: 42.0, 2: 55.0, 3: 7.0}
 
 
@@ -182,10 +183,10 @@ def test_vm_failures_on_a_host_in_maintenance_are_recorded_not_sent(make_store, 
     clock.t = T0 + 30
     store.flush_due()
     assert sent.notifications() == []
-    assert any("maintenance" in e.text for e in store.timeline(iid) if e.kind == "muted")
+    assert any("maintenance" in e.text for e in store.store.timeline(iid) if e.kind == "muted")
     store.apply_event(ev("HOST", 7, status="resolved", state=2))  # enabled again
     iid2 = store.apply_event(ev("VM", 4, host="node07")).decision.incident_id
-    assert store.get(iid2).labels.get("maintenance") is None
+    assert store.store.get(iid2).labels.get("maintenance") is None
 
 
 def test_planning_requests_of_a_storm_are_coalesced(make_store):
@@ -195,7 +196,7 @@ def test_planning_requests_of_a_storm_are_coalesced(make_store):
     for i in range(50):
         store.apply_event(ev("VM", i))
     assert sent.count(("oneha.plan_remediation", [iid])) == 1
-    assert store.r.zcard(store._k("outbox")) == 0
+    assert store.store.r.zcard(store.store.k("outbox")) == 0
 
 
 def test_the_receiver_an_incident_escalated_to_hears_the_resolve_once(make_store, clock):
@@ -223,31 +224,31 @@ def test_resolved_incidents_are_purged_after_the_retention_and_open_ones_never(m
     recent = store.apply_event(ev("VM", 3, host="node03")).decision.incident_id
     store.transition(recent, "resolved", "fixed by hand", "test")
 
-    assert store.purge_resolved(older_than=clock.t - 5) == [old]
-    assert store.get(old) is None and store.timeline(old) == []
-    assert store.get(still_open).is_open and store.get(recent) is not None
-    assert [i.id for i in store.list(open_only=False)] == [recent, still_open]
-    assert store.purge_resolved(older_than=clock.t - 5) == []  # idempotent
+    assert store.store.purge_resolved(older_than=clock.t - 5) == [old]
+    assert store.store.get(old) is None and store.store.timeline(old) == []
+    assert store.store.get(still_open).is_open and store.store.get(recent) is not None
+    assert [i.id for i in store.store.list(open_only=False)] == [recent, still_open]
+    assert store.store.purge_resolved(older_than=clock.t - 5) == []  # idempotent
 
 
 def test_silences_ended_before_the_retention_are_purged_the_rest_kept(make_store, clock):
     store = make_store()
-    ended_long_ago = store.add_silence(["host=a"], ends_at=T0 + 10, author="ann", comment="x")
-    expired_by_hand = store.add_silence(["host=b"], ends_at=T0 + 3600, author="ann", comment="y")
-    store.expire_silence(expired_by_hand.id, "bob")  # ends now: T0
-    running = store.add_silence(["host=c"], ends_at=T0 + 7200, author="ann", comment="z")
+    ended_long_ago = store.store.add_silence(["host=a"], ends_at=T0 + 10, author="ann", comment="x")
+    expired_by_hand = store.store.add_silence(["host=b"], ends_at=T0 + 3600, author="ann", comment="y")
+    store.store.expire_silence(expired_by_hand.id, "bob")  # ends now: T0
+    running = store.store.add_silence(["host=c"], ends_at=T0 + 7200, author="ann", comment="z")
     clock.t = T0 + 100
-    assert store.purge_expired_silences(older_than=T0 + 5) == [expired_by_hand.id]
-    assert store.purge_expired_silences(older_than=T0 + 50) == [ended_long_ago.id]
-    assert [s.id for s in store.list_silences(include_expired=True)] == [running.id]
-    assert store.purge_expired_silences(older_than=T0 + 50) == []  # idempotent
+    assert store.store.purge_expired_silences(older_than=T0 + 5) == [expired_by_hand.id]
+    assert store.store.purge_expired_silences(older_than=T0 + 50) == [ended_long_ago.id]
+    assert [s.id for s in store.store.list_silences(include_expired=True)] == [running.id]
+    assert store.store.purge_expired_silences(older_than=T0 + 50) == []  # idempotent
 
 
 def test_when_a_silence_runs_out_its_incident_is_sent_at_once_not_a_group_interval_later(
         make_store, clock):
     sent = Sent()
     store = make_store(sent)
-    store.add_silence(["host=node07"], ends_at=T0 + 100, author="ann", comment="rack work")
+    store.store.add_silence(["host=node07"], ends_at=T0 + 100, author="ann", comment="rack work")
     iid = store.apply_event(ev("HOST", 7)).decision.incident_id
     clock.t = T0 + 30  # group_wait: muted, so nothing goes out; the group looks again in 5m
     store.flush_due()
@@ -265,7 +266,7 @@ def test_when_a_silence_runs_out_its_incident_is_sent_at_once_not_a_group_interv
 
 def test_a_silence_ended_by_hand_leaves_no_wake_up_behind(make_store, clock, key_prefix):
     store = make_store(Sent())
-    s = store.add_silence(["host=node07"], ends_at=T0 + 3600, author="ann", comment="x")
-    assert store.r.zscore(key_prefix + "due", f"silence|{s.id}") == T0 + 3600
-    store.expire_silence(s.id, "bob")
-    assert store.r.zscore(key_prefix + "due", f"silence|{s.id}") is None
+    s = store.store.add_silence(["host=node07"], ends_at=T0 + 3600, author="ann", comment="x")
+    assert store.store.r.zscore(key_prefix + "due", f"silence|{s.id}") == T0 + 3600
+    store.store.expire_silence(s.id, "bob")
+    assert store.store.r.zscore(key_prefix + "due", f"silence|{s.id}") is None

@@ -257,7 +257,7 @@ def test_health_and_metrics(client, traces):
 
 
 def test_metrics_show_the_backlog_open_incidents_dead_letters_and_a_pause(client, settings, traces):
-    from gateway.adapters.store.incidents import IncidentStore
+    from gateway.flows.incident import IncidentFlow
     from gateway.adapters.store.remediation import RemediationStore
 
     def gauges():
@@ -274,7 +274,7 @@ def test_metrics_show_the_backlog_open_incidents_dead_letters_and_a_pause(client
     post(client, host_event())
     post(client, vm_event())  # no worker here: both wait in the task queue
     rt = client.application.extensions["oneha"]
-    IncidentStore(rt, send=lambda *a, **k: None).apply_event(Traces(settings).log()[0])
+    IncidentFlow(rt, send=lambda *a, **k: None).apply_event(Traces(settings).log()[0])
     RemediationStore.from_runtime(rt).pause("ann", "maintenance window")
     got = gauges()
     assert got['oneha_queue_messages{queue="tasks"}'] == 2.0

@@ -16,7 +16,7 @@ import redis
 from gateway.adapters.opennebula import OpenNebula
 from gateway.adapters.store.events import EventStore
 from gateway.adapters.store.incidents import IncidentStore
-from gateway.domain.incidents import summary as incident_summary
+from gateway.domain.story import summary as incident_summary
 from gateway.adapters.store.raft import RaftStore
 from gateway.config import settings_from_dict
 from gateway.runtime import Runtime

@@ -5,7 +5,9 @@ from dataclasses import replace
 
 from gateway.domain.events import Event
 from gateway.domain.grouping import GroupState, group_summary, plan_escalation, plan_flush
-from gateway.domain.incidents import Context, decide, summary, transition
+from gateway.domain.correlation import Context, decide
+from gateway.domain.incidents import transition
+from gateway.domain.story import summary
 from gateway.domain.muting import Mute
 from gateway.domain.routing import Route, match_routes
 

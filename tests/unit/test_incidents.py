@@ -3,8 +3,9 @@
 import pytest
 
 from gateway.domain.events import Event
-from gateway.domain.incidents import (Context, Incident, TransitionError, decide, event_labels,
-                                      summary, transition)
+from gateway.domain.correlation import Context, decide, event_labels, object_state
+from gateway.domain.incidents import Incident, ObjectState, TransitionError, transition
+from gateway.domain.story import summary
 
 T0 = 1_764_000_000.0
 _n = iter(range(10**6))
@@ -131,30 +132,25 @@ def test_summary_has_the_notification_keys_and_counts():
     assert Incident.from_dict(inc.to_dict()) == inc
 
 
-def test_labels_are_completed_from_the_vm_xml_when_the_event_lacks_them():
-    xml = ("<VM><ID>9</ID><NAME>db1</NAME><STATE>3</STATE><LCM_STATE>16</LCM_STATE><UNAME>ann</UNAME>"
-           "<USER_TEMPLATE><ONEHA_TEAM>db</ONEHA_TEAM></USER_TEMPLATE><HISTORY_RECORDS><HISTORY>"
-           "<SEQ>0</SEQ><HID>7</HID><HOSTNAME>node07</HOSTNAME><CID>0</CID></HISTORY>"
-           "</HISTORY_RECORDS></VM>")
+def test_labels_are_what_the_event_carries_completed_with_what_it_names():
     e = Event(event_id="e" * 32, source="reconciler", resource="VM", object_id="9", name="db1",
               status="firing", condition="VM/ACTIVE/UNKNOWN", occurred_at=T0, state=3,
-              lcm_state=16, xml=xml)
+              lcm_state=16, labels={"host": "node07", "team": "db"})
     labels = event_labels(e)
-    assert (labels["host"], labels["host_id"], labels["team"], labels["owner"]) == \
-        ("node07", "7", "db", "ann")
+    assert (labels["host"], labels["team"], labels["name"], labels["id"]) == \
+        ("node07", "db", "db1", "9")
     assert labels["state"] == "ACTIVE/UNKNOWN"
 
 
 def test_a_host_incident_resolved_by_remediation_does_not_claim_the_host_recovered():
     from dataclasses import replace as _replace
 
-    from gateway.domain import incidents as _inc
-    host = _inc.ObjectState(key="host:1", resource="HOST", id="1", name="node01",
+    host = ObjectState(key="host:1", resource="HOST", id="1", name="node01",
                             condition="HOST/ERROR", state_label="ERROR", status="firing",
                             first_seen=0.0, last_seen=0.0, host="node01")
     vm = _replace(host, key="vm:5", resource="VM", id="5", name="web-1",
                   condition="VM/ACTIVE/UNKNOWN", state_label="ACTIVE/RUNNING", status="resolved")
-    incident = _inc.Incident(id="i", key="host:1", state="resolved", created_at=0.0,
+    incident = Incident(id="i", key="host:1", state="resolved", created_at=0.0,
                              updated_at=1.0, labels={}, objects={"host:1": host, "vm:5": vm},
                              resolved_at=1.0, impact=[{"vm_id": 5, "vm_name": "web-1"}])
     assert incident.title == "Host node01 failed — its 1 VM runs again elsewhere"
@@ -173,13 +169,12 @@ def test_unknown_vm_is_last_seen_running_at_its_last_monitoring_poll():
 
 
 def test_a_front_end_incident_keeps_the_finding_explanation_for_people():
-    from gateway.domain import incidents as _inc
     from gateway.domain.events import Event as _Event
     ev = _Event(event_id="r1", source="raft", resource="FRONTEND", object_id="zone0/2",
                 name="fe3", status="firing", condition="RAFT/FOLLOWER_BEYOND_RETENTION",
                 occurred_at=10.0, summary="fe3 is beyond the log retention\n1. onedb backup")
-    state = _inc.object_state(ev, {}, 10.0)
-    incident = _inc.Incident(id="i", key=state.key, state="firing", created_at=10.0,
+    state = object_state(ev, {}, 10.0)
+    incident = Incident(id="i", key=state.key, state="firing", created_at=10.0,
                              updated_at=10.0, labels={}, objects={state.key: state})
-    assert _inc.summary(incident)["details"] == ["fe3 is beyond the log retention",
+    assert summary(incident)["details"] == ["fe3 is beyond the log retention",
                                                  "1. onedb backup"]

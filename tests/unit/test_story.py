@@ -7,8 +7,9 @@ from dataclasses import replace
 from gateway.domain.composer import group_messages
 from gateway.domain.events import Event
 from gateway.domain.grouping import GroupState, plan_flush
-from gateway.domain.incidents import (Context, TimelineEntry, decide, story, summary,
-                                      with_live_vms)
+from gateway.domain.correlation import Context, decide
+from gateway.domain.incidents import TimelineEntry, with_live_vms
+from gateway.domain.story import story, summary
 from gateway.domain.messages import render
 from gateway.domain.muting import Mute
 from gateway.domain.objects import HistoryRecord, VmInfo

@@ -1,0 +1,364 @@
+"""The incident flow: from an event to an incident, and from a due group to the messages people
+get. Each path is a short list of named stages, run inside one transaction of the incident
+repository (`IncidentStore.transact`), so a conflicting write by another worker re-runs it:
+
+    apply an event:   load the context → decide (pure) → save the incidents → route them into
+                      their groups → ask for remediation planning
+    change one:       load it → apply the change (pure) → save it → wake its groups
+    flush a group:    load it and its members → mute → plan the flush (pure) → compose the
+                      messages → save the group → hand the messages to the outbox
+    escalate:         load the incident → mute → plan the escalation (pure) → compose → outbox
+
+Every message an incident's story tells leaves from `flush_group` / `_escalate` (composed by
+`gateway/domain/composer.py`), never from anywhere else: this is what keeps [FIRING] first.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field, replace
+from typing import Any, Callable, Iterable
+
+from gateway.adapters.store.incident_tx import Tx
+from gateway.adapters.store.incidents import PLAN_REMEDIATION_TASK, IncidentStore
+from gateway.domain import composer, correlation, grouping, incidents as inc_mod, muting
+from gateway.domain.events import Event
+from gateway.domain.impact import merge_rows
+from gateway.domain.incidents import Incident, TimelineEntry
+from gateway.domain.routing import DEFAULT_INHIBIT_RULES, RouteMatch, match_routes
+from gateway.runtime import Runtime
+
+log = logging.getLogger("oneha.incidents")
+
+DELIVER_TASK = "oneha.deliver"
+FLUSH_DUE_TASK = "oneha.flush_due"
+NOTICE_COALESCE = 0.2  # notices added within this time leave in one message
+TIMELINE_READ = 200  # entries a message's story is told from (`story.story` picks)
+
+Change = Callable[[Incident, float], tuple[Incident, list[TimelineEntry]]]
+
+
+@dataclass
+class Applied:
+    decision: correlation.Decision
+    new_groups: list[tuple[str, float]] = field(default_factory=list)  # (gid, first due)
+
+
+@dataclass
+class FlushReport:
+    member: str
+    sent: bool
+    reason: str
+    notifications: list[str] = field(default_factory=list)
+
+
+class IncidentFlow:
+    def __init__(self, runtime: Runtime, send: Callable[..., Any] | None = None):
+        self.rt = runtime
+        self.settings = runtime.settings
+        self.store = IncidentStore(runtime, send=send)
+
+    # -- what remediation reads and marks through the flow (the repository keeps it) -------------
+    def get(self, incident_id: str) -> Incident | None:
+        return self.store.get(incident_id)
+
+    def add_timeline(self, incident_id: str, entry: TimelineEntry) -> None:
+        self.store.add_timeline(incident_id, entry)
+
+    def note_own_action(self, host_id: int | str, action: str, plan_id: str,
+                        ttl: float | None = None) -> None:
+        self.store.note_own_action(host_id, action, plan_id, ttl)
+
+    def own_actions(self, now: float | None = None) -> dict[str, dict[str, Any]]:
+        return self.store.own_actions(now)
+
+    # -- routing -----------------------------------------------------------------------------
+    def routes_for(self, labels: dict[str, str]) -> list[RouteMatch]:
+        return match_routes(self.settings.route, labels, [r.name for r in self.settings.receivers])
+
+    @property
+    def inhibit_rules(self):
+        rules = self.settings.inhibit_rules
+        return DEFAULT_INHIBIT_RULES if rules is None else tuple(rules)
+
+    # -- apply an event ------------------------------------------------------------------------
+    def apply_event(self, event: Event, now: float | None = None) -> Applied:
+        labels = correlation.event_labels(event)
+        host = labels.get("host", "")
+
+        def attempt(tx: Tx) -> Applied:
+            ctx = self._context(tx, event, host)
+            outcome = correlation.decide(event, ctx, tx.now, labels)
+            if outcome.decision.action == "duplicate":
+                return tx.abort(Applied(outcome.decision))
+            for i in outcome.save:
+                tx.incident(i.id)  # watched: a concurrent change of it re-runs the attempt
+            new_groups = self._save(tx, outcome.save, outcome.timeline, outcome.plan_remediation)
+            if host and outcome.maintenance is not None:
+                tx.set_maintenance(host, outcome.maintenance)
+            if outcome.forget_own_host_state:
+                tx.forget_own_host_state(event.object_id)
+            return Applied(outcome.decision, new_groups=new_groups)
+
+        return self.store.transact(attempt, f"event {event.event_id} for {event.object_key}", now)
+
+    def _context(self, tx: Tx, event: Event, host: str) -> correlation.Context:
+        holding = tx.incident(tx.indexed(event.object_key))
+        host_incident = None
+        vm_incidents: tuple[Incident, ...] = ()
+        if event.resource == "VM" and host:
+            host_incident = tx.incident(tx.indexed(f"hostname:{host}"))
+        if event.resource == "HOST" and host:
+            vm_incidents = tuple(tx.vm_incidents_on(host))
+        own = tx.own_host_state(event.object_id) if event.resource == "HOST" else ""
+        return correlation.Context(holding, host_incident, vm_incidents, tx.in_maintenance(host), own)
+
+    def _save(self, tx: Tx, save: Iterable[Incident],
+              timeline: dict[str, Iterable[TimelineEntry]], plan_remediation: Iterable[str]
+              ) -> list[tuple[str, float]]:
+        """Save incidents (resolved first: open ones re-claim the index), route each into its
+        groups, start escalation clocks of new ones, ask for planning. New groups' first due."""
+        save = sorted(save, key=lambda i: i.is_open)
+        groups = self._groups_of(tx, save)
+        extra = {iid: [TimelineEntry(tx.now, "remediation", "remediation planning requested")]
+                 for iid in plan_remediation}
+        for iid in plan_remediation:
+            tx.send(PLAN_REMEDIATION_TASK, [iid])
+        for i in save:
+            tx.save(i)
+        for iid in {*timeline, *extra}:
+            tx.add_timeline(iid, [*timeline.get(iid, ()), *extra.get(iid, ())])
+        new_groups = []
+        for gid, (state, members, is_new) in groups.items():
+            if is_new:
+                tx.set_group(state)
+                tx.due(f"group|{gid}", state.first_due)
+                new_groups.append((gid, state.first_due))
+            else:  # wake it: a change is told after group_wait or group_interval, not later
+                tx.due(f"group|{gid}", state.first_due if state.last_sent_at is None else tx.now,
+                       only_earlier=True)
+            tx.touch_group(gid, members)
+        for i in save:
+            if i.version == 1 and i.is_open:
+                self._start_escalation(tx, i)
+        return new_groups
+
+    def _groups_of(self, tx: Tx, save: Iterable[Incident]
+                   ) -> dict[str, tuple[grouping.GroupState, list[str], bool]]:
+        """The groups the saved incidents belong to (read while watching, before writing)."""
+        out: dict[str, tuple[grouping.GroupState, list[str], bool]] = {}
+        for i in save:
+            if i.merged_into:
+                continue  # its host incident speaks for it
+            for route in self.routes_for(i.labels):
+                key = route.group_key(i.labels, i.id)
+                gid = grouping.group_id_for(key)
+                if gid in out:
+                    out[gid][1].append(i.id)
+                    continue
+                state = tx.group(gid)
+                if state is not None:
+                    out[gid] = (state, [i.id], False)
+                elif i.is_open:
+                    out[gid] = (self._new_group(route, key, i, tx.now), [i.id], True)
+        return out
+
+    def _new_group(self, route: RouteMatch, key: str, incident: Incident, now: float
+                   ) -> grouping.GroupState:
+        """A route's receivers hear the whole story; so do the remediation approvers its policy
+        names (they are told from the alert on, never an approval request out of the blue)."""
+        state = grouping.GroupState.new(route, key, now)
+        extra = self.settings.remediation.for_labels(incident.labels).receivers
+        known = {r.name for r in self.settings.receivers}
+        add = tuple(r for r in extra if r in known and r not in state.receivers)
+        return replace(state, receivers=state.receivers + add) if add else state
+
+    def _start_escalation(self, tx: Tx, incident: Incident) -> None:
+        for route in self.routes_for(incident.labels):
+            if route.escalate_after is not None and route.escalate_to:
+                due = grouping.escalation_due(incident.created_at, route.escalate_after, 0)
+                tx.due(f"esc|{incident.id}|{route.route_id}|0", due)
+
+    # -- change one incident ---------------------------------------------------------------------
+    def update(self, incident_id: str, change: Change) -> Incident:
+        """Apply `change(incident, now) -> (new incident, timeline entries)` atomically.
+        KeyError when there is no such incident."""
+        def attempt(tx: Tx) -> Incident:
+            current = tx.incident(incident_id)
+            if current is None:
+                raise KeyError(f"no incident {incident_id}")
+            new, entries = change(current, tx.now)
+            self._save(tx, [new], {incident_id: entries}, ())
+            return new
+        return self.store.transact(attempt, f"incident {incident_id}")
+
+    def transition(self, incident_id: str, to: str, reason: str, actor: str) -> Incident:
+        """Raises KeyError (no such incident) or incidents.TransitionError (not allowed)."""
+        def change(i: Incident, now: float):
+            new, entry = inc_mod.transition(i, to, reason, actor, now)
+            return new, [entry]
+        return self.update(incident_id, change)
+
+    def attach(self, incident_id: str, reason: str, actor: str = "oneha",
+               plan_id: str | None = None, impact: list[dict[str, Any]] | None = None) -> Incident:
+        """Remediation: record a plan id and/or an impact report (shown with the resolve notice;
+        a later report adds its VMs to the earlier ones). No timeline entry without a reason."""
+        def change(i: Incident, now: float):
+            changes: dict[str, Any] = {"updated_at": now, "version": i.version + 1}
+            if plan_id is not None:
+                changes["plan_id"] = plan_id
+            if impact is not None:
+                changes["impact"] = merge_rows(i.impact, impact)
+            entries = [TimelineEntry(now, "remediation", reason, actor,
+                                     {"plan_id": plan_id} if plan_id else {})] if reason else []
+            return replace(i, **changes), entries
+        return self.update(incident_id, change)
+
+    def set_live_vms(self, incident_id: str, vms: list, impact: list[dict[str, Any]],
+                     host_label: str = "") -> Incident:
+        """Remediation's last look: each VM as it is now (and the impact report), so the resolve
+        notice and the console show "RUNNING on node02", not the state it failed in."""
+        def change(i: Incident, now: float):
+            new = inc_mod.with_live_vms(i, vms, now, host_label)
+            return replace(new, impact=merge_rows(i.impact, impact)), [
+                TimelineEntry(now, "remediation", f"impact report: {len(impact)} VM(s)")]
+        return self.update(incident_id, change)
+
+    def add_notice(self, incident_id: str, kind: str, key: str, text: str,
+                   approval_url: str = "", plan: list[dict[str, Any]] | None = None
+                   ) -> Incident | None:
+        """Keep something remediation must tell people on the incident (once per `key`); the
+        incident's groups tell it after the alert. A VM incident merged into its host's tells it
+        there. None when the incident is gone."""
+        target = self.store.get(incident_id)
+        if target is not None and target.merged_into:
+            incident_id = target.merged_into
+        added: list[bool] = []
+
+        def change(i: Incident, now: float):
+            new = i.with_notice(kind, key, text, now, approval_url, plan or ())
+            added.append(new is not None)
+            return (new or i), ([TimelineEntry(now, "remediation", text)] if new else [])
+        try:
+            inc = self.update(incident_id, change)
+        except KeyError:
+            return None
+        if added and added[-1]:
+            # Told at once (the beat's next tick would do too, up to a second later).
+            self.store.send_now(FLUSH_DUE_TASK, countdown=NOTICE_COALESCE)
+        return inc
+
+    # -- what is due -----------------------------------------------------------------------------
+    def flush_due(self, now: float | None = None, limit: int = 500) -> list[FlushReport]:
+        """Every due group and escalation; also re-sends what a crashed worker left in the
+        outbox. A silence that ended wakes every group: what it muted is looked at now."""
+        now = self.rt.clock() if now is None else now
+        self.store.resend_stale_outbox(now)
+        due = self.store.due_members(now, limit)
+        ended = [m for m in due if m.startswith("silence|")]
+        if ended:
+            self.store.wake_all_groups(now)
+            self.store.drop_due(*ended)
+            due = self.store.due_members(now, limit)
+        reports = []
+        for member in due:
+            if member.startswith("group|"):
+                reports.append(self.flush_group(member.split("|", 1)[1], now))
+            elif member.startswith("esc|"):
+                reports.append(self._escalate(member, now))
+            else:
+                log.error("unknown due member %r removed", member)
+                self.store.drop_due(member)
+        return reports
+
+    def flush_group(self, gid: str, now: float | None = None) -> FlushReport:
+        member = f"group|{gid}"
+
+        def attempt(tx: Tx) -> FlushReport:
+            t = tx.now
+            group = tx.group(gid)
+            if group is None:
+                tx.due(member, None)
+                return FlushReport(member, False, "group no longer exists")
+            members = tx.members(gid)
+            mutes = self._mutes(tx, members, t)
+            plan = grouping.plan_flush(group, members, mutes, t)
+            messages, state, entries = self._compose(tx, plan, group, t)
+            self._save_flush(tx, plan, group, state, members, member)
+            for iid, es in entries.items():
+                tx.add_timeline(iid, es)
+            for n in messages:
+                tx.send(DELIVER_TASK, [n.to_json()])
+            log.info("group_flushed", extra={"group": gid, "sent": plan.send,
+                                             "reason": plan.reason})
+            return FlushReport(member, plan.send, plan.reason, [n.notification_id
+                                                                for n in messages])
+        return self.store.transact(attempt, f"group {gid}", now)
+
+    def _mutes(self, tx: Tx, members: list[Incident], now: float) -> dict[str, muting.Mute]:
+        silences, sources = tx.silences(), tx.open_labels()
+        return {i.id: muting.mute(i.id, i.labels, now, silences, sources, self.inhibit_rules)
+                for i in members}
+
+    def _compose(self, tx: Tx, plan: grouping.FlushPlan, group: grouping.GroupState,
+                 now: float) -> tuple[list, grouping.GroupState, dict[str, list[TimelineEntry]]]:
+        """The messages of a flush (none when it sends nothing), the group state that remembers
+        them, and the timeline lines: mutes recorded, messages sent."""
+        entries: dict[str, list[TimelineEntry]] = {}
+        for i, m in plan.newly_muted:
+            entries.setdefault(i.id, []).append(
+                TimelineEntry(now, "muted", f"recorded, not sent: {m.reason}", data={"by": m.by}))
+        if not plan.send:
+            return [], plan.state, entries
+        summaries = {i.id: composer.incident_summary(i, self.store.timeline(i.id, TIMELINE_READ),
+                                                     self.settings.public_url)
+                     for i in plan.incidents}
+        escalated = {i.id: tx.escalated_to(i.id) for i in plan.resolved}
+        messages, state = composer.group_messages(plan, group, summaries, escalated, now)
+        sent = composer.sent_entry(plan, group, now)
+        for i in plan.incidents:
+            entries.setdefault(i.id, []).append(sent)
+        return messages, state, entries
+
+    @staticmethod
+    def _save_flush(tx: Tx, plan: grouping.FlushPlan, group: grouping.GroupState,
+                    state: grouping.GroupState, members: list[Incident], member: str) -> None:
+        if plan.next_due is None:  # nothing left to tell: the group is finished
+            tx.delete_group(state.id)
+            tx.due(member, None)
+            return
+        tx.set_group(state)
+        tx.forget_members(state.id, [i.id for i in members if i.merged_into or (
+            i.state == inc_mod.RESOLVED and (i in plan.resolved or i.id not in group.notified))])
+        tx.due(member, plan.next_due)
+
+    def _escalate(self, member: str, now: float) -> FlushReport:
+        _, iid, route_id, level_s = member.split("|")
+        level = int(level_s)
+
+        def attempt(tx: Tx) -> FlushReport:
+            inc = tx.incident(iid)
+            route = next((r for r in self.routes_for(inc.labels) if r.route_id == route_id),
+                         None) if inc else None
+            if inc is None or route is None:
+                plan = grouping.EscalationPlan(False, "incident or route is gone")
+            else:
+                plan = grouping.plan_escalation(inc, route, level,
+                                                self._mutes(tx, [inc], now)[inc.id], now)
+            tx.due(member, None)
+            sent: list[str] = []
+            if plan.send:
+                summary = composer.incident_summary(inc, self.store.timeline(iid, TIMELINE_READ),
+                                                    self.settings.public_url)
+                n = composer.escalation_message(inc, summary, level, plan.receiver, plan.reason,
+                                                now)
+                tx.send(DELIVER_TASK, [n.to_json()])
+                tx.note_escalated(iid, plan.receiver)
+                tx.add_timeline(iid, [TimelineEntry(now, "escalation", plan.reason,
+                                                    data={"level": level + 1})])
+                sent.append(n.notification_id)
+            if plan.next_due is not None:
+                nxt = level + 1 if plan.send else level
+                tx.due(f"esc|{iid}|{route_id}|{nxt}", plan.next_due)
+            return FlushReport(member, plan.send, plan.reason, sent)
+        return self.store.transact(attempt, f"escalation {member}", now)
