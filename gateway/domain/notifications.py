@@ -3,7 +3,7 @@
 Producers do not send it themselves: the incident engine builds a `Notification` (through
 `gateway/domain/composer.py`; remediation's news reach it as notices on the incident) and adds it
 to the incident's outbox, in the same Redis transaction as the change it tells of. The outbox
-hands it to the Celery task `oneha.deliver` (tasks/notify.py), `notification.to_json()` its one
+hands it to the Celery task `oneha.deliver` (tasks/notify.py, the flow in gateway/flows/delivery.py), `notification.to_json()` its one
 argument; the task renders it per URL kind (mail or chat), sends it through apprise, records
 every attempt and dead-letters what still fails after the retries.
 `notification_id` is the idempotency key: the same id enqueued twice is delivered once per URL.
@@ -89,7 +89,7 @@ class Notification:
         return cls(**{f: data[f] for f in fields}, after=str(data.get("after") or ""))
 
 
-# --- delivery decisions (pure; the task in tasks/notify.py applies them) ----------------------
+# --- delivery decisions (pure; gateway/flows/delivery.py applies them) ----------------------
 
 SENT, FAILED, DEAD = "sent", "failed", "dead"
 

@@ -12,8 +12,8 @@ from gateway.adapters.store.notifications import NotificationStore
 from gateway.config import settings_from_dict
 from gateway.domain.notifications import Notification
 from gateway.errors import Transient
+from gateway.flows.delivery import ORDER_WAIT, deliver_round
 from gateway.runtime import Runtime
-from tasks.notify import deliver_round
 
 
 def setup(redis_url, key_prefix, urls, **notify):
@@ -100,3 +100,28 @@ def test_a_failure_left_over_when_max_attempts_is_lowered_is_dead_lettered(
     assert rnd.done == {key: "attempts exhausted"} and rnd.status == "failed"
     assert [d["notification_id"] for d in store2.dead_letters()] == [n.notification_id]
     assert len(chat_sink.attempts) == 2
+
+
+def test_a_message_waits_for_the_one_its_receiver_must_read_first(redis_url, key_prefix,
+                                                                   chat_sink):
+    rt, store = setup(redis_url, key_prefix, [chat_sink.url()])
+    firing = note()
+    approval = Notification("g1:approval_requested:2:ops", "ops", "approval_requested",
+                            {"id": "inc-1", "title": "VM web-1 is in UNKNOWN"}, time.time(),
+                            after=firing.notification_id)
+    # The approval request was picked up first (two workers): it waits, nothing is sent.
+    rnd = deliver_round(rt, approval, store=store)
+    assert rnd.status == "waiting" and chat_sink.attempts == [] and rnd.follow_up_in is not None
+    assert deliver_round(rt, firing, store=store).status == "sent"
+    assert deliver_round(rt, approval, store=store).status == "sent"
+    assert [m.title.split("]")[0] + "]" for m in chat_sink.wait_for(2)] == \
+        ["[FIRING]", "[APPROVAL NEEDED]"]
+
+
+def test_a_message_whose_predecessor_never_settles_goes_out_after_the_order_wait(
+        redis_url, key_prefix, chat_sink):
+    rt, store = setup(redis_url, key_prefix, [chat_sink.url()])
+    late = Notification("g1:needs_human:3:ops", "ops", "needs_human",
+                        {"id": "inc-1", "title": "VM web-1 is in UNKNOWN"},
+                        time.time() - ORDER_WAIT - 1, after="g1:firing:1:ops-never-sent")
+    assert deliver_round(rt, late, store=store).status == "sent"

@@ -15,7 +15,7 @@ from gateway.cli import main
 from gateway.config import load_settings
 from gateway.domain.notifications import Notification
 from gateway.runtime import Runtime
-from tasks.notify import deliver_round
+from gateway.flows.delivery import deliver_round
 
 ROOT = Path(__file__).parents[2]
 SECRET = "t0kenThatMustNotShow"
