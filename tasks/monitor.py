@@ -219,7 +219,7 @@ def run_reconcile(rt: Runtime, one: OpenNebula | None = None, now: float | None 
             held.incident_id if held is not None and held.status == "firing" else None, now)
         recorded = Recorded()
         recorded.add(EventStore.of(rt), plan.events + storm_events)
-        for d in plan.decisions:
+        for d in plan.findings:
             if d.action in ("raise", "resolve"):
                 log.info("reconciled object=%s action=%s reason=%s", d.object_key, d.action,
                          d.reason)

@@ -150,7 +150,7 @@ def reconcile(obj, once: bool) -> None:
             if result.skipped:
                 click.echo(f"skipped: {result.skipped}")
             else:
-                for d in result.plan.decisions:
+                for d in result.plan.findings:
                     if d.action != "known":
                         click.echo(f"{d.action:<8} {d.object_key:<10} {d.reason}")
                 s = result.as_dict()

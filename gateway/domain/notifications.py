@@ -95,7 +95,7 @@ SENT, FAILED, DEAD = "sent", "failed", "dead"
 
 
 @dataclass(frozen=True)
-class Outcome:
+class Attempt:
     """What one send attempt to one URL leads to, and why."""
 
     state: str  # sent | failed (retry later) | dead (dead-lettered)
@@ -104,13 +104,13 @@ class Outcome:
 
 
 def outcome_of(ok: bool, permanent: bool, attempt: int, max_attempts: int, base: float,
-               maximum: float) -> Outcome:
+               maximum: float) -> Attempt:
     if ok:
-        return Outcome(SENT, f"delivered on attempt {attempt}")
+        return Attempt(SENT, f"delivered on attempt {attempt}")
     if permanent:
-        return Outcome(DEAD, f"permanent failure on attempt {attempt}: retrying cannot help")
+        return Attempt(DEAD, f"permanent failure on attempt {attempt}: retrying cannot help")
     if attempt >= max_attempts:
-        return Outcome(DEAD, f"failed {attempt} of {max_attempts} attempts")
+        return Attempt(DEAD, f"failed {attempt} of {max_attempts} attempts")
     delay = backoff_delay(attempt, base, maximum)
-    return Outcome(FAILED, f"attempt {attempt} of {max_attempts} failed; retry in {delay:g}s",
+    return Attempt(FAILED, f"attempt {attempt} of {max_attempts} failed; retry in {delay:g}s",
                    retry_in=delay)

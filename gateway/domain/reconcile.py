@@ -53,7 +53,7 @@ class FailureMark:
 
 
 @dataclass(frozen=True, slots=True)
-class Decision:
+class Finding:
     object_key: str
     action: str  # raise | resolve | wait | known
     reason: str
@@ -62,16 +62,16 @@ class Decision:
 
 @dataclass(frozen=True, slots=True)
 class ReconcilePlan:
-    decisions: list[Decision]
+    findings: list[Finding]
     marks: dict[str, FailureMark]  # the memory after this pass (failing objects only)
     forget: list[str] = field(default_factory=list)  # marks of objects no longer failing
 
     @property
     def events(self) -> list[Event]:
-        return [d.event for d in self.decisions if d.event is not None]
+        return [d.event for d in self.findings if d.event is not None]
 
     def count(self, action: str) -> int:
-        return sum(1 for d in self.decisions if d.action == action)
+        return sum(1 for d in self.findings if d.action == action)
 
 
 def reconcile(hosts: list[HostInfo], vms: list[VmInfo], tracked: dict[str, Tracked],
@@ -79,7 +79,7 @@ def reconcile(hosts: list[HostInfo], vms: list[VmInfo], tracked: dict[str, Track
               own_hosts: frozenset[str] = frozenset()) -> ReconcilePlan:
     """`own_hosts`: ids of hosts oneha itself disabled or offlined — that state is oneha's
     remediation of the failure, not a recovery and not an operator's maintenance."""
-    decisions: list[Decision] = []
+    findings: list[Finding] = []
     new_marks: dict[str, FailureMark] = {}
     seen: set[str] = set()
 
@@ -92,29 +92,29 @@ def reconcile(hosts: list[HostInfo], vms: list[VmInfo], tracked: dict[str, Track
                 mark = FailureMark(signature, now)
             new_marks[key] = mark
             if held is not None and held.status == "firing":
-                decisions.append(Decision(key, "known", f"incident {held.incident_id} already "
+                findings.append(Finding(key, "known", f"incident {held.incident_id} already "
                                                         f"holds it as failing"))
                 continue
             event = _failure_event(info, _id("reconciler", key, signature, mark.since), now)
             why = ("no open incident holds it" if held is None else
                    f"incident {held.incident_id} holds it as recovered")
-            decisions.append(Decision(key, "raise", f"{info.state_label} and {why}", event))
+            findings.append(Finding(key, "raise", f"{info.state_label} and {why}", event))
             continue
         if held is None or held.status != "firing":
             continue
         if isinstance(info, HostInfo) and str(info.id) in own_hosts \
                 and info.state in states.HOST_OPERATOR_STATES:
-            decisions.append(Decision(key, "known", f"{info.state_label} by oneha's own "
+            findings.append(Finding(key, "known", f"{info.state_label} by oneha's own "
                                                     f"remediation: still failed"))
             continue
         if _healthy(info):
             event = _recovery_event(info, _id("reconciler", key, "resolved", held.incident_id,
                                               held.last_seen), now)
-            decisions.append(Decision(key, "resolve", f"{info.state_label} again; incident "
+            findings.append(Finding(key, "resolve", f"{info.state_label} again; incident "
                                                       f"{held.incident_id} holds it as failing",
                                       event))
         else:
-            decisions.append(Decision(key, "wait", f"{info.state_label}: on its way, not settled"))
+            findings.append(Finding(key, "wait", f"{info.state_label}: on its way, not settled"))
 
     for key, held in sorted(tracked.items()):
         if key in seen or held.status != "firing" or not key.startswith(("host:", "vm:")):
@@ -123,9 +123,9 @@ def reconcile(hosts: list[HostInfo], vms: list[VmInfo], tracked: dict[str, Track
                                       held.last_seen), now)
         why = (f"no longer in the pool (deleted or DONE); incident {held.incident_id} holds it "
                "as failing")
-        decisions.append(Decision(key, "resolve", why, event))
+        findings.append(Finding(key, "resolve", why, event))
     forget = sorted(k for k in marks if k not in new_marks)
-    return ReconcilePlan(decisions=decisions, marks=new_marks, forget=forget)
+    return ReconcilePlan(findings=findings, marks=new_marks, forget=forget)
 
 
 def _objects(hosts: list[HostInfo], vms: list[VmInfo]):

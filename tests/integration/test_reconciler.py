@@ -139,7 +139,7 @@ def test_repeated_passes_record_each_failure_once(sim, key_prefix, redis_url):
         sim.freeze_vm(vm_id)
         sim.wait_for(lambda: sim.vm(vm_id)["lcm_state_name"] == "UNKNOWN", timeout=20)
         first = run_reconcile(rt)
-        raised = [d.object_key for d in first.plan.decisions if d.action == "raise"]
+        raised = [d.object_key for d in first.plan.findings if d.action == "raise"]
         assert raised == [f"vm:{vm_id}"]
         assert len(first.recorded.new) == 1
         again = run_reconcile(rt)  # no worker: no incident yet, so it raises again ...

@@ -1,4 +1,4 @@
-"""The reconciler's decisions: pure, no I/O."""
+"""The reconciler's findings: pure, no I/O."""
 
 import pytest
 
@@ -23,8 +23,8 @@ def held(key, status="firing", incident="inc1", last_seen=5.0):
 
 
 def only(plan):
-    assert len(plan.decisions) == 1, plan.decisions
-    return plan.decisions[0]
+    assert len(plan.findings) == 1, plan.findings
+    return plan.findings[0]
 
 
 def test_a_host_in_error_that_no_incident_holds_is_raised_with_hook_like_labels():
@@ -108,7 +108,7 @@ def test_an_object_gone_from_the_pool_is_resolved_as_gone():
 
 
 def test_other_resources_in_incidents_are_not_the_reconcilers_business():
-    assert reconcile([], [], held("frontend:zone0"), {}, 1.0).decisions == []
+    assert reconcile([], [], held("frontend:zone0"), {}, 1.0).findings == []
 
 
 def test_resolved_event_ids_are_stable_until_the_incident_sees_a_new_event():
@@ -119,4 +119,4 @@ def test_resolved_event_ids_are_stable_until_the_incident_sees_a_new_event():
 
 
 def test_healthy_objects_nobody_holds_are_left_alone():
-    assert reconcile([host()], [vm()], {}, {}, 1.0).decisions == []
+    assert reconcile([host()], [vm()], {}, {}, 1.0).findings == []

@@ -116,7 +116,7 @@ def test_the_reconciler_does_not_resolve_a_host_oneha_disabled():
     tracked = {"host:7": Tracked("host:7", "host-7-x", "firing", "node07", T0)}
     assert reconcile([disabled], [], tracked, {}, T0).count("resolve") == 1  # a person did it
     mine = reconcile([disabled], [], tracked, {}, T0, own_hosts=frozenset({"7"}))
-    assert mine.count("resolve") == 0 and mine.decisions[0].action == "known"
+    assert mine.count("resolve") == 0 and mine.findings[0].action == "known"
 
 
 def test_the_timeline_starts_at_the_opening_and_tells_joins_once():
