@@ -90,14 +90,24 @@ def pending_notices(group: GroupState, incident: Incident) -> tuple[Notice, ...]
     return tuple(n for n in incident.notices if n.seq > group.told.get(incident.id, 0))
 
 
-def plan_flush(group: GroupState, incidents: Sequence[Incident], mutes: dict[str, Mute],
-               now: float) -> FlushPlan:
-    """Decide what a due group sends now. `incidents` are the group's members as stored now.
+@dataclass(frozen=True, slots=True)
+class _Look:
+    """A due group's members as one flush sees them."""
 
-    The story each receiver reads is in order by construction: the first message is always the
-    alert ([FIRING], after group_wait) and carries whatever remediation asked to tell by then
-    (the approval link); later notices go out as soon as they are due, but only about incidents
-    whose alert was told; the resolve notice comes last."""
+    base: GroupState  # the group with the mutes noted
+    newly_muted: tuple[tuple[Incident, Mute], ...]
+    firing: tuple[Incident, ...]  # open and audible
+    resolved: tuple[Incident, ...]  # resolved since they were told
+    changed: bool
+    repeatable: bool  # something still FIRING (not acknowledged nor remediating)
+    still_open: bool
+
+    def wait(self, reason: str, next_due: float | None) -> FlushPlan:
+        return FlushPlan(False, reason, self.base, newly_muted=self.newly_muted,
+                         next_due=next_due)
+
+
+def _look(group: GroupState, incidents: Sequence[Incident], mutes: dict[str, Mute]) -> _Look:
     newly_muted = tuple((i, mutes[i.id]) for i in incidents
                         if mutes.get(i.id) and group.muted_noted.get(i.id) != mutes[i.id].by)
     muted_noted = {**group.muted_noted, **{i.id: m.by for i, m in newly_muted}}
@@ -108,52 +118,74 @@ def plan_flush(group: GroupState, incidents: Sequence[Incident], mutes: dict[str
     resolved = tuple(i for i in audible if i.state == RESOLVED and i.id in group.notified
                      and group.notified[i.id] != fingerprint(i))
     changed = bool(resolved) or any(group.notified.get(i.id) != fingerprint(i) for i in firing)
-    repeatable = any(i.state == FIRING for i in firing)
-    still_open = any(i.is_open for i in live)
-    base = replace(group, muted_noted=muted_noted)
+    return _Look(replace(group, muted_noted=muted_noted), newly_muted, firing, resolved, changed,
+                 any(i.state == FIRING for i in firing), any(i.is_open for i in live))
 
+
+def plan_flush(group: GroupState, incidents: Sequence[Incident], mutes: dict[str, Mute],
+               now: float) -> FlushPlan:
+    """Decide what a due group sends now. `incidents` are the group's members as stored now.
+
+    The story each receiver reads is in order by construction: the first message is always the
+    alert ([FIRING], after group_wait) and carries whatever remediation asked to tell by then
+    (the approval link); later notices go out as soon as they are due, but only about incidents
+    whose alert was told; the resolve notice comes last."""
+    look = _look(group, incidents, mutes)
     if group.last_sent_at is None:
-        if now < group.first_due:
-            return FlushPlan(False, f"group_wait: first message at {group.first_due:.3f}", base,
-                             newly_muted=newly_muted, next_due=group.first_due)
-        if firing:
-            return _send(base, "firing", f"group_wait of {group.group_wait:g}s is over: "
-                         f"{len(firing)} open incident(s)", firing, (), now, newly_muted, True)
-        if still_open:  # only muted ones: look again in case a silence ends
-            return FlushPlan(False, "every open incident is muted", base, newly_muted=newly_muted,
-                             next_due=now + group.group_interval)
-        return FlushPlan(False, "resolved before anyone was told: nothing to send", base,
-                         newly_muted=newly_muted, next_due=None)
+        return _first_message(look, group, now)
+    return (_notices(look, group, now) or _changes(look, group, now)
+            or _reminder(look, group, now))
 
-    told_firing = tuple(i for i in firing if i.id in group.notified)
-    notices = tuple(n for i in told_firing for n in pending_notices(group, i))
-    if notices:  # remediation's news do not wait for group_interval: people act on them
-        kind = next(k for k in NOTICE_KINDS if any(n.kind == k for n in notices))
-        return _send(base, kind, f"{len(notices)} remediation notice(s) of "
-                     f"{len({i.id for i in told_firing if pending_notices(group, i)})} incident(s)",
-                     told_firing, (), now, newly_muted, True, keep_notified=True)
-    change_due = group.last_sent_at + group.group_interval
-    repeat_due = group.last_sent_at + group.repeat_interval
-    if changed and now >= change_due:
-        transition = "firing" if firing else "resolved"
-        what = (f"{len(firing)} open, {len(resolved)} resolved" if firing
-                else f"{len(resolved)} resolved, none open")
-        return _send(base, transition, f"changed since message {group.seq}: {what}",
-                     firing, resolved, now, newly_muted, still_open)
-    if changed:
-        return FlushPlan(False, f"group_interval: changes wait until {change_due:.3f}", base,
-                         newly_muted=newly_muted, next_due=change_due)
-    if repeatable and now >= repeat_due:
-        return _send(base, "repeat", f"still firing after repeat_interval of "
-                     f"{group.repeat_interval:g}s", firing, (), now, newly_muted, True)
-    if repeatable:
-        return FlushPlan(False, f"repeat_interval: reminder at {repeat_due:.3f}", base,
-                         newly_muted=newly_muted, next_due=repeat_due)
-    if still_open:  # acknowledged, remediating or muted: nothing to repeat, wait for changes
-        return FlushPlan(False, "open incidents are acknowledged, remediating or muted", base,
-                         newly_muted=newly_muted, next_due=now + group.repeat_interval)
-    return FlushPlan(False, "every incident of the group is resolved and told", base,
-                     newly_muted=newly_muted, next_due=None)
+
+def _first_message(look: _Look, group: GroupState, now: float) -> FlushPlan:
+    if now < group.first_due:
+        return look.wait(f"group_wait: first message at {group.first_due:.3f}", group.first_due)
+    if look.firing:
+        return _send(look.base, "firing", f"group_wait of {group.group_wait:g}s is over: "
+                     f"{len(look.firing)} open incident(s)", look.firing, (), now,
+                     look.newly_muted, True)
+    if look.still_open:  # only muted ones: look again in case a silence ends
+        return look.wait("every open incident is muted", now + group.group_interval)
+    return look.wait("resolved before anyone was told: nothing to send", None)
+
+
+def _notices(look: _Look, group: GroupState, now: float) -> FlushPlan | None:
+    """Remediation's news do not wait for group_interval: people act on them."""
+    told = tuple(i for i in look.firing if i.id in group.notified)
+    notices = tuple(n for i in told for n in pending_notices(group, i))
+    if not notices:
+        return None
+    kind = next(k for k in NOTICE_KINDS if any(n.kind == k for n in notices))
+    about = len({i.id for i in told if pending_notices(group, i)})
+    return _send(look.base, kind, f"{len(notices)} remediation notice(s) of {about} incident(s)",
+                 told, (), now, look.newly_muted, True, keep_notified=True)
+
+
+def _changes(look: _Look, group: GroupState, now: float) -> FlushPlan | None:
+    if not look.changed:
+        return None
+    change_due = (group.last_sent_at or now) + group.group_interval
+    if now < change_due:
+        return look.wait(f"group_interval: changes wait until {change_due:.3f}", change_due)
+    firing, resolved = look.firing, look.resolved
+    what = (f"{len(firing)} open, {len(resolved)} resolved" if firing
+            else f"{len(resolved)} resolved, none open")
+    return _send(look.base, "firing" if firing else "resolved",
+                 f"changed since message {group.seq}: {what}", firing, resolved, now,
+                 look.newly_muted, look.still_open)
+
+
+def _reminder(look: _Look, group: GroupState, now: float) -> FlushPlan:
+    repeat_due = (group.last_sent_at or now) + group.repeat_interval
+    if look.repeatable and now >= repeat_due:
+        return _send(look.base, "repeat", f"still firing after repeat_interval of "
+                     f"{group.repeat_interval:g}s", look.firing, (), now, look.newly_muted, True)
+    if look.repeatable:
+        return look.wait(f"repeat_interval: reminder at {repeat_due:.3f}", repeat_due)
+    if look.still_open:  # acknowledged, remediating or muted: nothing to repeat, wait for changes
+        return look.wait("open incidents are acknowledged, remediating or muted",
+                         now + group.repeat_interval)
+    return look.wait("every incident of the group is resolved and told", None)
 
 
 def _send(group: GroupState, transition: str, reason: str, firing: tuple[Incident, ...],
