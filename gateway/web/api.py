@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import hmac
 import re
-from typing import Any
+from typing import Any, TypeVar
 
 from flask import Blueprint, current_app, jsonify, request
 
@@ -52,6 +52,15 @@ def _writes_need_a_token():
             for t in tokens):
         raise BadInput("unauthorized", "send 'Authorization: Bearer <one of api.tokens>'", 401)
     return None
+
+
+T = TypeVar("T")
+
+def _found(value: T | None, missing: str) -> T:
+    """`value`, or the API's 404 saying what was not found."""
+    if value is None:
+        raise BadInput("not_found", missing, 404)
+    return value
 
 
 def _store() -> IncidentStore:
@@ -117,9 +126,7 @@ def list_events():
 @bp.get("/v1/incidents/<incident_id>")
 def get_incident(incident_id: str):
     store = _store()
-    inc = store.get(incident_id)
-    if inc is None:
-        raise BadInput("not_found", f"no incident {incident_id}", 404)
+    inc = _found(store.get(incident_id), f"no incident {incident_id}")
     return jsonify(incident_json(inc, store.timeline(incident_id)))
 
 
@@ -188,9 +195,7 @@ def _number(data: dict[str, Any], key: str, default: float | None) -> float:
 @bp.get("/v1/silences/<silence_id>")
 def get_silence(silence_id: str):
     store = _store()
-    s = store.get_silence(silence_id)
-    if s is None:
-        raise BadInput("not_found", f"no silence {silence_id}", 404)
+    s = _found(store.get_silence(silence_id), f"no silence {silence_id}")
     return jsonify(silence_json(s, store.rt.clock()))
 
 
