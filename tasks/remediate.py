@@ -1,5 +1,5 @@
-"""Remediation tasks, thin: each builds the process's `Remediator` (gateway/remediator.py) once
-and runs one pass; what the pass asks for next is sent as the next task.
+"""Remediation tasks, thin: each builds the process's `Remediator` (gateway/flows/remediation/)
+once and runs one pass; what the pass asks for next is sent as the next task.
 
 Tasks: `oneha.plan_remediation(incident_id)` (enqueued by the incident store whenever an
 incident is created or gains objects), `oneha.run_plan(plan_id, chunk=0)`,
@@ -12,8 +12,8 @@ from celery import shared_task
 from celery.signals import worker_ready
 
 from gateway.errors import Transient
-from gateway.remediator import (PLAN_TASK, RESUME_TASK, RUN_TASK, VERIFY_TASK, Remediator, Wake,
-                                build_remediator)
+from gateway.flows.remediation import (PLAN_TASK, RESUME_TASK, RUN_TASK, VERIFY_TASK, Remediator,
+                                       Wake, build_remediator)
 
 
 def remediator(app=None) -> Remediator:

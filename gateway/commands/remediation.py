@@ -17,7 +17,7 @@ def register(main: click.Group) -> None:
 
 def _remediator(obj):
     """A Remediator for decisions: Redis and the Celery queue; no OpenNebula call is made here."""
-    from gateway.remediator import build_remediator
+    from gateway.flows.remediation import build_remediator
     from gateway.runtime import Runtime
     from tasks.app import create_celery
     return build_remediator(Runtime.from_settings(obj.settings),

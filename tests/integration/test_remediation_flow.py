@@ -13,7 +13,7 @@ import time
 import pytest
 
 from gateway.adapters.opennebula import OpenNebula
-from gateway.remediator import RUN_TASK, VERIFY_TASK
+from gateway.flows.remediation import RUN_TASK, VERIFY_TASK
 from simulator import CloudSpec, DiskSpec, HostSpec, Simulator, VmSpec
 from tests.support.remediation import (Driver, recovers, remediation_config, shared_vms,
                                        touched_vms, vm_actions, wait_state, writes)
@@ -103,7 +103,7 @@ def test_a_partition_of_60_percent_of_hosts_recovers_nothing_and_pages_a_human_o
     # One story for the partition: its own incident, naming the guard and the hosts; no host
     # incident is told that its VMs "cannot be recovered".
     assert [p for p in d.pages if p["transition"] == "needs_human"] == []
-    storms = [i for i in d.incidents.list(open_only=True) if i.key == "cloud:storm"]
+    storms = [i for i in d.incidents.store.list(open_only=True) if i.key == "cloud:storm"]
     assert len(storms) == 1
     detail = storms[0].primary.detail
     assert "storm guard: 3 of 5 hosts in ERROR (60%)" in detail
@@ -405,7 +405,7 @@ def test_a_permanent_refusal_stops_the_plan_and_hands_it_to_people(cloud, key_pr
     d.run_until_idle(timeout=3, stop=lambda: d.plan_status(iid) == "awaiting_approval")
     (pid,) = d.store.plan_ids(iid)
     # Someone rotated oneha's OpenNebula password meanwhile: every call is refused.
-    d.rem.one = OpenNebula(cloud.endpoints, "oneadmin:rotated", timeout=2, retries=0)
+    d.rem = d.remediator(OpenNebula(cloud.endpoints, "oneadmin:rotated", timeout=2, retries=0))
     d.rem.decide_plan(pid, "approved", "frank", via="test")
     d.run_until_idle(timeout=5)
     state = d.store.plan_state(pid)

@@ -32,7 +32,7 @@ def cloud(request):
 def delivered(d: Driver) -> list[Notification]:
     """Flush every due group now and return the notifications it handed to `oneha.deliver`."""
     sent: list = []
-    d.incidents._send = lambda name, args=None, countdown=None, **_: sent.append((name, args))
+    d.incidents.store._send = lambda name, args=None, countdown=None, **_: sent.append((name, args))
     d.incidents.flush_due(now=d.rt.clock() + 3600)
     return [Notification.from_json(a[0]) for n, a in sent if n == "oneha.deliver"]
 
@@ -58,7 +58,7 @@ def test_the_host_oneha_disabled_keeps_its_incident_open_for_hooks_and_the_recon
     run_reconcile(d.rt, d.one)
     inc = d.incidents.get(iid)
     assert inc.primary.state_label == "DISABLED (by oneha)"
-    assert not any("by an operator" in e.text for e in d.incidents.timeline(iid))
+    assert not any("by an operator" in e.text for e in d.incidents.store.timeline(iid))
     d.run_until_idle(timeout=20, stop=lambda: d.status(pid) == "done")
     inc = d.incidents.get(iid)
     assert inc.state == "resolved" and "run again elsewhere" in inc.title
@@ -91,7 +91,7 @@ def test_a_refresh_sets_the_host_offline_and_that_is_not_maintenance(cloud, key_
     # It arrives: neither maintenance nor an alert.
     applied = d.incidents.apply_event(seen[0])
     assert applied.decision.action == "ignored" and "oneha did it" in applied.decision.reason
-    assert d.incidents.r.hlen(d.rt.key("inc", "maintenance")) == 0
+    assert d.incidents.store.r.hlen(d.rt.key("inc", "maintenance")) == 0
     d.run_until_idle(timeout=15, stop=lambda: d.plan_status(iid) == "done")
     assert d.incidents.get(iid).state == "resolved"
 

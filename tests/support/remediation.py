@@ -11,11 +11,11 @@ import itertools
 import time
 
 from gateway.adapters.opennebula import OpenNebula
-from gateway.adapters.store.incidents import IncidentStore
+from gateway.flows.incident import IncidentFlow
 from gateway.adapters.store.remediation import RemediationStore
 from gateway.config import settings_from_dict
 from gateway.domain.hook_events import event_from_hook
-from gateway.remediator import PLAN_TASK, RUN_TASK, IncidentPort, Remediator
+from gateway.flows.remediation import PLAN_TASK, RUN_TASK, IncidentPort, Remediator
 from gateway.runtime import Runtime
 from simulator import VmSpec
 from tasks.remediate import follow_args
@@ -99,14 +99,17 @@ class Driver:
         self.queue: list = []
         self._seq = itertools.count()
         self.sent: list[tuple[str, list]] = []
-        self.incidents = IncidentStore(self.rt, send=self._incident_send)
+        self.incidents = IncidentFlow(self.rt, send=self._incident_send)
         self.store = RemediationStore.from_runtime(self.rt)
         self.one = OpenNebula.from_settings(self.settings)
         self.recorded: list = []  # events of remediation's own (the storm guard's finding)
-        self.rem = Remediator(self.settings, self.store, self.one,
-                              incidents=IncidentPort(self.incidents, self.rt.clock,
-                                                     self._record),
-                              send=self._send, clock=self.rt.clock)
+        self.rem = self.remediator(self.one)
+
+    def remediator(self, one: OpenNebula) -> Remediator:
+        """A Remediator over this driver's stores and queue, calling OpenNebula through `one`."""
+        return Remediator(self.settings, self.store, one,
+                          incidents=IncidentPort(self.incidents, self.rt.clock, self._record),
+                          send=self._send, clock=self.rt.clock)
 
     def _record(self, event):
         self.recorded.append(event)
@@ -116,7 +119,7 @@ class Driver:
     def pages(self) -> list[dict]:
         """What remediation asked to tell people: the notices on the incidents it worked on."""
         out = []
-        for inc in self.incidents.list(open_only=False, limit=1000):
+        for inc in self.incidents.store.list(open_only=False, limit=1000):
             out += [{"transition": n.kind, "text": n.text, "approval_url": n.approval_url,
                      "incident": inc.id, "at": n.at, "seq": n.seq} for n in inc.notices]
         return sorted(out, key=lambda p: (p["at"], p["seq"]))
