@@ -17,6 +17,7 @@ from gateway.domain import states
 from gateway.domain.objects import VmInfo
 from gateway.domain.remediation import guards
 from gateway.domain.remediation.guards import Expect, RaftView
+from gateway.domain.remediation.outcomes import NOT_ACTED, StepOutcome
 from gateway.domain.remediation.plans import (RECOVER_DELETE_RECREATE, RECOVER_RETRY, Plan,
                                               Step)
 from gateway.errors import Permanent, Transient
@@ -83,7 +84,8 @@ class Actions:
 
     # ---- one step -------------------------------------------------------------------------------
 
-    def act(self, p: Pass, plan: Plan, step: Step, out: dict, outcomes: dict) -> dict | Wake:
+    def act(self, p: Pass, plan: Plan, step: Step, out: StepOutcome,
+            outcomes: dict[str, StepOutcome]) -> StepOutcome | Wake:
         """Limits, lock, live re-read, claim, call, record — for one step."""
         store, cfg = self.ctx.store, self.ctx.cfg
         wait = store.take_rate(cfg.rate_limit_actions, cfg.rate_limit_window)
@@ -103,21 +105,20 @@ class Actions:
         finally:
             store.release_slot(slot)
 
-    def _act_locked(self, p: Pass, plan: Plan, step: Step, out: dict, outcomes: dict
-                    ) -> dict | Wake:
+    def _act_locked(self, p: Pass, plan: Plan, step: Step, out: StepOutcome,
+                    outcomes: dict[str, StepOutcome]) -> StepOutcome | Wake:
         store = self.ctx.store
-        attempt = int(out.get("attempt") or 1)
+        attempt = out.attempt
         vm = vm_or_none(self.ctx.one, step.vm_id) if step.is_vm_step else None
-        if out.get("status") == "acting":
+        if out.status == "acting":
             settled = self.settle(plan, step, out, vm)
             if settled is not None:
                 return settled
             attempt += 1  # the dead claimant's call never took effect: a new attempt
         check = self.recheck(p, step, vm, outcomes)
         if not check:
-            return store.record(
-                plan.plan_id, step.key, "skipped", check.reason, previous=out, code=check.code,
-                attempt=attempt,
+            return self.ctx.record(
+                plan, step, "skipped", check.reason, out, code=check.code, attempt=attempt,
                 audit={"what": "action_skipped", "incident_id": plan.incident_id,
                        "step": step.key, "guard": check.code, "reason": check.reason})
         if step.action == "refresh_host":
@@ -125,19 +126,19 @@ class Actions:
             # ~0.5 s: OFFLINE, pause, ENABLED).
             done_at = store.note_refresh(step.host_id, 2 * self.planner.monitoring_interval() + 1.0)
             if done_at is not None:
-                return store.record(
-                    plan.plan_id, step.key, "done", "monitoring refreshed by another plan this "
-                    "cycle", previous={**out, "at": done_at}, attempt=attempt)
+                return self.ctx.record(
+                    plan, step, "done", "monitoring refreshed by another plan this cycle",
+                    StepOutcome.from_dict({**out.to_dict(), "at": done_at}), attempt=attempt)
         claimed = store.claim(plan.plan_id, step.key, attempt, self.ctx.worker_id,
-                              previous=out, detail=check.reason)
+                              previous=out.to_dict(), detail=check.reason)
         if claimed is None:
             return Wake(RUN_TASK, 0.5)  # another executor got there first
-        return self.call(plan, step, attempt, claimed)
+        return self.call(plan, step, attempt, StepOutcome.from_dict(claimed))
 
     # ---- the guards again, right before the action ----------------------------------------------
 
-    def recheck(self, p: Pass, step: Step, vm: VmInfo | None, outcomes: dict
-                ) -> guards.Decision:
+    def recheck(self, p: Pass, step: Step, vm: VmInfo | None,
+                outcomes: dict[str, StepOutcome]) -> guards.Decision:
         """The live re-read right before the action. Only a person who approved a plan the
         storm guard blocked overrides that guard; nothing overrides a changed VM or host."""
         if not step.is_vm_step:
@@ -179,12 +180,13 @@ class Actions:
                                           "incident plans this VM", "changed")
         return decision
 
-    def _recheck_vm_off_failed_host(self, p: Pass, hosts: dict, step: Step, outcomes: dict,
+    def _recheck_vm_off_failed_host(self, p: Pass, hosts: dict, step: Step,
+                                    outcomes: dict[str, StepOutcome],
                                     decision: guards.Decision) -> guards.Decision:
         """resched / recreate: the VM leaves its host, which must still be failed (or disabled
         by this plan), and the cloud must not look partitioned."""
         host = hosts.get(step.host_id)
-        disabled_by_us = (outcomes.get(f"disable:{step.host_id}") or {}).get("status") == "done" \
+        disabled_by_us = outcomes.get(f"disable:{step.host_id}", NOT_ACTED).status == "done" \
             or (host is not None and host.id in self.planner.own_hosts([host]))
         alone = guards.host_left_alone(host, by_oneha=disabled_by_us)
         if not alone:
@@ -201,8 +203,8 @@ class Actions:
 
     # ---- the call -------------------------------------------------------------------------------
 
-    def call(self, plan: Plan, step: Step, attempt: int, out: dict,
-             action: str | None = None) -> dict:
+    def call(self, plan: Plan, step: Step, attempt: int, out: StepOutcome,
+             action: str | None = None) -> StepOutcome:
         """Make the claimed call and record its outcome (`done` or `failed`). A Transient error
         leaves the `acting` record for the next pass to settle."""
         action = action or step.action
@@ -221,24 +223,23 @@ class Actions:
             self.ctx.store.audit("action_uncertain", plan.plan_id, plan.incident_id,
                                  step=step.key, action=action, attempt=attempt, error=str(exc))
             raise
-        return self.ctx.store.record(
-            plan.plan_id, step.key, "done", f"{action}: {answer}", previous=out,
-            attempt=attempt, action=action, acted_at=started,
+        return self.ctx.record(
+            plan, step, "done", f"{action}: {answer}", out, attempt=attempt, action=action,
+            acted_at=started,
             audit={"what": "action_done", "incident_id": plan.incident_id, "step": step.key,
                    "action": action, "attempt": attempt, "answer": answer, "vm": step.vm_id,
                    "host": step.host_id})
 
-    def _failed(self, plan: Plan, step: Step, attempt: int, out: dict, action: str,
-                exc: Permanent) -> dict:
+    def _failed(self, plan: Plan, step: Step, attempt: int, out: StepOutcome, action: str,
+                exc: Permanent) -> StepOutcome:
         self.ctx.timeline(plan.incident_id, f"{action} of {target(step)} failed: {exc}",
                           plan_id=plan.plan_id)
         if not step.is_vm_step:  # its VMs stay where they are: people must know now
             self.ctx.incidents.add_notice(
                 plan.incident_id, "needs_human", f"{plan.plan_id}:{step.key}",
                 f"{action} of {target(step)} failed, so its VMs are not moved: {exc}")
-        return self.ctx.store.record(
-            plan.plan_id, step.key, "failed", str(exc), previous=out, attempt=attempt,
-            action=action,
+        return self.ctx.record(
+            plan, step, "failed", str(exc), out, attempt=attempt, action=action,
             audit={"what": "action_failed", "incident_id": plan.incident_id, "step": step.key,
                    "action": action, "attempt": attempt, "error": str(exc)})
 
@@ -264,25 +265,24 @@ class Actions:
             return one.vm_recover(step.vm_id, RECOVER_RETRY)
         raise Permanent(f"unknown action {action!r}")
 
-    def settle(self, plan: Plan, step: Step, out: dict, vm: VmInfo | None) -> dict | None:
+    def settle(self, plan: Plan, step: Step, out: StepOutcome, vm: VmInfo | None
+               ) -> StepOutcome | None:
         """An `acting` record whose worker died (or whose call's outcome is unknown): did the
         call take effect? OpenNebula changes a VM's state inside the call, so the live VM says.
         Returns the settled outcome, or None when the call did not happen (act again)."""
         store = self.ctx.store
-        attempt = int(out.get("attempt") or 1)
         if not step.is_vm_step:
             if step.action == "fence":  # never repeated blindly: a person looks
-                return store.record(plan.plan_id, step.key, "failed",
-                                    "fencing was interrupted; outcome unknown, needs a human",
-                                    previous=out)
+                return self.ctx.record(plan, step, "failed",
+                                       "fencing was interrupted; outcome unknown, needs a human",
+                                       out)
             return None  # disable/refresh twice is harmless
         still = guards.still_as_planned(Expect.from_dict(step.expect or {}), vm)
         took_effect = not still or (step.action == "resched" and vm is not None and vm.resched)
         store.audit("claim_settled", plan.plan_id, plan.incident_id, step=step.key,
-                    attempt=attempt, took_effect=took_effect, evidence=still.reason)
+                    attempt=out.attempt, took_effect=took_effect, evidence=still.reason)
         if took_effect:
-            return store.record(plan.plan_id, step.key, "done",
-                                f"{step.action} took effect before its worker stopped "
-                                f"({still.reason})", previous=out, action=step.action,
-                                acted_at=float(out.get("at") or self.ctx.clock()), settled=True)
+            return self.ctx.record(plan, step, "done", f"{step.action} took effect before its "
+                                   f"worker stopped ({still.reason})", out, action=step.action,
+                                   acted_at=out.at or self.ctx.clock(), settled=True)
         return None

@@ -16,6 +16,8 @@ from typing import Any, Callable
 
 from gateway.adapters import fencing
 from gateway.adapters.store.remediation import RemediationStore
+from gateway.domain.remediation.outcomes import StepOutcome, outcomes_from
+from gateway.domain.remediation.plans import Plan, Step
 
 from .ports import RUN_TASK, IncidentPort
 
@@ -53,6 +55,15 @@ class RemediationContext:
 
     def timeline(self, incident_id: str, text: str, actor: str = "oneha", **data) -> None:
         self.incidents.add_timeline(incident_id, text, actor, data)
+
+    def outcomes(self, plan_id: str) -> dict[str, StepOutcome]:
+        return outcomes_from(self.store.outcomes(plan_id))
+
+    def record(self, plan: Plan, step: Step, status: str, detail: str, out: StepOutcome,
+               **extra) -> StepOutcome:
+        """The step's next record, written over `out` (the record the caller holds)."""
+        return StepOutcome.from_dict(self.store.record(plan.plan_id, step.key, status, detail,
+                                                       previous=out.to_dict(), **extra))
 
     def start_chunks(self, plan_id: str) -> None:
         """Wake the other executors of a plan (chunk 0 is the caller's, or already queued)."""

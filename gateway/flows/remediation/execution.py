@@ -15,6 +15,7 @@
 from __future__ import annotations
 
 from gateway.adapters.store import remediation as rs
+from gateway.domain.remediation.outcomes import NOT_ACTED, StepOutcome
 from gateway.domain.remediation.plans import Plan, Step, execution_order
 from gateway.errors import Permanent, Transient
 
@@ -106,7 +107,7 @@ class Executor:
                                      guard=gate.code, reason=gate.reason)
             return Wake(RUN_TASK, 2.0)
         p.hosts = None  # host states are re-read once per pass
-        outcomes = self.ctx.store.outcomes(plan.plan_id)
+        outcomes = self.ctx.outcomes(plan.plan_id)
         chunks = self._chunks(plan)
         try:
             for step in execution_order(plan.steps):
@@ -120,11 +121,11 @@ class Executor:
             self._tell_done(p, plan)
         return self._next_after(p, plan, state, outcomes)
 
-    def _step(self, p: Pass, plan: Plan, step: Step, state: dict, outcomes: dict
-              ) -> Wake | None:
+    def _step(self, p: Pass, plan: Plan, step: Step, state: dict,
+              outcomes: dict[str, StepOutcome]) -> Wake | None:
         """Act on one step if it may go now; a Wake when the pass must stop (a limit, a lock)."""
-        out = outcomes.get(step.key) or {}
-        if out.get("status") not in (None, "acting"):
+        out = outcomes.get(step.key, NOT_ACTED)
+        if not out.pending:
             return None  # made, skipped or failed already
         if not self._may_go(p, plan, step, out, state, outcomes):
             return None
@@ -133,32 +134,31 @@ class Executor:
         if isinstance(result, Wake):
             return result
         outcomes[step.key] = result
-        if result.get("status") == "done":
-            p.done_now.append(f"{result.get('action', step.action)} {target(step)}")
+        if result.status == "done":
+            p.done_now.append(f"{result.action or step.action} {target(step)}")
         return None
 
-    def _may_go(self, p: Pass, plan: Plan, step: Step, out: dict, state: dict, outcomes: dict
-                ) -> bool:
+    def _may_go(self, p: Pass, plan: Plan, step: Step, out: StepOutcome, state: dict,
+                outcomes: dict[str, StepOutcome]) -> bool:
         """Its approval given, its dependencies succeeded and their monitoring cycles passed.
         A step that can never go is recorded `skipped` (and `outcomes` updated) here."""
         if step.needs_approval or plan.mode == "approval":
             if state.get("approved") == "denied":
-                outcomes[step.key] = self.ctx.store.record(
-                    plan.plan_id, step.key, "skipped", "approval denied", previous=out)
+                outcomes[step.key] = self.ctx.record(plan, step, "skipped", "approval denied",
+                                                     out)
                 return False
             if state.get("approved") != "yes":
                 return False
-        deps = [outcomes.get(k) or {} for k in step.after]
-        if any(d.get("status") in ("failed", "needs_human") for d in deps):
-            outcomes[step.key] = self.ctx.store.record(
-                plan.plan_id, step.key, "skipped", f"{', '.join(step.after)} did not succeed",
-                previous=out)
+        deps = [outcomes.get(k, NOT_ACTED) for k in step.after]
+        if any(d.gave_up for d in deps):
+            outcomes[step.key] = self.ctx.record(
+                plan, step, "skipped", f"{', '.join(step.after)} did not succeed", out)
             return False
         # A skipped host step (e.g. the host is back) is no blocker: the step's own re-read
         # decides.
-        if any(d.get("status") not in ("done", "skipped") for d in deps):
+        if not all(d.clears_dependents for d in deps):
             return False  # a later pass gets to it
-        ready_at = max([float(d.get("at") or 0) for d in deps] or [0.0]) \
+        ready_at = max([d.at for d in deps] or [0.0]) \
             + step.wait_cycles * self.planner.monitoring_interval()
         if ready_at > self.ctx.clock():
             p.wake_at = ready_at if p.wake_at is None else min(p.wake_at, ready_at)
@@ -172,15 +172,15 @@ class Executor:
                               + "; ".join(p.done_now[:20])
                               + (" ..." if len(p.done_now) > 20 else ""), plan_id=plan.plan_id)
 
-    def _next_after(self, p: Pass, plan: Plan, state: dict, outcomes: dict) -> Wake:
+    def _next_after(self, p: Pass, plan: Plan, state: dict,
+                    outcomes: dict[str, StepOutcome]) -> Wake:
         """Run again while a step waits for a dependency, a cycle or another executor; verify
         once only approver-held steps (or none) remain."""
         ctx = self.ctx
         approved = state.get("approved") == "yes"
         if p.mine and len(p.mine) < len(plan.steps):
-            outcomes = ctx.store.outcomes(plan.plan_id)  # the other executors' progress too
-        remaining = [s for s in plan.steps
-                     if (outcomes.get(s.key) or {}).get("status") in (None, "acting")]
+            outcomes = ctx.outcomes(plan.plan_id)  # the other executors' progress too
+        remaining = [s for s in plan.steps if outcomes.get(s.key, NOT_ACTED).pending]
         waiting_approver = [s for s in remaining
                             if (s.needs_approval or plan.mode == "approval") and not approved]
         if len(remaining) > len(waiting_approver):

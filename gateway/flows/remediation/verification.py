@@ -20,6 +20,7 @@ from gateway.domain.hook_events import vm_is_failing
 from gateway.domain.objects import VmInfo
 from gateway.domain.remediation import guards
 from gateway.domain.remediation.guards import Expect
+from gateway.domain.remediation.outcomes import NOT_ACTED, StepOutcome
 from gateway.domain.remediation.plans import Plan, Step
 from gateway.errors import Permanent
 
@@ -64,94 +65,92 @@ class Verifier:
     def verify_locked(self, plan: Plan) -> Wake | None:
         """One pass over the plan's VM steps, under the plan's lease."""
         now = self.ctx.clock()
-        outcomes = self.ctx.store.outcomes(plan.plan_id)
+        outcomes = self.ctx.outcomes(plan.plan_id)
         state = self.ctx.store.plan_state(plan.plan_id)
-        to_read = [s for s in plan.vm_steps if _worth_reading(outcomes.get(s.key) or {})]
+        to_read = [s for s in plan.vm_steps if _worth_reading(outcomes.get(s.key, NOT_ACTED))]
         look = _Look(now, live_vms(self.ctx.one, [s.vm_id for s in to_read]),
                      frozenset(s.key for s in to_read), state.get("approved") == "yes")
         pending = False
         for step in plan.vm_steps:
-            if self._follow(plan, step, outcomes.get(step.key) or {}, look):
+            if self._follow(plan, step, outcomes.get(step.key, NOT_ACTED), look):
                 pending = True
         if pending:
             return Wake(VERIFY_TASK, self.ctx.cfg.verify_interval)
-        held = [s for s in plan.steps if (outcomes.get(s.key) or {}).get("status") is None]
+        held = [s for s in plan.steps if outcomes.get(s.key, NOT_ACTED).status is None]
         if held and state.get("approved") not in ("yes", "denied"):
             return None  # the approver decides the rest; approving runs the plan again
         self.finish(plan)
         return None
 
-    def _follow(self, plan: Plan, step: Step, out: dict, look: _Look) -> bool:
+    def _follow(self, plan: Plan, step: Step, out: StepOutcome, look: _Look) -> bool:
         """One VM step's progress; True while it is still pending."""
-        status = out.get("status")
+        status = out.status
         if status is None and (step.needs_approval or plan.mode == "approval") \
                 and not look.approved:
             return False  # waits for an approver, not for us
-        if status in (None, "acting"):
+        if out.pending:
             return True  # not acted yet (the executor is on it)
         if step.key not in look.read:
             return False  # running, needs_human, failed, skipped for a reason
         vm = look.live.get(step.vm_id)
         if vm is not None and vm.is_running:
-            self.ctx.store.record(
-                plan.plan_id, step.key, "running", f"RUNNING on {vm.host_name}", previous=out,
-                running_at=look.now, host_after=vm.host_name or "",
-                action=out.get("action") or "none",
+            self.ctx.record(
+                plan, step, "running", f"RUNNING on {vm.host_name}", out, running_at=look.now,
+                host_after=vm.host_name or "", action=out.action or "none",
                 audit={"what": "vm_running", "incident_id": plan.incident_id, "vm": step.vm_id,
                        "host": vm.host_name})
             return False
         if status == "skipped":
             return False  # was RUNNING at the re-read and is not now: nothing oneha did
         if status == "retry_wait":
-            if look.now >= float(out.get("not_before") or 0):
+            if look.now >= out.not_before:
                 self.retry(plan, step, vm_or_none(self.ctx.one, step.vm_id), out)
             return True
         return self._judge(plan, step, out, vm, look.now)
 
-    def _judge(self, plan: Plan, step: Step, out: dict, vm: VmInfo | None, now: float) -> bool:
+    def _judge(self, plan: Plan, step: Step, out: StepOutcome, vm: VmInfo | None, now: float
+               ) -> bool:
         """An action made (or failed) and the VM not running: wait, retry later, or give up."""
-        acted_at = float(out.get("acted_at") or out.get("at") or now)
-        if out.get("status") == "done" and now - acted_at < self.ctx.cfg.verify_timeout \
+        cfg = self.ctx.cfg
+        if out.status == "done" and now - out.since(now) < cfg.verify_timeout \
                 and not (vm is not None and vm.is_failed):
             return True  # on its way (a FAILURE state or a refused call need not wait)
-        attempts = int(out.get("attempt") or 1)
-        cfg = self.ctx.cfg
-        decision = guards.next_attempt(attempts, cfg.max_retries, cfg.retry_backoff)
+        decision = guards.next_attempt(out.attempt, cfg.max_retries, cfg.retry_backoff)
         if not decision.retry:
             self.needs_human(plan, step, vm, decision.reason)
             return False
-        self.ctx.store.record(plan.plan_id, step.key, "retry_wait", decision.reason,
-                              previous=out, not_before=now + decision.delay,
-                              audit={"what": "retry_scheduled", "incident_id": plan.incident_id,
-                                     "vm": step.vm_id, "reason": decision.reason,
-                                     "state": vm.state_label if vm else "gone"})
+        self.ctx.record(plan, step, "retry_wait", decision.reason, out,
+                        not_before=now + decision.delay,
+                        audit={"what": "retry_scheduled", "incident_id": plan.incident_id,
+                               "vm": step.vm_id, "reason": decision.reason,
+                               "state": vm.state_label if vm else "gone"})
         return True
 
-    def retry(self, plan: Plan, step: Step, vm: VmInfo | None, out: dict) -> None:
+    def retry(self, plan: Plan, step: Step, vm: VmInfo | None, out: StepOutcome) -> None:
         """The next attempt: `recover --retry` a failed VM, the planned action again for a VM
         still as planned, another verify window for one on its way."""
         store, clock = self.ctx.store, self.ctx.clock
-        attempt = int(out.get("attempt") or 1) + 1
+        attempt = out.attempt + 1
         if vm is None:
             self.needs_human(plan, step, vm, "the VM disappeared during recovery")
             return
         action = _retry_action(step, vm)
         if not action:
-            store.record(plan.plan_id, step.key, "done", f"still {vm.state_label}; waiting",
-                         previous=out, attempt=attempt, acted_at=clock())
+            self.ctx.record(plan, step, "done", f"still {vm.state_label}; waiting", out,
+                            attempt=attempt, acted_at=clock())
             return
         gate = self.actions.gate()
         if not gate:
-            store.record(plan.plan_id, step.key, "retry_wait", gate.reason, previous=out,
-                         not_before=clock() + 5)
+            self.ctx.record(plan, step, "retry_wait", gate.reason, out, not_before=clock() + 5)
             return
         with store.vm_lock(step.vm_id, ttl=self.ctx.lease_ttl) as locked:
             if not locked:
                 return
             claimed = store.claim(plan.plan_id, step.key, attempt, self.ctx.worker_id,
-                                  previous=out, detail=f"retry as {action}")
+                                  previous=out.to_dict(), detail=f"retry as {action}")
             if claimed is not None:
-                self.actions.call(plan, step, attempt, claimed, action=action)
+                self.actions.call(plan, step, attempt, StepOutcome.from_dict(claimed),
+                                  action=action)
 
     # ---- endings --------------------------------------------------------------------------------
 
@@ -184,11 +183,11 @@ class Verifier:
         """Nothing pending: the plan is done (or failed, if a VM needs a human), its impact
         report saved, the incident shows each VM as it is now."""
         ctx = self.ctx
-        outcomes = ctx.store.outcomes(plan.plan_id)
+        outcomes = ctx.outcomes(plan.plan_id)
         before = ctx.store.before(plan.plan_id)
         inc = ctx.incidents.get(plan.incident_id)
         failed_at = float(inc.created_at) if inc is not None else None
-        status_of = {s.vm_id: (outcomes.get(s.key) or {}).get("status") for s in plan.vm_steps}
+        status_of = {s.vm_id: outcomes.get(s.key, NOT_ACTED).status for s in plan.vm_steps}
         live = live_vms(ctx.one, sorted({*status_of, *(s.vm_id for s in plan.skipped)}))
         impacts = _impacts(plan, outcomes, before, live, failed_at)
         humans = [v for v, st in status_of.items() if st == "needs_human"]
@@ -221,7 +220,7 @@ class Verifier:
         self.ctx.incidents.set_state(plan.incident_id, "resolved",
                                      f"remediation done: {reason}{left}")
 
-    def host_label(self, plan: Plan, outcomes: dict) -> str:
+    def host_label(self, plan: Plan, outcomes: dict[str, StepOutcome]) -> str:
         """The failed host's state as people should read it now; oneha's own disable says so."""
         if plan.host_id is None:
             return ""
@@ -229,31 +228,30 @@ class Verifier:
             host = self.ctx.one.host(plan.host_id)
         except Permanent:
             return "gone"
-        ours = (outcomes.get(f"disable:{plan.host_id}") or {}).get("status") == "done"
+        ours = outcomes.get(f"disable:{plan.host_id}", NOT_ACTED).status == "done"
         return host.state_label + (" (by oneha)" if ours and host.in_maintenance else "")
 
     def impact(self, plan_id: str) -> list[dict]:
         return self.ctx.store.impact(plan_id)
 
 
-def _worth_reading(out: dict) -> bool:
+def _worth_reading(out: StepOutcome) -> bool:
     """Steps whose VM is read live: acted on, or skipped because it was running already."""
-    status = out.get("status")
-    return status in ("done", "retry_wait", "failed") or (
-        status == "skipped" and out.get("code") == "running")
+    return out.status in ("done", "retry_wait", "failed") or (
+        out.status == "skipped" and out.code == "running")
 
 
-def _impacts(plan: Plan, outcomes: dict, before: dict[int, VmInfo], live: dict[int, VmInfo],
-             failed_at: float | None) -> list[impact.VmImpact]:
+def _impacts(plan: Plan, outcomes: dict[str, StepOutcome], before: dict[int, VmInfo],
+             live: dict[int, VmInfo], failed_at: float | None) -> list[impact.VmImpact]:
     """What recovery cost each VM that runs again (downtime, host, what changed)."""
     out = []
     for step in plan.vm_steps:
-        outcome = outcomes.get(step.key) or {}
+        outcome = outcomes.get(step.key, NOT_ACTED)
         vm_before, vm_after = before.get(step.vm_id), live.get(step.vm_id)
-        if outcome.get("status") != "running" or vm_before is None or vm_after is None:
+        if outcome.status != "running" or vm_before is None or vm_after is None:
             continue
-        out.append(impact.vm_impact(vm_before, vm_after, outcome.get("action") or step.action,
-                                    failed_at, float(outcome.get("running_at") or 0) or None))
+        out.append(impact.vm_impact(vm_before, vm_after, outcome.action or step.action,
+                                    failed_at, outcome.running_at or None))
     return out
 
 
