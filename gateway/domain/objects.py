@@ -256,42 +256,9 @@ def host_from_element(el: ET.Element) -> HostInfo:
 
 def vm_from_element(el: ET.Element) -> VmInfo:
     template = el.find("TEMPLATE")
-    history = tuple(
-        HistoryRecord(
-            seq=_int(h, "SEQ") or 0,
-            host_id=_int(h, "HID"),
-            host_name=_text(h, "HOSTNAME"),
-            cluster_id=_int(h, "CID"),
-            ds_id=_int(h, "DS_ID"),
-            tm_mad=_text(h, "TM_MAD"),
-            stime=_int(h, "STIME"),
-            etime=_int(h, "ETIME"),
-            rstime=_int(h, "RSTIME"),
-            retime=_int(h, "RETIME"),
-            action=_int(h, "ACTION"),
-            reason=_int(h, "REASON"),
-        )
-        for h in el.findall("HISTORY_RECORDS/HISTORY")
-    )
-    disks = tuple(
-        Disk(
-            disk_id=_int(d, "DISK_ID"),
-            image_id=_int(d, "IMAGE_ID"),
-            image=_text(d, "IMAGE"),
-            persistent=(_text(d, "PERSISTENT") or "").upper() == "YES",
-            datastore_id=_int(d, "DATASTORE_ID"),
-            datastore=_text(d, "DATASTORE"),
-            tm_mad=_text(d, "TM_MAD"),
-            type=_text(d, "TYPE"),
-            clone=None if _text(d, "CLONE") is None else _text(d, "CLONE").upper() == "YES",
-        )
-        for d in (template.findall("DISK") if template is not None else [])
-    )
-    nics = tuple(
-        Nic(nic_id=_int(n, "NIC_ID"), network=_text(n, "NETWORK"), ip=_text(n, "IP"),
-            mac=_text(n, "MAC"))
-        for n in (template.findall("NIC") if template is not None else [])
-    )
+    history = tuple(_history_record(h) for h in el.findall("HISTORY_RECORDS/HISTORY"))
+    disks = tuple(_disk(d) for d in (template.findall("DISK") if template is not None else []))
+    nics = tuple(_nic(n) for n in (template.findall("NIC") if template is not None else []))
     cpu = _text(template, "CPU")
     return VmInfo(
         id=_require_int(el, "ID", "VM"),
@@ -318,6 +285,44 @@ def vm_from_element(el: ET.Element) -> VmInfo:
         nics=nics,
         labels=_flat_template(el.find("USER_TEMPLATE")),
     )
+
+
+def _history_record(h: ET.Element) -> HistoryRecord:
+    """One `HISTORY_RECORDS/HISTORY`: a stay of the VM on a host."""
+    return HistoryRecord(
+        seq=_int(h, "SEQ") or 0,
+        host_id=_int(h, "HID"),
+        host_name=_text(h, "HOSTNAME"),
+        cluster_id=_int(h, "CID"),
+        ds_id=_int(h, "DS_ID"),
+        tm_mad=_text(h, "TM_MAD"),
+        stime=_int(h, "STIME"),
+        etime=_int(h, "ETIME"),
+        rstime=_int(h, "RSTIME"),
+        retime=_int(h, "RETIME"),
+        action=_int(h, "ACTION"),
+        reason=_int(h, "REASON"),
+    )
+
+
+def _disk(d: ET.Element) -> Disk:
+    clone = _text(d, "CLONE")
+    return Disk(
+        disk_id=_int(d, "DISK_ID"),
+        image_id=_int(d, "IMAGE_ID"),
+        image=_text(d, "IMAGE"),
+        persistent=(_text(d, "PERSISTENT") or "").upper() == "YES",
+        datastore_id=_int(d, "DATASTORE_ID"),
+        datastore=_text(d, "DATASTORE"),
+        tm_mad=_text(d, "TM_MAD"),
+        type=_text(d, "TYPE"),
+        clone=None if clone is None else clone.upper() == "YES",  # no CLONE: unknown, not "no"
+    )
+
+
+def _nic(n: ET.Element) -> Nic:
+    return Nic(nic_id=_int(n, "NIC_ID"), network=_text(n, "NETWORK"), ip=_text(n, "IP"),
+               mac=_text(n, "MAC"))
 
 
 def _float(value: str | None) -> float | None:
