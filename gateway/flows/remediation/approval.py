@@ -15,10 +15,15 @@ import uuid
 from gateway.adapters.store import remediation as rs
 from gateway.domain import approvals
 from gateway.domain.approvals import ApprovalRefused, Claims
-from gateway.domain.remediation.plans import Plan
+from gateway.domain.remediation.plans import Plan, Step
 
 from .context import RemediationContext
 from .ports import RUN_TASK
+
+
+def held_for_approval(plan: Plan, step: Step) -> bool:
+    """A step that waits for an approver: the whole plan needs one, or this step does."""
+    return step.needs_approval or plan.mode == "approval"
 
 
 class Approvals:
@@ -38,7 +43,7 @@ class Approvals:
         approval_id, expires, created = self._approval_of(plan)
         token = approvals.sign(self.secret(), Claims(approval_id, plan.plan_id,
                                                      plan.incident_id, expires))
-        held = [s for s in plan.vm_steps if plan.mode == "approval" or s.needs_approval]
+        held = [s for s in plan.vm_steps if held_for_approval(plan, s)]
         url = f"{ctx.settings.public_url.rstrip('/')}/approvals/{token}"
         if created:
             ctx.store.audit("approval_requested", plan.plan_id, plan.incident_id,

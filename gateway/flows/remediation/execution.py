@@ -20,6 +20,7 @@ from gateway.domain.remediation.plans import Plan, Step, execution_order
 from gateway.errors import Permanent, Transient
 
 from .actions import Actions, Pass, target
+from .approval import held_for_approval
 from .context import RemediationContext
 from .grace import Grace
 from .planning import Planner
@@ -106,7 +107,6 @@ class Executor:
                 self.ctx.store.audit("action_held", plan.plan_id, plan.incident_id,
                                      guard=gate.code, reason=gate.reason)
             return Wake(RUN_TASK, 2.0)
-        p.hosts = None  # host states are re-read once per pass
         outcomes = self.ctx.outcomes(plan.plan_id)
         chunks = self._chunks(plan)
         try:
@@ -142,7 +142,7 @@ class Executor:
                 outcomes: dict[str, StepOutcome]) -> bool:
         """Its approval given, its dependencies succeeded and their monitoring cycles passed.
         A step that can never go is recorded `skipped` (and `outcomes` updated) here."""
-        if step.needs_approval or plan.mode == "approval":
+        if held_for_approval(plan, step):
             if state.get("approved") == "denied":
                 outcomes[step.key] = self.ctx.record(plan, step, "skipped", "approval denied",
                                                      out)
@@ -181,8 +181,7 @@ class Executor:
         if p.mine and len(p.mine) < len(plan.steps):
             outcomes = ctx.outcomes(plan.plan_id)  # the other executors' progress too
         remaining = [s for s in plan.steps if outcomes.get(s.key, NOT_ACTED).pending]
-        waiting_approver = [s for s in remaining
-                            if (s.needs_approval or plan.mode == "approval") and not approved]
+        waiting_approver = [s for s in remaining if held_for_approval(plan, s) and not approved]
         if len(remaining) > len(waiting_approver):
             return Wake(RUN_TASK, max(0.05, (p.wake_at or ctx.clock() + 0.2) - ctx.clock()))
         if remaining:

@@ -25,6 +25,7 @@ from gateway.domain.remediation.plans import Plan, Step
 from gateway.errors import Permanent
 
 from .actions import Actions
+from .approval import held_for_approval
 from .context import RemediationContext
 from .planning import live_vms, vm_or_none
 from .ports import LEFT_TO_PEOPLE, VERIFY_TASK, Wake
@@ -85,8 +86,7 @@ class Verifier:
     def _follow(self, plan: Plan, step: Step, out: StepOutcome, look: _Look) -> bool:
         """One VM step's progress; True while it is still pending."""
         status = out.status
-        if status is None and (step.needs_approval or plan.mode == "approval") \
-                and not look.approved:
+        if status is None and held_for_approval(plan, step) and not look.approved:
             return False  # waits for an approver, not for us
         if out.pending:
             return True  # not acted yet (the executor is on it)
