@@ -192,81 +192,93 @@ def _mode(policy: RoutePolicy, steps: Sequence[Step]) -> tuple[str, str]:
     return "auto", "route policy is auto"
 
 
+@dataclass(frozen=True, slots=True)
+class _Move:
+    """A VM lost with its host that oneha would move elsewhere, if it fits there."""
+
+    vm: VmInfo
+    action: str  # resched | recreate
+    reason: str
+    held: bool  # needs approval even when the route says auto
+    why: str  # why it is held
+
+
 def _host_plan(inp: PlanInput, failed: HostInfo, vms: list[VmInfo], hosts: dict[int, HostInfo]
                ) -> tuple[list[Step], list[Skip], list[str]]:
-    steps: list[Step] = []
-    skipped: list[Skip] = []
-    notes: list[str] = []
-    policy = inp.policy
+    """The failed host's steps: host steps (fence, disable), then a move per VM that fits."""
     ours = failed.id in inp.own_host_ids
     alone = guards.host_left_alone(failed, by_oneha=ours)
     if not alone:
         return [], [Skip(v.id, v.name, "maintenance", alone.reason) for v in vms], [alone.reason]
     if not failed.is_error and not (ours and failed.in_maintenance):
-        notes.append(f"host {failed.name} is {failed.state_label} again: nothing to do")
-        return [], [Skip(v.id, v.name, "not_failed", f"host {failed.name} is back")
-                    for v in vms], notes
+        return ([], [Skip(v.id, v.name, "not_failed", f"host {failed.name} is back") for v in vms],
+                [f"host {failed.name} is {failed.state_label} again: nothing to do"])
 
-    before: list[str] = []
+    choices = [_host_vm_choice(inp.policy, vm) for vm in vms]
+    moves = [c for c in choices if isinstance(c, _Move)]
+    skipped = [c for c in choices if isinstance(c, Skip)]
+    fits, wont = _capacity([m.vm for m in moves], failed, hosts)
+    skipped += [Skip(vm.id, vm.name, "wont_fit", reason) for vm, reason in wont]
+    notes = [f"{len(wont)} VM(s) will not fit on the remaining hosts"] if wont else []
+    moving = [m for m in moves if m.vm.id in fits]
+    if not moving:
+        return [], skipped, notes  # no VM to move: fencing or disabling alone helps nobody
+    host_steps = _host_steps(inp.policy, failed)
+    before = tuple(s.key for s in host_steps)  # every VM moves only once the host is dealt with
+    return host_steps + [_move_step(m, failed, before) for m in moving], skipped, notes
+
+
+def _host_steps(policy: RoutePolicy, failed: HostInfo) -> list[Step]:
+    """Fence the failed host (when a fencing command is set), then disable it (after fencing)."""
+    steps: list[Step] = []
     if policy.fencing_command:
         steps.append(Step(key=f"fence:{failed.id}", action="fence", host_id=failed.id,
                           host_name=failed.name,
                           reason=f"fence {failed.name} so that it cannot run the VMs any more"))
-        before.append(f"fence:{failed.id}")
     if policy.disable_failed_host and policy.allows("disable_host"):
         steps.append(Step(key=f"disable:{failed.id}", action="disable_host", host_id=failed.id,
-                          host_name=failed.name, after=tuple(before),
+                          host_name=failed.name, after=tuple(s.key for s in steps),
                           reason=f"disable {failed.name} to keep the scheduler away from it"))
-        before.append(f"disable:{failed.id}")
+    return steps
 
-    candidates: list[tuple[VmInfo, str, str, bool, str]] = []
-    for vm in vms:
-        vp = vm_policy(vm.labels)
-        if vp.mode == "off":
-            skipped.append(Skip(vm.id, vm.name, "opt_out", "ONEHA_POLICY opts this VM out"))
-            continue
-        if vm.state != states.VM_ACTIVE or vm.lcm_state == states.LCM_RUNNING:
-            skipped.append(Skip(vm.id, vm.name, "not_failed",
-                                f"{vm.state_label}: not a VM lost with its host"))
-            continue
+
+def _host_vm_choice(policy: RoutePolicy, vm: VmInfo) -> _Move | Skip:
+    """Per VM of the failed host: resched (shared system datastore), delete-recreate (no
+    persistent image), or wait for the host."""
+    vp = vm_policy(vm.labels)
+    if vp.mode == "off":
+        return Skip(vm.id, vm.name, "opt_out", "ONEHA_POLICY opts this VM out")
+    if vm.state != states.VM_ACTIVE or vm.lcm_state == states.LCM_RUNNING:
+        return Skip(vm.id, vm.name, "not_failed", f"{vm.state_label}: not a VM lost with its host")
+    held, why = vp.mode == "approval", ("ONEHA_POLICY asks for approval"
+                                        if vp.mode == "approval" else "")
+    if vm.system_ds_shared and policy.allows("resched"):
         shared_pers = guards.shared_persistent_disks(vm)
-        held, why = vp.mode == "approval", ("ONEHA_POLICY asks for approval"
-                                            if vp.mode == "approval" else "")
-        if vm.system_ds_shared and policy.allows("resched"):
-            if shared_pers and not policy.fencing_command:
-                held, why = True, (f"persistent disk(s) {', '.join(shared_pers)} on shared storage "
-                                   "and no fencing: a second copy could corrupt them")
-            candidates.append((vm, "resched", "system datastore is shared: reschedule to "
-                               "another host", held, why))
-        elif guards.recreatable(vm) and policy.allows("recreate"):
-            candidates.append((vm, "recreate", "system datastore is local: delete-recreate from "
-                               "its images (changes since deploy are lost)", True,
-                               "delete-recreate loses the VM's changes since deploy"))
-        else:
-            why_wait = ("system datastore is local and a disk is a persistent image"
-                        if not vm.system_ds_shared else "resched is not an allowed action")
-            if vm.system_ds_shared is None:
-                why_wait = "OpenNebula did not say whether the system datastore is shared"
-            skipped.append(Skip(vm.id, vm.name, "wait", f"{why_wait}: waits for its host"))
+        if shared_pers and not policy.fencing_command:
+            held, why = True, (f"persistent disk(s) {', '.join(shared_pers)} on shared storage "
+                               "and no fencing: a second copy could corrupt them")
+        return _Move(vm, "resched", "system datastore is shared: reschedule to another host",
+                     held, why)
+    if guards.recreatable(vm) and policy.allows("recreate"):
+        return _Move(vm, "recreate", "system datastore is local: delete-recreate from its images "
+                     "(changes since deploy are lost)", True,
+                     "delete-recreate loses the VM's changes since deploy")
+    why_wait = ("system datastore is local and a disk is a persistent image"
+                if not vm.system_ds_shared else "resched is not an allowed action")
+    if vm.system_ds_shared is None:
+        why_wait = "OpenNebula did not say whether the system datastore is shared"
+    return Skip(vm.id, vm.name, "wait", f"{why_wait}: waits for its host")
 
-    fits, wont = _capacity([c[0] for c in candidates], failed, hosts)
-    for vm, reason in wont:
-        skipped.append(Skip(vm.id, vm.name, "wont_fit", reason))
-    if wont:
-        notes.append(f"{len(wont)} VM(s) will not fit on the remaining hosts")
-    if not any(c[0].id in fits for c in candidates):
-        return [], skipped, notes  # no VM to move: fencing or disabling alone helps nobody
-    for vm, action, reason, held, why in candidates:
-        if vm.id not in fits:
-            continue
-        steps.append(Step(
-            key=f"vm:{vm.id}:{action}", action=action, vm_id=vm.id, vm_name=vm.name,
-            host_id=failed.id, host_name=failed.name, reason=reason,
-            expect=Expect(vm.state, (vm.lcm_state,) if vm.lcm_state is not None else (),
-                          failed.id).to_dict(),
-            priority=vm_policy(vm.labels).priority, needs_approval=held, approval_reason=why,
-            after=tuple(before)))
-    return steps, skipped, notes
+
+def _move_step(move: _Move, failed: HostInfo, before: tuple[str, ...]) -> Step:
+    vm = move.vm
+    return Step(
+        key=f"vm:{vm.id}:{move.action}", action=move.action, vm_id=vm.id, vm_name=vm.name,
+        host_id=failed.id, host_name=failed.name, reason=move.reason,
+        expect=Expect(vm.state, (vm.lcm_state,) if vm.lcm_state is not None else (),
+                      failed.id).to_dict(),
+        priority=vm_policy(vm.labels).priority, needs_approval=move.held,
+        approval_reason=move.why, after=before)
 
 
 def _capacity(vms: Sequence[VmInfo], failed: HostInfo, hosts: dict[int, HostInfo]
