@@ -201,20 +201,11 @@ def run_demo(keep: bool = False, out=print) -> int:
 
 
 def _scenario(sim, inbox: Inbox, gateway_url: str, out) -> list[str]:
-    from gateway.adapters import hooks
-    from gateway.adapters.opennebula import OpenNebula
-
-    one = OpenNebula(sim.endpoints, sim.session, timeout=3.0)
-    _step(out, "Installing oneha's hooks into OpenNebula (one.hook.allocate through pyone, "
-               "on the Raft leader)")
-    changes = hooks.install(one, hooks.load_templates(command=str(hooks.sender_path())))
-    out(f"  {sum(1 for c in changes if c.action != 'unchanged')} hooks installed "
-        f"(host ERROR/MONITORED, VM UNKNOWN, VM *_FAILURE states)")
-
+    """The story: hooks in, node01 crashes, people are told, approve, the VMs run elsewhere."""
+    _install_hooks(sim, out)
     hosts = sim.hosts()
     victim = next(h for h in hosts if h["name"] == "node01")
     vms = [sim.vm(i) for i in victim["vm_ids"]]
-    names = {h["id"]: h["name"] for h in hosts}
     out(f"  cloud: {len(hosts)} hosts, {len(sim.vms())} VMs, {len(sim.endpoints)} front-ends (Raft)")
     out(f"  {victim['name']} runs {len(vms)} VMs: {', '.join(v['name'] for v in vms)}")
 
@@ -226,8 +217,30 @@ def _scenario(sim, inbox: Inbox, gateway_url: str, out) -> list[str]:
 
     _step(out, "oneha plans the recovery and asks for approval")
     inbox.wait("the approval request", lambda ib: _approval_token(ib) is not None, 60)
-    token = _approval_token(inbox)
+    _approve(_approval_token(inbox), gateway_url, out)
 
+    _step(out, "The VMs are recovered on the other hosts; oneha verifies each one")
+    ids = [v["id"] for v in vms]
+    _wait_running_elsewhere(sim, ids, victim["id"])
+    inbox.wait("the resolve message with the impact report",
+               lambda ib: ib.mails("[RESOLVED]") and ib.chats("[RESOLVED]"), 60)
+    names = {h["id"]: h["name"] for h in hosts}
+    return _report(sim, inbox, victim["name"], ids, names, crashed_at)
+
+
+def _install_hooks(sim, out) -> None:
+    from gateway.adapters import hooks
+    from gateway.adapters.opennebula import OpenNebula
+
+    one = OpenNebula(sim.endpoints, sim.session, timeout=3.0)
+    _step(out, "Installing oneha's hooks into OpenNebula (one.hook.allocate through pyone, "
+               "on the Raft leader)")
+    changes = hooks.install(one, hooks.load_templates(command=str(hooks.sender_path())))
+    out(f"  {sum(1 for c in changes if c.action != 'unchanged')} hooks installed "
+        f"(host ERROR/MONITORED, VM UNKNOWN, VM *_FAILURE states)")
+
+
+def _approve(token: str | None, gateway_url: str, out) -> None:
     _step(out, f"{APPROVER} approves (the same as clicking the link)")
     status, body = _post_json(f"{gateway_url}/v1/approvals/{token}",
                               {"decision": "approve", "approver": APPROVER})
@@ -235,25 +248,26 @@ def _scenario(sim, inbox: Inbox, gateway_url: str, out) -> list[str]:
         raise DemoFailed(f"approval answered {status}: {body}")
     out(f"  gateway: {status} {body.get('status', '')} {body.get('detail', '')}".rstrip())
 
-    _step(out, "The VMs are recovered on the other hosts; oneha verifies each one")
-    ids = [v["id"] for v in vms]
 
+def _wait_running_elsewhere(sim, ids: list[int], crashed_host_id: int) -> None:
     def all_running_elsewhere():
         now = [sim.vm(i) for i in ids]
         return all(v["state_name"] == "ACTIVE" and v["lcm_state_name"] == "RUNNING"
-                   and v["host_id"] != victim["id"] for v in now)
+                   and v["host_id"] != crashed_host_id for v in now)
 
     try:
         sim.wait_for(all_running_elsewhere, timeout=90, message="VMs running elsewhere")
     except TimeoutError as exc:
         raise DemoFailed(str(exc)) from None
-    inbox.wait("the resolve message with the impact report",
-               lambda ib: ib.mails("[RESOLVED]") and ib.chats("[RESOLVED]"), 60)
 
+
+def _report(sim, inbox: Inbox, crashed: str, ids: list[int], names: dict[int, str],
+            crashed_at: float) -> list[str]:
+    """Where each VM went, and what it took: the demo's closing lines."""
     after = [sim.vm(i) for i in ids]
-    lines = [f"{victim['name']} crashed; {len(ids)} VMs moved:"]
+    lines = [f"{crashed} crashed; {len(ids)} VMs moved:"]
     for v in after:
-        lines.append(f"  {v['name']:<10} {victim['name']} → {names.get(v['host_id'], v['host_id'])}"
+        lines.append(f"  {v['name']:<10} {crashed} → {names.get(v['host_id'], v['host_id'])}"
                      f"  ({v['state_name']}/{v['lcm_state_name']})")
     lines.append(f"messages received: {len(inbox.smtp.messages)} mails, "
                  f"{len(inbox.chat.messages)} chat messages")
