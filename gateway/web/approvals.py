@@ -36,9 +36,14 @@ def _remediator():
 
     def build():
         from gateway.adapters.opennebula import OpenNebula
-        from gateway.remediator import build_remediator
+        from gateway.flows.remediation import build_remediator
         return build_remediator(rt, celery.send_task, OpenNebula.of(rt))
     return rt.cached("remediator_web", build)
+
+
+def _secret() -> str:
+    """The approval links' secret: CSRF tokens of the page are signed with it too."""
+    return current_app.extensions["oneha"].settings.secret_key.get_secret_value()
 
 
 def _who(form_value: str | None) -> str:
@@ -81,7 +86,7 @@ def page(token: str):
     nonce = request.cookies.get(COOKIE) or secrets.token_urlsafe(16)
     state = rem.store.plan_state(plan.plan_id)
     resp = _page("page.html", plan=plan, state=state, live=_live(rem, plan), claims=claims,
-                 csrf=csrf_token(rem._secret(), token, nonce), token=token,
+                 csrf=csrf_token(_secret(), token, nonce), token=token,
                  proxy_user=request.headers.get("X-Remote-User", ""),
                  paused=rem.store.paused())
     resp.set_cookie(COOKIE, nonce, httponly=True, samesite="Strict",
@@ -96,7 +101,7 @@ def decide_form(token: str):
     rem = _remediator()
     decision = _DECISIONS.get(request.form.get("decision", ""))
     try:
-        check_csrf(rem._secret(), token, request.form.get("csrf"), request.cookies.get(COOKIE))
+        check_csrf(_secret(), token, request.form.get("csrf"), request.cookies.get(COOKIE))
         if decision is None:
             raise ApprovalRefused("bad_decision", "choose approve or deny")
         who = _who(request.form.get("approver"))

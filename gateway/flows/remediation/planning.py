@@ -13,11 +13,11 @@ monitoring interval, which hosts are out of service by oneha's own doing, and ho
 
 from __future__ import annotations
 
-import time
 
 from gateway.adapters.store import remediation as rs
 from gateway.domain.objects import VmInfo
 from gateway.domain.remediation.plans import Plan, PlanInput, build_plan
+from gateway.domain.timefmt import utc
 from gateway.errors import Permanent, Transient
 
 from .context import RemediationContext
@@ -105,7 +105,7 @@ class Planner:
             return rs.OFF, plan.mode_reason
         if plan.grace_until > self.ctx.clock():
             return rs.GRACE, (f"grace period: the host must stay in ERROR until "
-                              f"{time.strftime('%H:%M:%S', time.gmtime(plan.grace_until))} UTC")
+                              f"{utc(plan.grace_until)}")
         return rs.GRACE, "grace period over"
 
     def monitoring_interval(self) -> float:

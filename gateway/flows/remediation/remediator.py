@@ -77,10 +77,6 @@ class Remediator:
     def decide_plan(self, plan_id: str, decision: str, approver: str, via: str = "cli") -> str:
         return self.approvals.decide_plan(plan_id, decision, approver, via)
 
-    def _secret(self) -> str:
-        # gateway/web/approvals.py signs its CSRF tokens with the approval links' secret.
-        return self.approvals.secret()
-
 
 def build_remediator(rt, send_task: Callable[..., Any], one=None) -> Remediator:
     """A Remediator over a runtime's adapters. `send_task(name, args=[...], countdown=None)` is
