@@ -1,4 +1,4 @@
-"""Safety guards: each answers "may oneha act now?" with a `Decision` that carries its reason.
+"""Safety guards: each answers "may oneha act now?" with a `Verdict` that carries its reason.
 
 They are evaluated when a plan is made (to tell the approver) and again right before every
 action (the world may have changed in between): a guard that says no stops the action, and the
@@ -19,7 +19,7 @@ RAFT_LEADER = 3
 
 
 @dataclass(frozen=True, slots=True)
-class Decision:
+class Verdict:
     allow: bool
     reason: str
     code: str = "ok"  # machine-readable: storm, no_leader, no_quorum, changed, paused, ...
@@ -28,28 +28,28 @@ class Decision:
         return self.allow
 
 
-OK = Decision(True, "ok")
+OK = Verdict(True, "ok")
 
 
-def storm(hosts: Sequence[HostInfo], cfg: StormConfig) -> Decision:
+def storm(hosts: Sequence[HostInfo], cfg: StormConfig) -> Verdict:
     """Many hosts in ERROR at once is a partition or a monitoring failure: recovering their VMs
     elsewhere would start second copies of VMs that still run. Hosts an operator took out
     (DISABLED/OFFLINE) do not count either way."""
     considered = [h for h in hosts if not h.in_maintenance]
     if not considered:
-        return Decision(True, "no hosts to judge a storm by")
+        return Verdict(True, "no hosts to judge a storm by")
     failed = [h for h in considered if h.is_error]
     pct = 100.0 * len(failed) / len(considered)
     summary = f"{len(failed)} of {len(considered)} hosts in ERROR ({pct:.0f}%)"
     if len(failed) > cfg.max_error_hosts:
-        return Decision(False, f"storm guard: {summary}, more than {cfg.max_error_hosts} hosts; "
+        return Verdict(False, f"storm guard: {summary}, more than {cfg.max_error_hosts} hosts; "
                                "looks like a partition or a monitoring failure", "storm")
     # One host alone is the failure oneha exists for, not a partition: in a small cloud one
     # dead host of three is already 33 %, and refusing it would make the guard useless there.
     if len(failed) > 1 and pct > cfg.max_error_percent:
-        return Decision(False, f"storm guard: {summary}, more than {cfg.max_error_percent:g}%; "
+        return Verdict(False, f"storm guard: {summary}, more than {cfg.max_error_percent:g}%; "
                                "looks like a partition or a monitoring failure", "storm")
-    return Decision(True, f"no storm: {summary}")
+    return Verdict(True, f"no storm: {summary}")
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,44 +61,44 @@ class RaftView:
     term: int | None = None
 
 
-def raft(views: Sequence[RaftView]) -> Decision:
+def raft(views: Sequence[RaftView]) -> Verdict:
     """Writes need one leader and a majority of the zone's servers reachable. A solo front-end
     (state 0, no Raft) is its own leader."""
     if not views:
-        return Decision(False, "no front-end answered one.zone.raftstatus", "no_leader")
+        return Verdict(False, "no front-end answered one.zone.raftstatus", "no_leader")
     reachable = [v for v in views if v.state is not None]
     if len(views) == 1 and reachable and reachable[0].state == 0:
-        return Decision(True, "single front-end (solo)")
+        return Verdict(True, "single front-end (solo)")
     leaders = [v for v in reachable if v.state == RAFT_LEADER]
     quorum = len(views) // 2 + 1
     if len(reachable) < quorum:
-        return Decision(False, f"no quorum: {len(reachable)} of {len(views)} front-ends reachable, "
+        return Verdict(False, f"no quorum: {len(reachable)} of {len(views)} front-ends reachable, "
                                f"{quorum} needed", "no_quorum")
     if not leaders:
-        return Decision(False, "the front-end Raft cluster has no leader", "no_leader")
+        return Verdict(False, "the front-end Raft cluster has no leader", "no_leader")
     if len({v.term for v in leaders}) == 1 and len(leaders) > 1:
-        return Decision(False, f"{len(leaders)} front-ends claim leadership in the same term",
+        return Verdict(False, f"{len(leaders)} front-ends claim leadership in the same term",
                         "split_leader")
     leader = max(leaders, key=lambda v: v.term or 0)
-    return Decision(True, f"leader {leader.endpoint}, {len(reachable)}/{len(views)} reachable")
+    return Verdict(True, f"leader {leader.endpoint}, {len(reachable)}/{len(views)} reachable")
 
 
-def paused(pause: Mapping[str, str] | None) -> Decision:
+def paused(pause: Mapping[str, str] | None) -> Verdict:
     if pause:
         who = pause.get("by", "?")
-        return Decision(False, f"remediation paused by {who}: {pause.get('reason') or 'no reason'}",
+        return Verdict(False, f"remediation paused by {who}: {pause.get('reason') or 'no reason'}",
                         "paused")
     return OK
 
 
-def host_left_alone(host: HostInfo | None, by_oneha: bool = False) -> Decision:
+def host_left_alone(host: HostInfo | None, by_oneha: bool = False) -> Verdict:
     """An operator's DISABLED/OFFLINE host is maintenance: nothing of it is touched. A host
     oneha itself disabled (to keep the scheduler away) or briefly set OFFLINE (to refresh its
     monitoring, like `onehost forceupdate`) is not the operator's: `by_oneha`."""
     if host is None:
         return OK
     if host.in_maintenance and not by_oneha:
-        return Decision(False, f"host {host.name} is {host.state_label}: taken out by an operator, "
+        return Verdict(False, f"host {host.name} is {host.state_label}: taken out by an operator, "
                                "left alone", "maintenance")
     return OK
 
@@ -119,21 +119,21 @@ class Expect:
         return cls(d.get("state"), tuple(d.get("lcm_states") or ()), d.get("host_id"))
 
 
-def still_as_planned(expect: Expect, vm: VmInfo | None) -> Decision:
+def still_as_planned(expect: Expect, vm: VmInfo | None) -> Verdict:
     """The live re-read right before an action: act only on the state the plan was made for."""
     if vm is None:
-        return Decision(False, "VM no longer exists", "gone")
+        return Verdict(False, "VM no longer exists", "gone")
     if vm.is_running:
-        return Decision(False, f"VM {vm.id} is RUNNING again on {vm.host_name}", "running")
+        return Verdict(False, f"VM {vm.id} is RUNNING again on {vm.host_name}", "running")
     if vm.state != expect.state or (expect.lcm_states and vm.lcm_state not in expect.lcm_states):
         want = "/".join(states.vm_state_label(expect.state, lcm) for lcm in expect.lcm_states)
-        return Decision(False, f"VM {vm.id} changed: now {vm.state_label}, planned for {want}",
+        return Verdict(False, f"VM {vm.id} changed: now {vm.state_label}, planned for {want}",
                         "changed")
     if expect.host_id is not None and vm.host_id != expect.host_id:
-        return Decision(False, f"VM {vm.id} moved to host {vm.host_name} since the plan", "changed")
+        return Verdict(False, f"VM {vm.id} moved to host {vm.host_name} since the plan", "changed")
     if vm.locked:
-        return Decision(False, f"VM {vm.id} is locked in OpenNebula", "locked")
-    return Decision(True, f"VM {vm.id} still {vm.state_label} on {vm.host_name}")
+        return Verdict(False, f"VM {vm.id} is locked in OpenNebula", "locked")
+    return Verdict(True, f"VM {vm.id} still {vm.state_label} on {vm.host_name}")
 
 
 def shared_persistent_disks(vm: VmInfo) -> list[str]:

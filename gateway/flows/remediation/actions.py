@@ -56,13 +56,13 @@ class Actions:
 
     # ---- guards asked once per pass -------------------------------------------------------------
 
-    def gate(self) -> guards.Decision:
+    def gate(self) -> guards.Verdict:
         pause = guards.paused(self.ctx.store.paused())
         if not pause:
             return pause
         return self.raft_guard()
 
-    def raft_guard(self) -> guards.Decision:
+    def raft_guard(self) -> guards.Verdict:
         views = []
         refusals = []
         for url, st in self.ctx.one.raft_statuses().items():
@@ -138,7 +138,7 @@ class Actions:
     # ---- the guards again, right before the action ----------------------------------------------
 
     def recheck(self, p: Pass, step: Step, vm: VmInfo | None,
-                outcomes: dict[str, StepOutcome]) -> guards.Decision:
+                outcomes: dict[str, StepOutcome]) -> guards.Verdict:
         """The live re-read right before the action. Only a person who approved a plan the
         storm guard blocked overrides that guard; nothing overrides a changed VM or host."""
         if not step.is_vm_step:
@@ -151,7 +151,7 @@ class Actions:
             return self._recheck_vm_on_live_host(hosts, vm, decision)
         return self._recheck_vm_off_failed_host(p, hosts, step, outcomes, decision)
 
-    def _recheck_host_step(self, step: Step) -> guards.Decision:
+    def _recheck_host_step(self, step: Step) -> guards.Verdict:
         host = self.ctx.one.host(step.host_id)
         if step.action == "refresh_host":
             alone = guards.host_left_alone(
@@ -159,16 +159,16 @@ class Actions:
             if not alone:
                 return alone
             if host.is_error:
-                return guards.Decision(False, f"host {host.name} is in ERROR now: the host's "
+                return guards.Verdict(False, f"host {host.name} is in ERROR now: the host's "
                                               "incident handles it", "changed")
-            return guards.Decision(True, f"host {host.name} is {host.state_label}")
+            return guards.Verdict(True, f"host {host.name} is {host.state_label}")
         if not host.is_error:
-            return guards.Decision(False, f"host {host.name} is {host.state_label} again",
+            return guards.Verdict(False, f"host {host.name} is {host.state_label} again",
                                    "changed")
-        return guards.Decision(True, f"host {host.name} still in ERROR")
+        return guards.Verdict(True, f"host {host.name} still in ERROR")
 
     def _recheck_vm_on_live_host(self, hosts: dict, vm: VmInfo | None,
-                                 decision: guards.Decision) -> guards.Decision:
+                                 decision: guards.Verdict) -> guards.Verdict:
         """resume / retry: the VM stays on its host, which must not have failed meanwhile."""
         host = hosts.get(vm.host_id) if vm is not None else None
         alone = guards.host_left_alone(host, by_oneha=host is not None and
@@ -176,13 +176,13 @@ class Actions:
         if not alone:
             return alone
         if host is not None and host.is_error:
-            return guards.Decision(False, f"host {host.name} is in ERROR now: the host's "
+            return guards.Verdict(False, f"host {host.name} is in ERROR now: the host's "
                                           "incident plans this VM", "changed")
         return decision
 
     def _recheck_vm_off_failed_host(self, p: Pass, hosts: dict, step: Step,
                                     outcomes: dict[str, StepOutcome],
-                                    decision: guards.Decision) -> guards.Decision:
+                                    decision: guards.Verdict) -> guards.Verdict:
         """resched / recreate: the VM leaves its host, which must still be failed (or disabled
         by this plan), and the cloud must not look partitioned."""
         host = hosts.get(step.host_id)
@@ -193,7 +193,7 @@ class Actions:
             return alone
         if host is not None and not host.is_error and not (
                 disabled_by_us and host.state == states.HOST_DISABLED):
-            return guards.Decision(False, f"host {host.name} is {host.state_label} again: its VMs "
+            return guards.Verdict(False, f"host {host.name} is {host.state_label} again: its VMs "
                                           "are not moved away from a live host", "changed")
         if not p.storm_override:
             storm = guards.storm(list(hosts.values()), self.ctx.cfg.storm)

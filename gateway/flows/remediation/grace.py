@@ -60,7 +60,7 @@ class Grace:
                                             "period: no action taken", plan_id=plan.plan_id)
         return True
 
-    def _block(self, plan: Plan, hosts, storm: guards.Decision, now: float) -> None:
+    def _block(self, plan: Plan, hosts, storm: guards.Verdict, now: float) -> None:
         self.ctx.store.set_status(plan.plan_id, rs.BLOCKED, storm.reason)
         self.ctx.store.audit("plan_blocked", plan.plan_id, plan.incident_id, guard=storm.code,
                              reason=storm.reason)
