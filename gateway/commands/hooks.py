@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import click
 
+from gateway.commands.output import echo_list
 from gateway.errors import ConfigError, OneHAError
 
 
@@ -74,12 +75,9 @@ def list_cmd(obj, show_all, endpoint) -> None:
         installed = adapter.list_hooks(_server(obj, endpoint), prefix="" if show_all else adapter.PREFIX)
     except OneHAError as exc:
         raise click.ClickException(str(exc)) from None
-    if not installed:
-        click.echo("no oneha hooks installed (oneha hooks install)" if not show_all else "no hooks")
-        return
-    click.echo(f"{'ID':>4}  {'NAME':36} {'TRIGGER':40} COMMAND")
-    for h in installed:
-        click.echo(f"{h.id:>4}  {h.name:36} {h.trigger:40} {h.command}")
+    echo_list(installed, "no hooks" if show_all else "no oneha hooks installed (oneha hooks install)",
+              lambda h: f"{h.id:>4}  {h.name:36} {h.trigger:40} {h.command}",
+              header=f"{'ID':>4}  {'NAME':36} {'TRIGGER':40} COMMAND")
 
 
 @hooks.command("remove")

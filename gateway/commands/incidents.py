@@ -9,6 +9,7 @@ import time
 
 import click
 
+from gateway.commands.output import echo_list
 from gateway.domain.model import parse_duration
 from gateway.domain.timefmt import utc
 
@@ -46,12 +47,10 @@ def incidents(obj, show_all: bool, limit: int, as_json: bool) -> None:
         from gateway.web.api import incident_json
         click.echo(json.dumps([incident_json(i) for i in found], indent=2))
         return
-    if not found:
-        click.echo("no open incidents" if not show_all else "no incidents")
-        return
-    click.echo(f"{'ID':<28} {'STATE':<13} {'SINCE':<21} {'OBJ':>4}  TITLE")
-    for i in found:
-        click.echo(f"{i.id:<28} {i.state:<13} {utc(i.created_at):<21} {len(i.objects):>4}  {i.title}")
+    echo_list(found, "no incidents" if show_all else "no open incidents",
+              lambda i: f"{i.id:<28} {i.state:<13} {utc(i.created_at):<21} {len(i.objects):>4}  "
+                        f"{i.title}",
+              header=f"{'ID':<28} {'STATE':<13} {'SINCE':<21} {'OBJ':>4}  TITLE")
 
 
 @click.command()

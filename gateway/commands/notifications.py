@@ -12,6 +12,7 @@ import uuid
 
 import click
 
+from gateway.commands.output import echo_list
 from gateway.domain.timefmt import utc
 
 
@@ -121,11 +122,9 @@ def log_cmd(obj, notification_id: str | None, limit: int, as_json: bool) -> None
             for row in rows:
                 click.echo(json.dumps(row, sort_keys=True))
             return
-        if not rows:
-            click.echo("no notifications recorded")
-        for row in rows:
-            click.echo(f"{utc(row['created_at'])}  {row['status']:8}  {row['notification_id']}  "
-                       f"{row['title']}")
+        echo_list(rows, "no notifications recorded",
+                  lambda row: f"{utc(row['created_at'])}  {row['status']:8}  "
+                              f"{row['notification_id']}  {row['title']}")
         return
     rec = store.get(notification_id)
     if rec is None:

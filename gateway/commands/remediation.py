@@ -49,22 +49,20 @@ def _decide(obj, ident: str, decision: str, who: str | None) -> None:
     click.echo(f"{decision} by {who}; plan is now {status}")
 
 
-@click.command()
-@click.argument("ident")
-@click.option("--as", "who", help="Approver identity to record (default: your login name).")
-@click.pass_obj
-def approve(obj, ident: str, who: str | None) -> None:
-    """Approve a remediation plan (plan id, incident id or approval link)."""
-    _decide(obj, ident, "approved", who)
+def _decision_command(name: str, decision: str, doc: str) -> click.Command:
+    """`oneha approve` and `oneha deny`: the same command but for the decision it records."""
+    @click.command(name=name, help=doc)
+    @click.argument("ident")
+    @click.option("--as", "who", help="Identity to record (default: your login name).")
+    @click.pass_obj
+    def command(obj, ident: str, who: str | None) -> None:
+        _decide(obj, ident, decision, who)
+    return command
 
 
-@click.command()
-@click.argument("ident")
-@click.option("--as", "who", help="Identity to record (default: your login name).")
-@click.pass_obj
-def deny(obj, ident: str, who: str | None) -> None:
-    """Deny a remediation plan: nothing of it is done."""
-    _decide(obj, ident, "denied", who)
+approve = _decision_command("approve", "approved",
+                            "Approve a remediation plan (plan id, incident id or approval link).")
+deny = _decision_command("deny", "denied", "Deny a remediation plan: nothing of it is done.")
 
 
 @click.command()
