@@ -70,14 +70,24 @@ def _event(alert: Any, n: int) -> Event:
     host = next((labels[k] for k in HOST_LABELS if labels.get(k)), None)
     if host:
         event_labels["host"] = host
-    summary = (annotations.get("summary") or annotations.get("description")
-               or f"{alertname} is {status}")
     return Event(
         event_id=hashlib.sha256(identity.encode("utf-8")).hexdigest()[:32],
         source="alertmanager", resource="ALERT", object_id=fingerprint, name=alertname,
         status=status, condition=f"ALERT/{alertname}", occurred_at=occurred_at,
-        summary=summary.strip().splitlines()[0][:300] if summary.strip() else alertname,
-        labels=event_labels)
+        summary=_explanation(annotations, alertname, status), labels=event_labels)
+
+
+def _explanation(annotations: Mapping[str, str], alertname: str, status: str) -> str:
+    """What the alert says of itself, as every Alertmanager template shows it: the `summary`
+    annotation's first line, then the `description` (a few lines); the alert's name when the
+    rule gave neither."""
+    summary = next((line.strip() for line in annotations.get("summary", "").splitlines()
+                    if line.strip()), "")
+    description = [line.strip() for line in annotations.get("description", "").splitlines()
+                   if line.strip()][:5]
+    lines = [summary[:300]] if summary else []
+    lines += [line[:300] for line in description if line != summary]
+    return "\n".join(lines) or f"{alertname} is {status}"
 
 
 def _string_map(value: Any, where: str, required: bool) -> dict[str, str]:

@@ -164,6 +164,10 @@ class Incident:
             if self.state == RESOLVED:
                 return f"VM {p.name} ({p.id}) recovered{where}"
             return f"VM {p.name} ({p.id}) is {p.state_label}{where}"
+        if p.resource == "ALERT":
+            said = p.detail.splitlines()[0] if p.detail else f"{p.name} is firing"
+            where = f" (host {p.host})" if p.host and p.host not in said else ""
+            return ("Resolved: " if self.state == RESOLVED else "") + said + where
         if p.resource == "CLOUD" and self.state == RESOLVED:
             return "Storm over: oneha's automatic remediation may act again"
         if p.resource == "CLOUD":

@@ -94,6 +94,9 @@ def next_step(incident: Incident) -> str:
         return f"acknowledged by {incident.acknowledged_by}; no reminders until it resolves"
     if incident.labels.get("maintenance") == "true":
         return "host is in maintenance: no action"
+    if incident.primary.resource == "ALERT":
+        return (f"oneha only notifies for this alert (it comes from Alertmanager) and does not "
+                f"remediate it: a person acts; `oneha ack {incident.id}` stops the reminders")
     if incident.primary.resource in ("HOST", "VM"):
         return (f"oneha plans a recovery (a message follows when there is a plan to approve or "
                 f"news); `oneha ack {incident.id}` stops the reminders")
