@@ -88,3 +88,28 @@ def test_malformed_payloads_are_refused_naming_the_field(mutate, words):
         events_from_webhook(p)
     assert err.value.status == 400 and err.value.error == "bad_field"
     assert words in err.value.detail
+
+
+def test_an_alert_message_says_what_the_alert_says_and_that_oneha_only_notifies():
+    from gateway.domain.correlation import Context, decide
+    from gateway.domain.messages import render
+    from gateway.domain.notifications import Notification
+    from gateway.domain.story import summary
+
+    payload = copy.deepcopy(PAYLOAD)
+    payload["alerts"][0]["annotations"] = {
+        "summary": "Host kvm07 is down",
+        "description": "node_exporter on kvm07 has not answered for 2 minutes.\nCheck power."}
+    event = events_from_webhook(payload)[0]
+    incident = decide(event, Context(), event.occurred_at).save[0]
+    assert incident.title == "Host kvm07 is down (host node07)"
+    n = Notification("g:firing:1:ops", "ops", "firing", summary(incident), event.occurred_at)
+    chat = render(n, "chat")
+    assert chat.title == "[FIRING] Host kvm07 is down (host node07)"
+    assert chat.body.splitlines()[:3] == [
+        "Host kvm07 is down", "node_exporter on kvm07 has not answered for 2 minutes.",
+        "Check power."]
+    mail = render(n, "mail").body
+    assert "oneha only notifies for this alert" in mail and "route's policy" not in mail
+    assert "Details:\n  Host kvm07 is down\n  node_exporter on kvm07" in mail
+    assert "is in ALERT/NodeDown" not in chat.body + mail  # the old, unreadable wording
