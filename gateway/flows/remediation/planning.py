@@ -123,9 +123,12 @@ class Planner:
     def own_hosts(self, hosts) -> frozenset[int]:
         """Of `hosts`, those DISABLED/OFFLINE by oneha itself: a plan disabled them, or a
         refresh set them OFFLINE for a moment. Never an operator's maintenance."""
+        candidates = [h for h in hosts if h.in_maintenance]
+        if not candidates:  # the usual case, asked before each action: no Redis round trip
+            return frozenset()
         marked = self.ctx.incidents.own_hosts()
-        return frozenset(h.id for h in hosts if h.in_maintenance and (
-            h.id in marked or self.ctx.store.refreshed_at(h.id) is not None))
+        return frozenset(h.id for h in candidates
+                         if h.id in marked or self.ctx.store.refreshed_at(h.id) is not None)
 
     def own_mark_ttl(self, action: str) -> float | None:
         """How long a host state oneha caused is oneha's: a disabled host until it is healthy
