@@ -158,7 +158,7 @@ def _notices(look: _Look, group: GroupState, now: float) -> FlushPlan | None:
     kind = next(k for k in NOTICE_KINDS if any(n.kind == k for n in notices))
     about = len({i.id for i in told if pending_notices(group, i)})
     return _send(look.base, kind, f"{len(notices)} remediation notice(s) of {about} incident(s)",
-                 told, (), now, look.newly_muted, True, keep_notified=True)
+                 told, (), now, look.newly_muted, True, notice=True)
 
 
 def _changes(look: _Look, group: GroupState, now: float) -> FlushPlan | None:
@@ -191,20 +191,22 @@ def _reminder(look: _Look, group: GroupState, now: float) -> FlushPlan:
 def _send(group: GroupState, transition: str, reason: str, firing: tuple[Incident, ...],
           resolved: tuple[Incident, ...], now: float,
           newly_muted: tuple[tuple[Incident, Mute], ...], still_open: bool,
-          keep_notified: bool = False) -> FlushPlan:
+          notice: bool = False) -> FlushPlan:
     # Every message tells the notices of the incidents it lists (a first message carries the
     # approval link that was ready within group_wait; a resolve notice closes the story).
     told_now = {i.id: n for i in firing + resolved for n in pending_notices(group, i)[-1:]}
     notices = tuple(n for i in firing + resolved for n in pending_notices(group, i))
     told = {**group.told, **{iid: n.seq for iid, n in told_now.items()}}
-    # A notice message leaves the fingerprints alone: changes of the incidents are still due.
-    notified = group.notified if keep_notified else {i.id: fingerprint(i) for i in firing}
-    state = replace(group, last_sent_at=group.last_sent_at if keep_notified else now,
+    # A notice message describes the incidents it lists as they are now (no later "changed"
+    # message repeats that), but keeps the group's timing: other changes wait as they would.
+    told_about = {i.id: fingerprint(i) for i in firing}
+    notified = {**group.notified, **told_about} if notice else told_about
+    state = replace(group, last_sent_at=group.last_sent_at if notice else now,
                     seq=group.seq + 1, notified=notified, told=told)
     # Changes wake the group up by themselves; the next look is for the reminder (or a silence
     # that ended). Nothing open any more: the group is finished.
     next_due = (state.last_sent_at or now) + group.repeat_interval if still_open else None
-    if keep_notified:
+    if notice:
         next_due = now  # what changed meanwhile is looked at right after
     return FlushPlan(True, reason, state, transition, firing, resolved, newly_muted, next_due,
                      notices)

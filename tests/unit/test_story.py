@@ -168,3 +168,16 @@ def test_a_vm_merged_into_its_hosts_incident_is_not_called_recovered():
                     Context(), T0).save[0]
     merged = replace(vm_inc, state="resolved", merged_into="host-1-abc")
     assert "recovered" not in merged.title and "host incident host-1-abc" in merged.title
+
+
+def test_a_notice_message_tells_the_incident_as_it_is_so_no_update_repeats_it():
+    inc = host_incident()
+    told = plan_flush(group(), [inc], {}, T0 + 30).state
+    grown = decide(Event(event_id="a" * 32, source="test", resource="VM", object_id="9",
+                         name="web-9", status="firing", condition="VM/ACTIVE/UNKNOWN",
+                         occurred_at=T0 + 35, state=3, lcm_state=16, labels={"host": "node07"}),
+                   Context(host_incident=inc), T0 + 35).save[0]
+    notice = plan_flush(told, [approval(grown, T0 + 40)], {}, T0 + 40)
+    assert notice.transition == "approval_requested"
+    later = plan_flush(notice.state, [approval(grown, T0 + 40)], {}, T0 + 40 + 300)
+    assert not later.send, later.reason  # the approval request already listed web-9
