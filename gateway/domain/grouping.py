@@ -14,6 +14,8 @@ import hashlib
 from dataclasses import asdict, dataclass, field, replace
 from typing import Any, Sequence
 
+from . import phrases
+from .i18n import SOURCE
 from .incidents import FIRING, NOTICE_KINDS, RESOLVED, Incident, Notice
 from .muting import Mute
 from .routing import RouteMatch
@@ -229,14 +231,13 @@ def group_summary(plan: FlushPlan, incident_summaries: dict[str, dict[str, Any]]
             affected.extend(s.get("affected", []))
             count += 1 + s.get("affected_count", 0)
         values = group.key.split("|", 1)[1] if "|" in group.key else group.key
-        kinds = _kinds(incidents)
         if plan.transition == "resolved":
-            title = f"Resolved: {len(incidents)} incidents ({values})"
+            headline = {"key": "group_resolved", "count": len(incidents), "group": values}
         else:
-            title = f"{len(plan.firing)} open incidents ({values}): {kinds}"
-            if plan.resolved:
-                title += f"; {len(plan.resolved)} resolved"
-        out = {**first, "title": title, "affected": affected[:200], "affected_count": count - 1,
+            headline = {"key": "group_open", "count": len(plan.firing), "group": values,
+                        "kinds": _kinds(incidents), "resolved": len(plan.resolved)}
+        out = {**first, "title": phrases.say(SOURCE, headline["key"], headline),
+               "headline": headline, "affected": affected[:200], "affected_count": count - 1,
                "status": "resolved" if plan.transition == "resolved" else "firing",
                "incidents": [i.id for i in incidents]}
         out["started_at"] = min(i.created_at for i in incidents)
@@ -248,23 +249,28 @@ def group_summary(plan: FlushPlan, incident_summaries: dict[str, dict[str, Any]]
 
 
 def notice_fields(notices: Sequence[Notice]) -> dict[str, Any]:
-    """What a message shows of remediation's notices: each one's text, and the latest approval
-    link with its plan (an approver decides on one plan at a time)."""
-    out: dict[str, Any] = {"notices": [{"kind": n.kind, "text": n.text} for n in notices]}
+    """What a message shows of remediation's notices: each one's text (and what it says, as
+    data, to be phrased per language), and the latest approval link with its plan (an approver
+    decides on one plan at a time). The last notice is the next step."""
+    out: dict[str, Any] = {"notices": [
+        {"kind": n.kind, "text": n.text, **({"code": n.code, "params": n.params} if n.code else {})}
+        for n in notices]}
     approvals = [n for n in notices if n.kind == "approval_requested" and n.approval_url]
     if approvals:
         out["approval_url"] = approvals[-1].approval_url
         out["plan"] = list(approvals[-1].plan)
     out["next_step"] = notices[-1].text
+    out["next"] = {**notices[-1].params, "key": notices[-1].code} if notices[-1].code else {}
     return out
 
 
-def _kinds(incidents: Sequence[Incident]) -> str:
+def _kinds(incidents: Sequence[Incident]) -> list[list[Any]]:
+    """`[[count, "HOST ERROR"], ...]`, the most frequent first."""
     counts: dict[str, int] = {}
     for i in incidents:
         label = f"{i.primary.resource} {i.primary.state_label}"
         counts[label] = counts.get(label, 0) + 1
-    return ", ".join(f"{n}× {label}" for label, n in sorted(counts.items(), key=lambda kv: -kv[1]))
+    return [[n, label] for label, n in sorted(counts.items(), key=lambda kv: -kv[1])]
 
 
 # -- escalation -----------------------------------------------------------------------------

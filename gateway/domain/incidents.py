@@ -13,8 +13,9 @@ import re
 from dataclasses import asdict, dataclass, field, replace
 from typing import Any, Iterable
 
-from . import states
+from . import partition, phrases, states
 from .events import Event
+from .i18n import SOURCE
 from .objects import VmInfo
 
 FIRING, ACKNOWLEDGED, REMEDIATING, RESOLVED = "firing", "acknowledged", "remediating", "resolved"
@@ -59,10 +60,12 @@ class Notice:
     seq: int  # 1, 2, ... per incident: the order people read them in
     kind: str  # one of NOTICE_KINDS
     key: str  # idempotency key (e.g. "<plan id>:approval"): the same notice is kept once
-    text: str
+    text: str  # in English: the timeline's line, and what a message says without a `code`
     at: float
     approval_url: str = ""
     plan: tuple[dict[str, Any], ...] = ()  # the plan lines an approver decides on
+    code: str = ""  # what it says, as data (phrases.py words it per language): approval_needed...
+    params: dict[str, Any] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
@@ -141,40 +144,43 @@ class Incident:
 
     @property
     def title(self) -> str:
+        """One line in English, as recorded and listed; messages phrase `headline` per language."""
+        return phrases.say(SOURCE, self.headline["key"], self.headline)
+
+    @property
+    def headline(self) -> dict[str, Any]:
+        """What the title says, as data: `{"key": <shape>, **params}` (phrases.py words it)."""
         p = self.primary
-        vms = self.affected
+        vms = len(self.affected)
         if p.resource == "HOST":
-            head = f"Host {p.name} is in {p.state_label}"
             if self.state == RESOLVED and self.impact:
                 # Resolved by remediation: the VMs run again; the host may well still be broken
                 # (or disabled by oneha), so do not claim it recovered.
-                one = len(self.impact) == 1
-                return (f"Host {p.name} failed — its {len(self.impact)} VM{'' if one else 's'} "
-                        f"run{'s' if one else ''} again elsewhere")
+                return {"key": "host_vms_run_again", "host": p.name, "vms": len(self.impact)}
             if self.state == RESOLVED:
-                head = f"Host {p.name} recovered (was in {self._first_condition_label()})"
-            if vms:
-                head += f" — {len(vms)} VM{'s' if len(vms) != 1 else ''} affected"
-            return head
+                return {"key": "host_recovered", "host": p.name,
+                        "was": self._first_condition_label(), "vms": vms}
+            return {"key": "host_failed", "host": p.name, "state": p.state_label, "vms": vms}
         if p.resource == "VM":
-            where = f" on host {p.host}" if p.host else ""
+            vm = {"vm": p.name, "id": p.id, "host": p.host}
             if self.merged_into:
-                return f"VM {p.name} ({p.id}) is {p.state_label}{where} — told with host " \
-                       f"incident {self.merged_into}"
+                return {"key": "vm_merged", **vm, "state": p.state_label, "into": self.merged_into}
             if self.state == RESOLVED:
-                return f"VM {p.name} ({p.id}) recovered{where}"
-            return f"VM {p.name} ({p.id}) is {p.state_label}{where}"
+                return {"key": "vm_recovered", **vm}
+            return {"key": "vm_failed", **vm, "state": p.state_label}
         if p.resource == "ALERT":
-            said = p.detail.splitlines()[0] if p.detail else f"{p.name} is firing"
-            where = f" (host {p.host})" if p.host and p.host not in said else ""
-            return ("Resolved: " if self.state == RESOLVED else "") + said + where
+            said = p.detail.splitlines()[0] if p.detail else ""
+            shown = said or f"{p.name} is firing"
+            return {"key": "alert", "said": said, "name": p.name,
+                    "resolved": self.state == RESOLVED,
+                    "host": p.host if p.host and p.host not in shown else ""}
         if p.resource == "CLOUD" and self.state == RESOLVED:
-            return "Storm over: oneha's automatic remediation may act again"
+            return {"key": "storm_over"}
         if p.resource == "CLOUD":
-            return f"Storm guard stopped automatic remediation: {p.state_label}"
-        if self.state == RESOLVED:
-            return f"{p.resource.title()} {p.name}: {p.condition} resolved"
-        return f"{p.resource.title()} {p.name}: {p.condition}"
+            return {"key": "storm_guard", "state": p.state_label,
+                    **partition.hosts_in_error(p.state_label)}
+        return {"key": "finding", "resource": p.resource, "name": p.name,
+                "condition": p.condition, "resolved": self.state == RESOLVED}
 
     def _first_condition_label(self) -> str:
         return self.labels.get("state", self.primary.condition.split("/")[-1])
@@ -196,13 +202,15 @@ class Incident:
         return cls(**d)
 
     def with_notice(self, kind: str, key: str, text: str, now: float, approval_url: str = "",
-                    plan: Iterable[dict[str, Any]] = ()) -> "Incident | None":
+                    plan: Iterable[dict[str, Any]] = (), code: str = "",
+                    params: dict[str, Any] | None = None) -> "Incident | None":
         """The incident with one more notice; None when a notice with `key` is kept already."""
         if kind not in NOTICE_KINDS:
             raise ValueError(f"notice kind {kind!r} is not one of {', '.join(NOTICE_KINDS)}")
         if any(n.key == key for n in self.notices):
             return None
-        notice = Notice(len(self.notices) + 1, kind, key, text, now, approval_url, tuple(plan))
+        notice = Notice(len(self.notices) + 1, kind, key, text, now, approval_url, tuple(plan),
+                        code, dict(params or {}))
         return replace(self, notices=self.notices + (notice,), updated_at=now,
                        version=self.version + 1)
 

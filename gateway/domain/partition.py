@@ -11,6 +11,7 @@ finding recorded twice is one event, and a growing partition updates the same in
 from __future__ import annotations
 
 import hashlib
+import re
 from typing import Sequence
 
 from .events import Event
@@ -18,13 +19,14 @@ from .objects import HostInfo
 
 OBJECT_ID = "storm"
 OBJECT_KEY = f"cloud:{OBJECT_ID}"
+_STATE = re.compile(r"^(\d+) of (\d+) hosts in ERROR$")
 
 
 def storm_event(hosts: Sequence[HostInfo], reason: str, now: float) -> Event:
     failed = sorted((h for h in hosts if h.is_error), key=lambda h: h.id)
     considered = [h for h in hosts if not h.in_maintenance]  # as the guard counts them
     names = ", ".join(h.name for h in failed)
-    state = f"{len(failed)} of {len(considered)} hosts in ERROR"
+    state = f"{len(failed)} of {len(considered)} hosts in ERROR"  # read back by hosts_in_error
     steps = [
         f"Automatic remediation is stopped: {reason}.",
         f"Hosts in ERROR ({len(failed)}): {names}.",
@@ -41,6 +43,12 @@ def storm_event(hosts: Sequence[HostInfo], reason: str, now: float) -> Event:
         condition="STORM/HOSTS_IN_ERROR", occurred_at=now, summary="\n".join(steps),
         labels={"resource": "CLOUD", "name": "storm guard", "severity": "critical",
                 "state": state})
+
+
+def hosts_in_error(state: str) -> dict[str, int]:
+    """The counts a storm finding's state label holds (`failed`, `hosts`); {} for another."""
+    found = _STATE.match(state)
+    return {"failed": int(found[1]), "hosts": int(found[2])} if found else {}
 
 
 def storm_over_event(incident_id: str, reason: str, now: float) -> Event:

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from typing import Any, Iterable
 
+from . import phrases
+from .i18n import SOURCE
 from .incidents import ACKNOWLEDGED, REMEDIATING, RESOLVED, Incident, ObjectState, TimelineEntry
 
 
@@ -16,6 +18,7 @@ def summary(incident: Incident, timeline: Iterable[TimelineEntry] = (), max_obje
     out: dict[str, Any] = {
         "id": incident.id,
         "title": incident.title,
+        "headline": incident.headline,
         "status": incident.state,
         "severity": incident.severity,
         "started_at": incident.created_at,
@@ -27,6 +30,7 @@ def summary(incident: Incident, timeline: Iterable[TimelineEntry] = (), max_obje
         "affected_count": len(affected),
         "labels": dict(incident.labels),
         "next_step": next_step(incident),
+        "next": next_step_of(incident),
         "timeline": [{"t": e.t, "text": e.text} for e in story(timeline)],
     }
     if p.resource not in ("HOST", "VM") and p.detail:
@@ -86,19 +90,23 @@ def _reading_order(o: ObjectState) -> tuple:
 
 
 def next_step(incident: Incident) -> str:
+    """What oneha does next, in English (messages phrase `next_step_of` per language)."""
+    step = next_step_of(incident)
+    return phrases.say(SOURCE, step["key"], step)
+
+
+def next_step_of(incident: Incident) -> dict[str, Any]:
+    """The next step as data: `{"key": ..., **params}` (phrases.py words it)."""
     if incident.state == RESOLVED:
-        return "nothing: the incident is resolved"
+        return {"key": "next_resolved"}
     if incident.state == REMEDIATING:
-        return "oneha is remediating; a message follows when it is verified"
+        return {"key": "next_remediating"}
     if incident.state == ACKNOWLEDGED:
-        return f"acknowledged by {incident.acknowledged_by}; no reminders until it resolves"
+        return {"key": "next_acknowledged", "by": incident.acknowledged_by}
     if incident.labels.get("maintenance") == "true":
-        return "host is in maintenance: no action"
+        return {"key": "next_maintenance"}
     if incident.primary.resource == "ALERT":
-        return (f"oneha only notifies for this alert (it comes from Alertmanager) and does not "
-                f"remediate it: a person acts; `oneha ack {incident.id}` stops the reminders")
+        return {"key": "next_alert", "id": incident.id}
     if incident.primary.resource in ("HOST", "VM"):
-        return (f"oneha plans a recovery (a message follows when there is a plan to approve or "
-                f"news); `oneha ack {incident.id}` stops the reminders")
-    return (f"oneha does not remediate this kind of problem: a person acts; `oneha ack "
-            f"{incident.id}` stops the reminders")
+        return {"key": "next_plan", "id": incident.id}
+    return {"key": "next_person", "id": incident.id}
