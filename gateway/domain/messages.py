@@ -6,6 +6,11 @@ complete, cleaned view (every documented key present, strings single-line, contr
 characters removed, lengths bounded), so a VM called "x\\nSubject: spoof" or a 10 KB name cannot
 break a mail header or a table, and templates can use StrictUndefined to catch our own typos.
 Autoescape is off on purpose: these are plain-text messages (apprise sends them as TEXT).
+
+Language (`Receiver.language`): one Jinja environment per language, with that language's
+catalog installed (`i18n.py`, `_("...")` in the templates); titles, next steps and notices are
+phrased from the summary's data (`phrases.localized`), the recorded English text when there is
+none (a notification queued before they existed still renders, in every language).
 """
 
 from __future__ import annotations
@@ -18,7 +23,9 @@ from typing import Any
 
 import jinja2
 
+from . import i18n
 from .notifications import Notification
+from .phrases import localized
 from .text import DEFAULT_LIMIT, clean_text, text_table
 from .timefmt import duration, utc
 
@@ -41,6 +48,7 @@ MAIL_IMPACT_SHOWN = 25
 MAIL_TIMELINE_SHOWN = 10
 MAIL_DETAILS_SHOWN = 30  # lines of a finding's explanation (recovery steps)
 CHAT_AFFECTED_NAMES = 3
+FIELD_WIDTH = 12  # "Incident:   " — a mail's field names and values line up
 
 _LIMITS = {"title": 200, "text": 600, "next_step": 500, "reason": 200, "name": 80,
            "details": 300}
@@ -55,12 +63,12 @@ class Message:
     notify_type: str  # apprise NotifyType: info | success | warning | failure
 
 
-def render(notification: Notification, kind: str) -> Message:
-    """The message for one receiver URL of `kind` (mail or chat)."""
+def render(notification: Notification, kind: str, language: str = i18n.SOURCE) -> Message:
+    """The message for one receiver URL of `kind` (mail or chat), in `language`."""
     if kind not in KINDS:
         raise ValueError(f"message kind {kind!r} is not one of {', '.join(KINDS)}")
-    view = _view(notification)
-    env = _env()
+    env = _env(language)
+    view = _view(notification, language)
     if kind == "chat":
         title = view["headline"]
         body = env.get_template("chat.j2").render(view)
@@ -70,7 +78,7 @@ def render(notification: Notification, kind: str) -> Message:
     title = clean_text(title, 250)  # a subject is one line, whatever a template did
     body = re.sub(r"\n{3,}", "\n\n", body).strip()
     if not body:  # nothing known beyond the title: say which incident, never send an empty body
-        body = f"Incident {view['i']['id']}."
+        body = i18n.t(language, "Incident %(id)s.", id=view["i"]["id"])
     body += "\n"
     return Message(kind=kind, title=title, body=body,
                    notify_type=NOTIFY_TYPES[notification.transition])
@@ -94,7 +102,7 @@ def _dicts(value: Any) -> list[dict]:
     return [v for v in value if isinstance(v, dict)] if isinstance(value, list) else []
 
 
-def _view(n: Notification) -> dict[str, Any]:
+def _view(n: Notification, lang: str) -> dict[str, Any]:
     inc = _clean(n.incident)
     obj = inc.get("object") if isinstance(inc.get("object"), dict) else {}
     obj = {k: obj.get(k) for k in ("resource", "id", "name", "state_label", "cluster", "host")}
@@ -109,34 +117,44 @@ def _view(n: Notification) -> dict[str, Any]:
                                      "connections_dropped", "data_loss_risk")}
               for p in _dicts(inc.get("impact"))]
     timeline = [{"t": e.get("t"), "text": e.get("text")} for e in _dicts(inc.get("timeline"))]
-    notices = [{"kind": e.get("kind") or "", "text": e.get("text") or ""}
+    notices = [{"kind": e.get("kind") or "", "text": _said(lang, e, "text", limit=600)}
                for e in _dicts(inc.get("notices"))]
     details = [line for line in inc.get("details") or [] if isinstance(line, str)][:MAIL_DETAILS_SHOWN]
     labels = inc.get("labels") if isinstance(inc.get("labels"), dict) else {}
     incident = {
-        "id": inc["id"], "title": inc["title"],
+        "id": inc["id"], "title": _said(lang, inc, "title", "headline", 200),
         "status": inc.get("status") or ("resolved" if n.transition == "resolved" else "firing"),
         "severity": inc.get("severity") or "", "started_at": _number(inc.get("started_at")),
         "resolved_at": _number(inc.get("resolved_at")), "object": obj,
         "affected": affected, "affected_count": count, "labels": labels,
-        "next_step": inc.get("next_step") or "", "approval_url": inc.get("approval_url") or "",
+        "next_step": _said(lang, inc, "next_step", "next", 500),
+        "approval_url": inc.get("approval_url") or "",
         "plan": plan, "impact": impact, "timeline": timeline,
         "console_url": inc.get("console_url") or "", "details": details, "notices": notices,
     }
     return {
         "n": n, "transition": n.transition, "receiver": clean_text(n.receiver),
-        "i": incident, "headline": _headline(n.transition, incident),
+        "i": incident, "headline": _headline(lang, n.transition, incident),
         "created_at": n.created_at,
         "affected_shown": affected[:MAIL_AFFECTED_SHOWN],
         "affected_more": count - min(len(affected), MAIL_AFFECTED_SHOWN),
         "chat_names": [a["name"] or f"#{a['id']}" for a in affected[:CHAT_AFFECTED_NAMES]],
         "plan_shown": plan[:MAIL_PLAN_SHOWN], "plan_more": max(len(plan) - MAIL_PLAN_SHOWN, 0),
-        "impact_headers": _impact_headers(impact),
-        "impact_rows": _impact_rows(impact[:MAIL_IMPACT_SHOWN]),
+        "impact_headers": _impact_headers(lang, impact),
+        "impact_rows": _impact_rows(lang, impact[:MAIL_IMPACT_SHOWN]),
         "impact_more": max(len(impact) - MAIL_IMPACT_SHOWN, 0),
         "timeline_shown": timeline[-MAIL_TIMELINE_SHOWN:],
         "timeline_more": max(len(timeline) - MAIL_TIMELINE_SHOWN, 0),
     }
+
+
+def _said(lang: str, d: dict, text_key: str, phrase_key: str = "", limit: int = 600) -> str:
+    """`d[text_key]` (recorded in English) in `lang`: phrased from `d[phrase_key]` — or, for a
+    notice, from its `code` and `params` — when that language knows it."""
+    recorded = d.get(text_key) or ""
+    phrase = d.get(phrase_key) if phrase_key else (
+        {**d["params"], "key": d.get("code")} if isinstance(d.get("params"), dict) else None)
+    return clean_text(localized(lang, phrase, recorded), limit)
 
 
 def _number(value: Any) -> float | None:
@@ -151,29 +169,31 @@ _PREFIX = {
 }
 
 
-def _headline(transition: str, incident: dict) -> str:
-    return f"{_PREFIX[transition]} {incident['title']}"
+def _headline(lang: str, transition: str, incident: dict) -> str:
+    return f"{i18n.gettext(lang, _PREFIX[transition])} {incident['title']}"
 
 
 # --- formatting helpers (also Jinja filters) ------------------------------------------------
 
-def yes_no(value: Any) -> str:
-    return "yes" if value is True else "no" if value is False else "unknown"
+def yes_no(value: Any, lang: str = i18n.SOURCE) -> str:
+    return i18n.gettext(lang, "yes" if value is True else "no" if value is False else "unknown")
 
 
-def _impact_headers(impact: list[dict]) -> list[str]:
+def _impact_headers(lang: str, impact: list[dict]) -> list[str]:
     action = ["Action"] if any(p["action"] for p in impact) else []
-    return ["VM", *action, "Downtime", "Memory lost", "Connections dropped", "Data-loss risk"]
+    return [i18n.gettext(lang, h) for h in ["VM", *action, "Downtime", "Memory lost",
+                                            "Connections dropped", "Data-loss risk"]]
 
 
-def _impact_rows(impact: list[dict]) -> list[list[str]]:
+def _impact_rows(lang: str, impact: list[dict]) -> list[list[str]]:
     with_action = any(p["action"] for p in impact)
     return [[f"{p['vm_name'] or '-'} (#{p['vm_id']})" if p["vm_id"] is not None
              else (p["vm_name"] or "-"),
              *([p["action"] or "-"] if with_action else []),
-             duration(p["downtime_s"]) if p["downtime_s"] is not None else "not running yet",
-             yes_no(p["memory_lost"]), yes_no(p["connections_dropped"]),
-             p["data_loss_risk"] or "unknown"]
+             duration(p["downtime_s"]) if p["downtime_s"] is not None
+             else i18n.gettext(lang, "not running yet"),
+             yes_no(p["memory_lost"], lang), yes_no(p["connections_dropped"], lang),
+             p["data_loss_risk"] or i18n.gettext(lang, "unknown")]
             for p in impact]
 
 
@@ -185,14 +205,25 @@ def obj_label(o: dict) -> str:
     return " ".join(p for p in parts if p) or "-"
 
 
-@functools.lru_cache(maxsize=1)
-def _env() -> jinja2.Environment:
+def field(label: str) -> str:
+    """A mail's field name, padded so the values line up: `Incident:   `."""
+    return f"{label}:".ljust(FIELD_WIDTH)
+
+
+@functools.lru_cache(maxsize=None)
+def _env(lang: str) -> jinja2.Environment:
+    """The templates in `lang`: `_()`/`ngettext()` from its catalog, `tr` for a value's word
+    (status, severity)."""
+    words = i18n.Translations(lang)  # ValueError for a language oneha does not speak
     env = jinja2.Environment(
         loader=jinja2.FileSystemLoader(str(TEMPLATE_DIR)),
         autoescape=False,  # plain text for mail and chat; values are cleaned in _view instead
         undefined=jinja2.StrictUndefined,
         trim_blocks=True, lstrip_blocks=True, keep_trailing_newline=False,
+        extensions=["jinja2.ext.i18n"],
     )
-    env.filters.update(utc=utc, duration=duration, yes_no=yes_no, obj_label=obj_label)
+    env.install_gettext_callables(words.gettext, words.ngettext, newstyle=True)
+    env.filters.update(utc=utc, duration=duration, obj_label=obj_label, field=field,
+                       yes_no=functools.partial(yes_no, lang=lang), tr=words.gettext)
     env.globals.update(text_table=text_table)
     return env
