@@ -96,11 +96,13 @@ class ReconcilerConfig(Strict):
 
 
 class Receiver(Strict):
-    """A name people recognise plus apprise URLs; `kind` picks the message template."""
+    """A name people recognise plus apprise URLs; `kind` picks the message template, `language`
+    the language every message to this receiver is written in."""
 
     name: str = Field(pattern=r"^[A-Za-z0-9_.-]+$")
     urls: list[SecretStr] = Field(min_length=1)
     kind: Literal["mail", "chat", "auto"] = "auto"
+    language: Literal["en", "pt-BR"] = "en"  # gateway/domain/i18n.py LANGUAGES
 
     def kind_of(self, url: str) -> str:
         if self.kind != "auto":

@@ -47,12 +47,13 @@ def send_test(obj, names: tuple[str, ...]) -> None:
     for receiver in receivers:
         n = Notification(notification_id=f"test-{run}:test:0:{receiver.name}",
                          receiver=receiver.name, transition="test",
-                         incident={"id": f"test-{run}", "title": "oneha test notification"},
+                         incident={"id": f"test-{run}", "title": "oneha test notification",
+                                   "headline": {"key": "test_message"}},
                          created_at=time.time())
         for secret in receiver.urls:
             url = secret.get_secret_value()
             kind = receiver.kind_of(url)
-            result = notifier.send(url, render(n, kind))
+            result = notifier.send(url, render(n, kind, receiver.language))
             failed += not result.ok
             line = (f"{'OK    ' if result.ok else 'FAILED'}  {receiver.name}  {kind:4}  "
                     f"{result.elapsed * 1000:6.0f} ms  {result.url}")

@@ -1,7 +1,8 @@
 """The delivery flow: one notification to one receiver, each of its apprise URLs exactly once.
 
     wait for the message before it → open the record → per URL: claim → render for the URL's
-    kind (mail or chat) → send → record the outcome → say when to look again
+    kind (mail or chat) in the receiver's language → send → record the outcome → say when to
+    look again
 
 The claim (`NotificationStore.claim`, one Lua script) makes the effect exactly-once per
 notification id and URL however often the task runs: a URL already sent is skipped, one being
@@ -127,12 +128,13 @@ class Delivery:
         elif not claim.claimed:  # sent or dead already: nothing to do, by design
             self.rnd.done[key] = f"already {claim.state}"
         else:
-            self._send(receiver.kind_of(url), url, key, all_keys, claim)
+            self._send(receiver.kind_of(url), receiver.language, url, key, all_keys, claim)
 
-    def _send(self, kind: str, url: str, key: str, all_keys: list[str], claim: Claim) -> None:
+    def _send(self, kind: str, language: str, url: str, key: str, all_keys: list[str],
+              claim: Claim) -> None:
         try:
             if kind not in self.messages:
-                self.messages[kind] = render(self.n, kind)
+                self.messages[kind] = render(self.n, kind, language)
             result = self.notifier.send(url, self.messages[kind])
         except Exception as exc:  # noqa: BLE001 — a rendering bug must not lose the notice
             result = SendResult(url=self.notifier.masked(url), ok=False, status="RENDER_ERROR",
