@@ -168,6 +168,13 @@ class Tx:
     def forget_own_host_state(self, host_id: str) -> None:
         self._w().hdel(self.store.k("inc", "own-host-state"), host_id)
 
+    def commit(self) -> None:
+        """Write the outbox with the rest, and execute (WatchError: a watched key changed)."""
+        if self.outbox:
+            self._w().zadd(self.store.k("outbox"), {m: self.now for m in self.outbox})
+        self._w()
+        self.pipe.execute()
+
     def send(self, name: str, args: list[Any]) -> None:
         """Send task `name` once this transaction commits (through the outbox)."""
         self.outbox.append(task_message(name, args))

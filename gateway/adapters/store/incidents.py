@@ -134,10 +134,7 @@ class IncidentStore:
                     if tx.aborted:
                         pipe.reset()
                         return result
-                    if tx.outbox:
-                        tx._w().zadd(self.k("outbox"), {m: tx.now for m in tx.outbox})
-                    tx._w()
-                    pipe.execute()
+                    tx.commit()
                 except redis.WatchError:
                     continue
             self.drain(tx.outbox)
