@@ -225,18 +225,19 @@ class IncidentFlow:
         return self.update(incident_id, change)
 
     def add_notice(self, incident_id: str, kind: str, key: str, text: str,
-                   approval_url: str = "", plan: list[dict[str, Any]] | None = None
-                   ) -> Incident | None:
+                   approval_url: str = "", plan: list[dict[str, Any]] | None = None,
+                   code: str = "", params: dict[str, Any] | None = None) -> Incident | None:
         """Keep something remediation must tell people on the incident (once per `key`); the
         incident's groups tell it after the alert. A VM incident merged into its host's tells it
-        there. None when the incident is gone."""
+        there. `text` is the English line (the timeline's); `code` and `params` say it as data,
+        phrased in each receiver's language. None when the incident is gone."""
         target = self.store.get(incident_id)
         if target is not None and target.merged_into:
             incident_id = target.merged_into
         added: list[bool] = []
 
         def change(i: Incident, now: float):
-            new = i.with_notice(kind, key, text, now, approval_url, plan or ())
+            new = i.with_notice(kind, key, text, now, approval_url, plan or (), code, params)
             added.append(new is not None)
             return (new or i), ([TimelineEntry(now, "remediation", text)] if new else [])
         try:

@@ -236,8 +236,8 @@ class Actions:
                           plan_id=plan.plan_id)
         if not step.is_vm_step:  # its VMs stay where they are: people must know now
             self.ctx.incidents.add_notice(
-                plan.incident_id, "needs_human", f"{plan.plan_id}:{step.key}",
-                f"{action} of {target(step)} failed, so its VMs are not moved: {exc}")
+                plan.incident_id, "needs_human", f"{plan.plan_id}:{step.key}", "host_step_failed",
+                {"action": action, "host": step.host_name or step.host_id, "error": str(exc)})
         return self.ctx.record(
             plan, step, "failed", str(exc), out, attempt=attempt, action=action,
             audit={"what": "action_failed", "incident_id": plan.incident_id, "step": step.key,

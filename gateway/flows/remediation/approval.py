@@ -49,12 +49,11 @@ class Approvals:
             ctx.store.audit("approval_requested", plan.plan_id, plan.incident_id,
                             approval_id=approval_id, expires_at=expires,
                             vms=[s.vm_id for s in held])
-        until = utc(expires)
         ctx.incidents.add_notice(
             plan.incident_id, "approval_requested", f"{plan.plan_id}:approval",
-            f"Approval needed: {', '.join(sorted({s.action for s in held}))} {len(held)} VM(s) "
-            f"(plan {plan.plan_id}); the link below is valid until {until}."
-            + "".join(f" Warning: {w}." for w in plan.warnings),
+            "approval_needed", {"actions": sorted({s.action for s in held}), "count": len(held),
+                                "plan": plan.plan_id, "until": utc(expires),
+                                "warnings": list(plan.warnings)},
             approval_url=url, plan=plan.summary()[:200])
         if not keep_status:
             ctx.store.set_status_if(plan.plan_id, (rs.GRACE,), rs.AWAITING,

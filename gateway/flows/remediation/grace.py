@@ -92,10 +92,7 @@ class Grace:
         by_code: dict[str, list[str]] = {}
         for s in left:
             by_code.setdefault(s.code, []).append(f"{s.vm_name or 'VM'} ({s.vm_id})")
-        reasons = "; ".join(f"{LEFT_TO_PEOPLE[code]}: {', '.join(names)}"
-                            for code, names in by_code.items())
         example = next((s.reason for s in left if s.code == "wont_fit"), "")
         self.ctx.incidents.add_notice(
-            plan.incident_id, "needs_human", f"{plan.plan_id}:left",
-            f"{len(left)} VM(s) will not be recovered by oneha — {reasons}."
-            + (f" ({example})" if example else ""))
+            plan.incident_id, "needs_human", f"{plan.plan_id}:left", "left_alone",
+            {"count": len(left), "left": by_code, "example": example})

@@ -15,6 +15,8 @@ from typing import Any, Callable
 
 import structlog
 
+from gateway.domain import phrases
+from gateway.domain.i18n import SOURCE
 from gateway.domain.objects import VmInfo
 
 log = structlog.get_logger("oneha.remediation")
@@ -22,12 +24,7 @@ log = structlog.get_logger("oneha.remediation")
 PLAN_TASK, RUN_TASK, VERIFY_TASK = "oneha.plan_remediation", "oneha.run_plan", "oneha.verify_plan"
 RESUME_TASK = "oneha.resume_plans"
 # Why a VM is left to people, by the plan's skip code (the codes of VMs nothing will recover).
-LEFT_TO_PEOPLE = {
-    "wont_fit": "no remaining host has room",
-    "wait": "must wait for its host (its disks cannot move, or resched is not allowed)",
-    "opt_out": "opted out by ONEHA_POLICY",
-    "disallowed": "the action it needs is not allowed by the policy",
-}
+LEFT_TO_PEOPLE = phrases.LEFT_ALONE[SOURCE]
 
 
 @dataclass(frozen=True)
@@ -73,11 +70,15 @@ class IncidentPort:
         except TransitionError as exc:  # e.g. resolved meanwhile: nothing to change
             log.info("incident_transition_skipped", incident=incident_id, to=to, reason=str(exc))
 
-    def add_notice(self, incident_id: str, kind: str, key: str, text: str,
+    def add_notice(self, incident_id: str, kind: str, key: str, code: str, params: dict,
                    approval_url: str = "", plan: list[dict] | None = None) -> None:
+        """A notice that says `code` with `params` (gateway/domain/phrases.py): recorded with its
+        English text, told to each receiver in its language."""
         if self.store is None:
             return
-        if self.store.add_notice(incident_id, kind, key, text, approval_url, plan) is None:
+        text = phrases.say(SOURCE, code, params)
+        if self.store.add_notice(incident_id, kind, key, text, approval_url, plan, code,
+                                 params) is None:
             log.warning("notice_without_incident", incident=incident_id, kind=kind, text=text)
 
     def note_own_action(self, host_id: int | None, action: str, plan_id: str,

@@ -132,7 +132,7 @@ class Verifier:
         store, clock = self.ctx.store, self.ctx.clock
         attempt = out.attempt + 1
         if vm is None:
-            self.needs_human(plan, step, vm, "the VM disappeared during recovery")
+            self.needs_human(plan, step, vm, "the VM disappeared during recovery", why="gone")
             return
         action = _retry_action(step, vm)
         if not action:
@@ -154,14 +154,16 @@ class Verifier:
 
     # ---- endings --------------------------------------------------------------------------------
 
-    def needs_human(self, plan: Plan, step: Step, vm: VmInfo | None, reason: str) -> None:
+    def needs_human(self, plan: Plan, step: Step, vm: VmInfo | None, reason: str,
+                    why: str = "gave_up") -> None:
+        """`why`: gave_up (the retries are spent) | gone (the VM disappeared)."""
         self.ctx.store.record(plan.plan_id, step.key, "needs_human", reason)
         self.ctx.store.audit("needs_human", plan.plan_id, plan.incident_id, vm=step.vm_id,
                              reason=reason, state=vm.state_label if vm else "gone")
         self.ctx.incidents.add_notice(
-            plan.incident_id, "needs_human", f"{plan.plan_id}:{step.vm_id}",
-            f"VM {step.vm_name or step.vm_id} ({step.vm_id}) was not recovered after "
-            f"{self.ctx.cfg.max_retries + 1} attempt(s): {reason}. oneha leaves it alone now.")
+            plan.incident_id, "needs_human", f"{plan.plan_id}:{step.vm_id}", "vm_gave_up",
+            {"vm": step.vm_name or "", "id": step.vm_id, "attempts": self.ctx.cfg.max_retries + 1,
+             "why": why, "reason": reason})
         self.ctx.incidents.set_state(plan.incident_id, "firing",
                                      f"remediation gave up on VM {step.vm_id}: {reason}")
 
@@ -174,9 +176,8 @@ class Verifier:
             return
         self.ctx.store.audit("plan_failed", plan.plan_id, plan.incident_id, error=str(exc))
         self.ctx.incidents.add_notice(
-            plan.incident_id, "needs_human", f"{plan.plan_id}:failed",
-            f"Remediation plan {plan.plan_id} {reason}. Nothing more is done automatically: the "
-            "VMs not running yet need a human.")
+            plan.incident_id, "needs_human", f"{plan.plan_id}:failed", "plan_stopped",
+            {"plan": plan.plan_id, "error": str(exc)})
         self.ctx.incidents.set_state(plan.incident_id, "firing", reason)
 
     def finish(self, plan: Plan) -> None:
