@@ -91,8 +91,7 @@ class IncidentFlow:
             outcome = correlation.decide(event, ctx, tx.now, labels)
             if outcome.decision.action == "duplicate":
                 return tx.abort(Applied(outcome.decision))
-            for i in outcome.save:
-                tx.incident(i.id)  # watched: a concurrent change of it re-runs the attempt
+            tx.watch_incidents([i.id for i in outcome.save])
             new_groups = self._save(tx, outcome.save, outcome.timeline, outcome.plan_remediation)
             if host and outcome.maintenance is not None:
                 tx.set_maintenance(host, outcome.maintenance)

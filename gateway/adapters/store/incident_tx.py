@@ -31,14 +31,24 @@ class Tx:
     def __init__(self, store: "IncidentStore", pipe, now: float):
         self.store, self.pipe, self.now = store, pipe, now
         self.outbox: list[str] = []
+        self._watched: set[str] = set()
         self._writing = False
         self.aborted = False
 
     # -- reading (while watching) -------------------------------------------------------------
     def _read(self, *keys: str):
+        """The pipeline, watching `keys` (each WATCHed once: a round trip per new key only)."""
         assert not self._writing, "read after the first write of a transaction"
-        self.pipe.watch(*keys)
+        new = [k for k in keys if k not in self._watched]
+        if new:
+            self.pipe.watch(*new)
+            self._watched.update(new)
         return self.pipe
+
+    def watch_incidents(self, incident_ids: list[str]) -> None:
+        """Watch incidents about to be written that were not read (one round trip for all):
+        a concurrent change of any of them re-runs the attempt."""
+        self._read(*[self.store.doc(i) for i in incident_ids])
 
     def incident(self, incident_id: str | None) -> Incident | None:
         if not incident_id:
