@@ -11,9 +11,11 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from . import phrases
+from .i18n import SOURCE
 from .objects import HistoryRecord, VmInfo
 
 # "none": the VM came back by itself (only its monitoring was stale): it never stopped.
@@ -30,8 +32,9 @@ class VmImpact:
     running_since: float | None
     memory_lost: bool
     connections_dropped: bool
-    data_loss_risk: str
+    data_loss_risk: str  # in English; `data_loss` says it as data (phrases.py, per language)
     evidence: str  # where the two times came from
+    data_loss: dict[str, Any] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -68,21 +71,23 @@ def running_again(after: VmInfo, before: VmInfo, observed_at: float | None
     return None, "unknown"
 
 
-def data_loss_risk(vm: VmInfo, action: str) -> str:
+def data_loss(vm: VmInfo, action: str) -> dict[str, Any]:
+    """The data-loss risk as a phrase: `{"key": "data_loss", "parts": [{"risk": ..., "image",
+    "disk_id"}]}`, risk one of recreated | no_disks | shared | local | non_persistent."""
     if action == "recreate":
-        return "recreated from its images: changes since deploy are lost"
-    if not vm.disks:
-        return "no disks reported"
-    parts = []
-    for d in vm.disks:
-        name = d.image or f"disk {d.disk_id}"
-        if d.persistent and not d.on_local_storage:
-            parts.append(f"{name}: persistent on shared storage, only unflushed writes at risk")
-        elif d.on_local_storage:
-            parts.append(f"{name}: on local storage of the failed host, changes since deploy lost")
-        else:
-            parts.append(f"{name}: non-persistent, changes since deploy lost")
-    return "; ".join(parts)
+        parts = [{"risk": "recreated"}]
+    elif not vm.disks:
+        parts = [{"risk": "no_disks"}]
+    else:
+        parts = [{"risk": "shared" if d.persistent and not d.on_local_storage
+                  else "local" if d.on_local_storage else "non_persistent",
+                  "image": d.image or "", "disk_id": d.disk_id} for d in vm.disks]
+    return {"key": "data_loss", "parts": parts}
+
+
+def data_loss_risk(vm: VmInfo, action: str) -> str:
+    risk = data_loss(vm, action)
+    return phrases.say(SOURCE, risk["key"], risk)
 
 
 def vm_impact(before: VmInfo, after: VmInfo, action: str, failed_at: float | None,
@@ -95,6 +100,7 @@ def vm_impact(before: VmInfo, after: VmInfo, action: str, failed_at: float | Non
                     downtime_s=round(downtime, 3) if downtime is not None else None,
                     down_since=down, running_since=up, memory_lost=memory_lost,
                     connections_dropped=memory_lost, data_loss_risk=data_loss_risk(before, action),
+                    data_loss=data_loss(before, action),
                     evidence=f"down: {why_down}; up: {why_up}")
 
 

@@ -113,8 +113,9 @@ def _view(n: Notification, lang: str) -> dict[str, Any]:
                 len(affected))
     plan = [{k: p.get(k) for k in ("vm_id", "vm_name", "action", "reason")}
             for p in _dicts(inc.get("plan"))]
-    impact = [{k: p.get(k) for k in ("vm_id", "vm_name", "action", "downtime_s", "memory_lost",
-                                     "connections_dropped", "data_loss_risk")}
+    impact = [{**{k: p.get(k) for k in ("vm_id", "vm_name", "action", "downtime_s",
+                                        "memory_lost", "connections_dropped")},
+               "data_loss_risk": _said(lang, p, "data_loss_risk", "data_loss", DEFAULT_LIMIT)}
               for p in _dicts(inc.get("impact"))]
     timeline = [{"t": e.get("t"), "text": e.get("text")} for e in _dicts(inc.get("timeline"))]
     notices = [{"kind": e.get("kind") or "", "text": _said(lang, e, "text", limit=600)}

@@ -86,6 +86,7 @@ EN: dict[str, Callable[[Params], str]] = {
                             + (f"; {p['resolved']} resolved" if p.get("resolved") else ""),
     "group_resolved": lambda p: f"Resolved: {p['count']} incidents ({p['group']})",
     "test_message": lambda p: "oneha test notification",
+    "data_loss": lambda p: "; ".join(_en_risk(part) for part in p["parts"]),
     # next steps
     "next_resolved": lambda p: "nothing: the incident is resolved",
     "next_remediating": lambda p: "oneha is remediating; a message follows when it is verified",
@@ -113,6 +114,15 @@ EN: dict[str, Callable[[Params], str]] = {
     "host_step_failed": lambda p: (f"{p['action']} of host {p['host']} failed, so its VMs are "
                                    f"not moved: {p['error']}"),
 }
+
+
+def _en_risk(part: Params) -> str:
+    name = part.get("image") or f"disk {part.get('disk_id')}"
+    return {"recreated": "recreated from its images: changes since deploy are lost",
+            "no_disks": "no disks reported",
+            "shared": f"{name}: persistent on shared storage, only unflushed writes at risk",
+            "local": f"{name}: on local storage of the failed host, changes since deploy lost",
+            "non_persistent": f"{name}: non-persistent, changes since deploy lost"}[part["risk"]]
 
 
 def _kinds(p: Params) -> str:
@@ -145,6 +155,18 @@ def _pt_vm_gave_up(p: Params) -> str:
            else "o oneha desistiu")
     return (f"A VM {p['vm'] or p['id']} ({p['id']}) não foi recuperada após {n} "
             f"tentativa{_s(n)}: {why}. O oneha não vai mais mexer nela.")
+
+
+def _pt_risk(part: Params) -> str:
+    name = part.get("image") or f"disco {part.get('disk_id')}"
+    return {"recreated": "recriada a partir das imagens: as alterações desde o deploy se perdem",
+            "no_disks": "nenhum disco informado",
+            "shared": f"{name}: persistente em armazenamento compartilhado, só as escritas ainda "
+                      f"não gravadas correm risco",
+            "local": f"{name}: no armazenamento local do host que falhou, as alterações desde o "
+                     f"deploy se perdem",
+            "non_persistent": f"{name}: não persistente, as alterações desde o deploy se "
+                              f"perdem"}[part["risk"]]
 
 
 def _pt_resource(resource: str) -> str:
@@ -186,6 +208,7 @@ PT_BR: dict[str, Callable[[Params], str]] = {
                                 if p.get("resolved") else "")),
     "group_resolved": lambda p: f"Resolvidos: {p['count']} incidentes ({p['group']})",
     "test_message": lambda p: "Notificação de teste do oneha",
+    "data_loss": lambda p: "; ".join(_pt_risk(part) for part in p["parts"]),
     "next_resolved": lambda p: "nada: o incidente está resolvido",
     "next_remediating": lambda p: "o oneha está remediando; outra mensagem segue quando a "
                                   "recuperação for verificada",
