@@ -150,11 +150,11 @@ def _pt_left_alone(p: Params) -> str:
 
 
 def _pt_vm_gave_up(p: Params) -> str:
-    n = p["attempts"]
-    why = ("ela sumiu durante a recuperação" if p.get("why") == "gone"
-           else "o oneha desistiu")
-    return (f"A VM {p['vm'] or p['id']} ({p['id']}) não foi recuperada após {n} "
-            f"tentativa{_s(n)}: {why}. O oneha não vai mais mexer nela.")
+    n, vm = p["attempts"], f"A VM {p['vm'] or p['id']} ({p['id']})"
+    if p.get("why") == "gone":
+        return f"{vm} sumiu durante a recuperação; o oneha não vai mais mexer nela."
+    return (f"{vm} não foi recuperada após {n} tentativa{_s(n)}; o oneha não vai mais mexer "
+            f"nela.")
 
 
 def _pt_risk(part: Params) -> str:
