@@ -15,6 +15,10 @@ spells it the same way.
 
 - `id` (str) — the incident id; `title` (str) — one line, e.g.
   "Host node07 is in ERROR — 20 VMs affected".
+- `headline` (dict) — what the title says, as data, phrased in the receiver's language:
+  `{"key": "host_failed", "host": "node07", "state": "ERROR", "vms": 20}` (phrases.py); without
+  it (or with a key the language lacks) a message shows `title`. `next` is the same for
+  `next_step`.
 - `status` (str) — firing | acknowledged | remediating | resolved.
 - `severity` (str) — critical | warning | info.
 - `started_at`, `resolved_at` (float, unix seconds; rendered as UTC ISO 8601).
@@ -28,8 +32,11 @@ spells it the same way.
 - `approval_url` (str) — signed link to approve the plan.
 - `plan` (list of dict) — `vm_id`, `vm_name`, `action`, `reason`.
 - `impact` (list of dict) — per VM after resolve: `vm_id`, `vm_name`, `downtime_s` (float),
-  `memory_lost` (bool), `connections_dropped` (bool), `data_loss_risk` (str).
-- `timeline` (list of dict) — last entries: `t` (unix seconds), `text`.
+  `memory_lost` (bool), `connections_dropped` (bool), `data_loss_risk` (str, English) and its
+  phrase `data_loss`.
+- `notices` (list of dict) — remediation's news: `kind`, `text` (English), and `code` + `params`
+  when it says one of phrases.py's notices (approval_needed, left_alone, ...).
+- `timeline` (list of dict) — last entries: `t` (unix seconds), `text` (English, as recorded).
 - `console_url` (str) — link to the incident in the web console.
 """
 
