@@ -211,7 +211,7 @@ def field(label: str) -> str:
     return f"{label}:".ljust(FIELD_WIDTH)
 
 
-@functools.lru_cache(maxsize=None)
+@functools.lru_cache(maxsize=len(i18n.LANGUAGES))
 def _env(lang: str) -> jinja2.Environment:
     """The templates in `lang`: `_()`/`ngettext()` from its catalog, `tr` for a value's word
     (status, severity)."""

@@ -1,6 +1,6 @@
 """Sentences made from an incident's data, per language: titles (`Incident.headline`,
-`grouping.group_summary`), next steps (`story.next_step_of`) and remediation's notices
-(`Notice.code` + `params`).
+`grouping.group_summary`), next steps (`story.next_step_of`), remediation's notices
+(`Notice.code` + `params`) and the impact report's data-loss risk (`impact.data_loss`).
 
 What is stored is the data and the English sentence (for the timeline, the console and the CLI,
 and for whatever reads an old record); a message is phrased in its receiver's language when it
@@ -8,8 +8,10 @@ is rendered (`localized`). A key a language does not know — or data written be
 existed — is told by the recorded English text, so an old queued notification still renders.
 
 A phrase is `{"key": ..., **params}`; each language maps a key to a function of the params.
-OpenNebula's names stay as they are (states, actions, commands); only a host's ERROR in a
-Portuguese title reads "em ERRO", as people say it (the state field keeps ERROR).
+OpenNebula's names stay as they are (states, actions, commands); only ERROR in a Portuguese
+title reads "em ERRO", as people say it (the message's state field keeps ERROR). Texts others
+wrote stay as written (an alert's summary, OpenNebula's errors); the planner's reasons and
+warnings, and the findings' explanations (`details`), are not data yet: they stay in English.
 """
 
 from __future__ import annotations
@@ -30,9 +32,9 @@ LEFT_ALONE = {
     },
     "pt-BR": {
         "wont_fit": "nenhum host restante tem espaço",
-        "wait": "precisam esperar pelo próprio host (os discos não podem ser movidos, ou o "
-                "resched não é permitido)",
-        "opt_out": "excluídas pelo ONEHA_POLICY",
+        "wait": "à espera do próprio host (os discos não podem ser movidos, ou o resched não "
+                "é permitido)",
+        "opt_out": "fora da remediação pelo ONEHA_POLICY",
         "disallowed": "a ação necessária não é permitida pela política",
     },
 }

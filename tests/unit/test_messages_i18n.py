@@ -176,7 +176,7 @@ def test_the_portuguese_story_as_an_operator_writes_it():
     human = render(NOTES["needs_human"], "mail", "pt-BR")
     assert human.title.startswith("[PRECISA DE UMA PESSOA] ")
     assert "  - 2 VMs não serão recuperadas pelo oneha — nenhum host restante tem espaço: " \
-           "web-101 (101); excluídas pelo ONEHA_POLICY: web-102 (102)." in human.body
+           "web-101 (101); fora da remediação pelo ONEHA_POLICY: web-102 (102)." in human.body
     resolved = render(NOTES["resolved"], "mail", "pt-BR").body
     header = next(line for line in resolved.splitlines() if line.startswith("  VM "))
     for column in ("Ação", "Tempo fora do ar", "Memória perdida", "Conexões derrubadas",
