@@ -12,6 +12,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from . import states
+from .phrases import BY_ONEHA
 from .events import Event
 from .incidents import (FIRING, MAX_EVENT_IDS, RESOLVED, Incident, ObjectState, TimelineEntry,
                         incident_id_for)
@@ -168,7 +169,7 @@ def _own_host_state(event: Event, ctx: Context, now: float, labels: dict[str, st
     if inc is None:
         return Outcome(Decision("ignored", f"{why}: not maintenance and not a new failure"))
     prev = inc.objects[event.object_key]
-    obj = replace(prev, state_label=f"{label} (by oneha)")  # still firing: the host is not back
+    obj = replace(prev, state_label=label + BY_ONEHA)  # still firing: the host is not back
     new = _remember(inc, event, now, objects={**inc.objects, event.object_key: obj})
     return Outcome(Decision("updated", f"{why}: the incident stays open", inc.id), save=(new,),
                    timeline={inc.id: (_event_entry(event, now),)})

@@ -25,7 +25,7 @@ import jinja2
 
 from . import i18n
 from .notifications import Notification
-from .phrases import localized
+from .phrases import localized, state_label
 from .text import DEFAULT_LIMIT, clean_text, text_table
 from .timefmt import duration, utc
 
@@ -106,6 +106,8 @@ def _view(n: Notification, lang: str) -> dict[str, Any]:
     inc = _clean(n.incident)
     obj = inc.get("object") if isinstance(inc.get("object"), dict) else {}
     obj = {k: obj.get(k) for k in ("resource", "id", "name", "state_label", "cluster", "host")}
+    if isinstance(obj["state_label"], str):
+        obj["state_label"] = state_label(lang, obj["state_label"])
     affected = [{k: a.get(k) for k in ("resource", "id", "name", "state_label", "host")}
                 for a in _dicts(inc.get("affected"))]
     count = inc.get("affected_count")

@@ -21,6 +21,7 @@ from typing import Any, Callable, Mapping
 from .i18n import SOURCE
 
 Params = Mapping[str, Any]
+BY_ONEHA = " (by oneha)"
 
 # Why a VM is left to people, by the plan's skip code (the codes of VMs nothing will recover).
 LEFT_ALONE = {
@@ -133,9 +134,8 @@ def _kinds(p: Params) -> str:
 
 # -- Brazilian Portuguese --------------------------------------------------------------------------
 def _pt_state(state: str) -> str:
-    state = str(state)
-    if state.endswith(" (by oneha)"):
-        state = state[: -len(" (by oneha)")] + " (pelo oneha)"
+    """A state in a Portuguese sentence: "ERRO", the rest as OpenNebula names it."""
+    state = state_label("pt-BR", str(state))
     return "ERRO" + state[5:] if state.startswith("ERROR") else state
 
 
@@ -238,6 +238,14 @@ PT_BR: dict[str, Callable[[Params], str]] = {
 }
 
 PHRASES: dict[str, dict[str, Callable[[Params], str]]] = {SOURCE: EN, "pt-BR": PT_BR}
+
+
+def state_label(lang: str, label: str) -> str:
+    """A state as a message's field shows it: OpenNebula's name, and "(by oneha)" — the mark of
+    a host oneha itself disabled (correlation.py) — in `lang`."""
+    if lang == "pt-BR" and label.endswith(BY_ONEHA):
+        return label[: -len(BY_ONEHA)] + " (pelo oneha)"
+    return label
 
 
 def say(lang: str, key: str, params: Params | None = None) -> str:

@@ -239,3 +239,14 @@ def test_every_template_text_and_every_phrase_has_its_portuguese():
 def test_an_unknown_language_is_refused():
     with pytest.raises(ValueError, match="'fr'"):
         render(NOTES["firing"], "chat", "fr")
+
+
+def test_a_host_oneha_disabled_reads_so_in_portuguese_and_keeps_its_state_name():
+    inc, _ = host_incident()
+    host = replace(inc.primary, state_label="DISABLED" + phrases.BY_ONEHA)
+    inc = replace(inc, objects={**inc.objects, inc.key: host})
+    n = Notification("x:firing:1:mail", "mail", "firing", summary(inc), T0 + 30)
+    assert render(n, "chat", "pt-BR").title == \
+        "[ALERTA] Host node07 em DISABLED (pelo oneha) — 3 VMs afetadas"
+    assert "Estado:     DISABLED (pelo oneha)" in render(n, "mail", "pt-BR").body.splitlines()
+    assert "State:      DISABLED (by oneha)" in render(n, "mail").body.splitlines()

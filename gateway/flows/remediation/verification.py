@@ -18,6 +18,7 @@ from gateway.adapters.store import remediation as rs
 from gateway.domain import impact
 from gateway.domain.hook_events import vm_is_failing
 from gateway.domain.objects import VmInfo
+from gateway.domain.phrases import BY_ONEHA
 from gateway.domain.remediation import guards
 from gateway.domain.remediation.guards import Expect
 from gateway.domain.remediation.outcomes import NOT_ACTED, StepOutcome
@@ -230,7 +231,7 @@ class Verifier:
         except Permanent:
             return "gone"
         ours = outcomes.get(f"disable:{plan.host_id}", NOT_ACTED).status == "done"
-        return host.state_label + (" (by oneha)" if ours and host.in_maintenance else "")
+        return host.state_label + (BY_ONEHA if ours and host.in_maintenance else "")
 
     def impact(self, plan_id: str) -> list[dict]:
         return self.ctx.store.impact(plan_id)
