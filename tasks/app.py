@@ -23,6 +23,8 @@ def create_celery(settings: Settings, runtime: Runtime | None = None) -> Celery:
         task_serializer="json",
         accept_content=["json"],
         broker_connection_retry_on_startup=True,
+        broker_connection_max_retries=None,  # a worker waits for Redis as long as it takes
+        broker_transport="tasks.broker:Transport",  # survives a Redis restart (see there)
         task_default_queue=settings.task_queue,
         # Deliveries and group flushes get a queue of their own, consumed by every worker: a hook
         # storm of hundreds of events must not hold the one grouped message behind it.
