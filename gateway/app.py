@@ -37,7 +37,9 @@ def create_app(settings: Settings, runtime: Runtime | None = None) -> Flask:
     # `gateway` look like a namespace package, where Flask's guess fails.
     here = Path(__file__).resolve().parent
     app = Flask("gateway", root_path=str(here), instance_path=str(here.parent / "instance"))
-    app.config.update(JSON_SORT_KEYS=False)
+    # Every body (hook events, API writes, approval forms) within ingest.max_body_bytes: werkzeug
+    # answers 413 before reading past it.
+    app.config.update(JSON_SORT_KEYS=False, MAX_CONTENT_LENGTH=settings.ingest.max_body_bytes)
     app.session_interface = _NoSessions()
     app.extensions["oneha"] = runtime or Runtime.from_settings(settings)
     celery_init_app(app)

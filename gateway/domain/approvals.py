@@ -40,6 +40,13 @@ def _unb64(text: str) -> bytes:
     return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
 
 
+def _same(given: str, expected: str) -> bool:
+    """A constant-time comparison of any two texts (`hmac.compare_digest` refuses str that is not
+    ASCII, and a form or a cookie may carry anything)."""
+    return hmac.compare_digest(given.encode("utf-8", "surrogatepass"),
+                               expected.encode("utf-8", "surrogatepass"))
+
+
 def _sig(secret: str, payload: str, purpose: str = "approval") -> str:
     mac = hmac.new(secret.encode(), f"{purpose}:{payload}".encode(), hashlib.sha256)
     return _b64(mac.digest())
@@ -54,10 +61,11 @@ def sign(secret: str, claims: Claims) -> str:
 
 def verify(secret: str, token: str, now: float, incident_id: str | None = None) -> Claims:
     """The claims of a genuine, unexpired token — or `ApprovalRefused` saying why not."""
-    if not isinstance(token, str) or token.count(".") != 1 or len(token) > 2048:
+    if not isinstance(token, str) or not token.isascii() or token.count(".") != 1 \
+            or len(token) > 2048:  # a genuine token is base64url: ASCII
         raise ApprovalRefused("malformed", "this approval link is malformed (copy the whole link)")
     payload, sig = token.split(".")
-    if not hmac.compare_digest(_sig(secret, payload), sig):
+    if not _same(sig, _sig(secret, payload)):
         raise ApprovalRefused("forged", "this approval link is not genuine: its signature does "
                                         "not match (tampered, or signed with another key)")
     try:
@@ -83,6 +91,5 @@ def check_csrf(secret: str, token: str, form_value: str | None, cookie_nonce: st
     if not form_value or not cookie_nonce or "." not in form_value:
         raise ApprovalRefused("csrf", "the form is missing its CSRF token; reload the page")
     nonce = form_value.split(".", 1)[0]
-    if not hmac.compare_digest(nonce, cookie_nonce) or \
-            not hmac.compare_digest(csrf_token(secret, token, nonce), form_value):
+    if not _same(nonce, cookie_nonce) or not _same(form_value, csrf_token(secret, token, nonce)):
         raise ApprovalRefused("csrf", "the form's CSRF token does not match; reload the page")

@@ -30,7 +30,6 @@ from __future__ import annotations
 import base64
 import binascii
 import hashlib
-import json
 import re
 from collections.abc import Mapping
 from typing import Any
@@ -45,19 +44,9 @@ from .objects import (HistoryRecord, HostInfo, VmInfo, XmlError, _flat_template,
 
 RESOURCES = ("HOST", "VM")
 EVENT_ID = re.compile(r"^[0-9a-f]{32}$")
+MAX_OBJECT_ID = 2**31 - 1  # oned keeps object ids in a signed 32-bit int
 LABEL_PREFIX = "ONEHA_"
 VM_FAILED_STATES = frozenset({states.VM_STATE_CODES["FAILED"], states.VM_STATE_CODES["CLONING_FAILURE"]})
-
-
-def parse_json_object(body: bytes) -> dict[str, Any]:
-    """The request body as a JSON object, or `BadInput("bad_json")`."""
-    try:
-        data = json.loads(body)
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise BadInput("bad_json", f"body is not valid UTF-8 JSON: {exc}") from None
-    if not isinstance(data, dict):
-        raise BadInput("bad_json", f"body must be a JSON object, got {type(data).__name__}")
-    return data
 
 
 def event_from_hook(payload: Mapping[str, Any], frontend: str, received_at: float) -> Event:
@@ -67,8 +56,9 @@ def event_from_hook(payload: Mapping[str, Any], frontend: str, received_at: floa
         raise BadInput("unknown_resource", f"resource must be one of {', '.join(RESOURCES)}, "
                                            f"got {resource!r}")
     object_id = _field(payload, "id", int)
-    if object_id < 0:
-        raise BadInput("bad_field", f"id must be >= 0, got {object_id}")
+    if not 0 <= object_id <= MAX_OBJECT_ID:
+        raise BadInput("bad_field", f"id must be >= 0 and <= {MAX_OBJECT_ID} (an OpenNebula "
+                                    f"object id), got {str(object_id)[:40]}")
     _field(payload, "name", str)
     state = _field(payload, "state", int)
     lcm_state = _field(payload, "lcm_state", int, optional=True)

@@ -14,7 +14,8 @@ from flask import Blueprint, current_app, jsonify, request
 
 from ..adapters.store.events import EventStore, IngestCounters
 from ..domain.alertmanager import events_from_webhook
-from ..domain.hook_events import content_digest, parse_json_object
+from ..domain.hook_events import content_digest
+from ..domain.json_bodies import parse_json_object
 from ..errors import BadInput
 from .ingest import counted
 from ..runtime import Runtime
@@ -27,7 +28,6 @@ def post_alerts():
     runtime: Runtime = current_app.extensions["oneha"]
     with counted(IngestCounters.of(runtime)):
         _authenticate(runtime)
-        request.max_content_length = runtime.settings.ingest.max_body_bytes
         events = events_from_webhook(parse_json_object(request.get_data(cache=False)))
         results = EventStore.of(runtime).record_many([(e, content_digest(e)) for e in events])
     answers = [{"event_id": e.event_id, "duplicate": r.duplicate, "conflict": r.conflict}

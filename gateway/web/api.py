@@ -31,6 +31,7 @@ from gateway.domain.incidents import TransitionError
 from gateway.domain.model import parse_duration
 from gateway.domain.muting import Silence, SilenceError
 from gateway.errors import BadInput
+from gateway.web.bodies import json_object
 
 bp = Blueprint("api", __name__)
 OBJECT_KEY = re.compile(r"^(host|vm|frontend|alert):[^\s]{1,200}$")  # Event.object_key
@@ -65,16 +66,6 @@ def _found(value: T | None, missing: str) -> T:
 
 def _store() -> IncidentStore:
     return IncidentStore(current_app.extensions["oneha"])
-
-
-def _body() -> dict[str, Any]:
-    if not request.is_json:
-        raise BadInput("unsupported_media_type", "send a JSON body (Content-Type: application/json)",
-                       415)
-    data = request.get_json(silent=True)
-    if not isinstance(data, dict):
-        raise BadInput("bad_json", "the body must be a JSON object")
-    return data
 
 
 def _who(data: dict[str, Any], key: str) -> str:
@@ -132,7 +123,7 @@ def get_incident(incident_id: str):
 
 @bp.post("/v1/incidents/<incident_id>/ack")
 def ack_incident(incident_id: str):
-    data = _body()
+    data = json_object()
     who = _who(data, "by")
     comment = str(data.get("comment") or "").strip()
     try:
@@ -156,7 +147,7 @@ def list_silences():
 
 @bp.post("/v1/silences")
 def create_silence():
-    data = _body()
+    data = json_object()
     author = _who(data, "author")
     store = _store()
     now = store.rt.clock()

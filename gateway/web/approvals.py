@@ -21,6 +21,7 @@ from flask import Blueprint, current_app, jsonify, make_response, render_templat
 from gateway.domain import states
 from gateway.domain.approvals import ApprovalRefused, csrf_token, check_csrf
 from gateway.errors import BadInput, Permanent, Transient
+from gateway.web.bodies import json_object
 
 bp = Blueprint("approvals", __name__)
 COOKIE = "oneha_csrf"
@@ -125,12 +126,7 @@ def api_get(token: str):
 @bp.post("/v1/approvals/<token>")
 def api_decide(token: str):
     rem = _remediator()
-    if not request.is_json:
-        raise BadInput("unsupported_media_type", "send the decision as application/json", 415)
-    body = request.get_json(silent=True)
-    if not isinstance(body, dict):
-        raise BadInput("bad_json", 'body must be a JSON object like {"decision": "approve", '
-                                   '"approver": "alice"}')
+    body = json_object(like='{"decision": "approve", "approver": "alice"}')
     decision = _DECISIONS.get(str(body.get("decision", "")))
     try:
         if decision is None:

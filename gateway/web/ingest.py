@@ -14,7 +14,8 @@ from werkzeug.exceptions import RequestEntityTooLarge
 
 from ..adapters.store.events import EventStore, IngestCounters
 from ..domain import signing
-from ..domain.hook_events import content_digest, event_from_hook, parse_json_object
+from ..domain.hook_events import content_digest, event_from_hook
+from ..domain.json_bodies import parse_json_object
 from ..errors import BadInput, Transient
 from ..runtime import Runtime
 
@@ -55,8 +56,7 @@ def post_event():
 
 def _validated_event(runtime: Runtime):
     settings = runtime.settings.ingest
-    request.max_content_length = settings.max_body_bytes  # werkzeug answers 413 past it
-    body = request.get_data(cache=False)
+    body = request.get_data(cache=False)  # werkzeug answers 413 past MAX_CONTENT_LENGTH
     now = runtime.clock()
     frontend = signing.verify(
         frontend=request.headers.get("X-OneHA-Frontend"),

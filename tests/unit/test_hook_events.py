@@ -2,7 +2,8 @@ import base64
 
 import pytest
 
-from gateway.domain.hook_events import content_digest, event_from_hook, parse_json_object
+from gateway.domain.hook_events import content_digest, event_from_hook
+from gateway.domain.json_bodies import parse_json_object
 from gateway.errors import BadInput
 from tests.support.samples import b64, host_xml, vm_xml
 
