@@ -38,7 +38,31 @@ class Context:
         return self._settings
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+class Unavailable(click.ClickException):
+    """Redis (or another service oneha needs) is away: one line, exit status 1, no traceback."""
+
+    def show(self, file=None) -> None:
+        click.echo(f"oneha: {self.message}", file=file, err=True)
+
+
+class _Group(click.Group):
+    """The top-level group: the one place a command's "Redis is away" becomes one line."""
+
+    def invoke(self, ctx: click.Context):
+        from kombu.exceptions import OperationalError
+
+        from .adapters.store import UNAVAILABLE, redis_cause, unreachable
+        from .errors import Transient
+        try:
+            return super().invoke(ctx)
+        except (Transient, OperationalError, *UNAVAILABLE) as exc:
+            cause = redis_cause(exc)
+            if cause is None:  # OpenNebula, say: the error already says what was away
+                raise Unavailable(f"{exc}; try again later") from None
+            raise Unavailable(unreachable(ctx.obj.settings.redis_url, cause)) from None
+
+
+@click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
 @click.option("-c", "--config", "config_path", envvar="ONEHA_CONFIG",
               type=click.Path(dir_okay=False), help="YAML configuration (default: $ONEHA_CONFIG).")
 @click.pass_context

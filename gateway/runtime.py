@@ -7,8 +7,15 @@ from dataclasses import dataclass, field
 from typing import Callable
 
 import redis
+from redis.backoff import NoBackoff
+from redis.retry import Retry
 
 from .config import Settings
+
+# Redis answers in microseconds; one that has not answered in a second is away or frozen. The hook
+# sender gives up on a request after 3 s and spools the event, so the gateway must have said 503
+# by then: one command waits at most REDIS_TIMEOUT to connect and as long again for its answer.
+REDIS_TIMEOUT = 1.0
 
 
 @dataclass
@@ -20,9 +27,7 @@ class Runtime:
 
     @classmethod
     def from_settings(cls, settings: Settings) -> "Runtime":
-        client = redis.Redis.from_url(settings.redis_url, socket_timeout=5, socket_connect_timeout=2,
-                                      health_check_interval=30)
-        return cls(settings=settings, redis=client)
+        return cls(settings=settings, redis=redis_client(settings.redis_url))
 
     def key(self, *parts: object) -> str:
         return self.settings.key_prefix + ":".join(str(p) for p in parts)
@@ -32,3 +37,14 @@ class Runtime:
         if name not in self._cache:
             self._cache[name] = build()
         return self._cache[name]
+
+
+def redis_client(url: str) -> redis.Redis:
+    """A client that fails fast: a broken connection (a Redis restart) is retried once, at once;
+    a timeout is not retried (redis-py's default, 10 retries with backoff, held a request ~10 s
+    against a frozen Redis). Pooled connections are checked on checkout, so a restart costs no
+    failed command; tasks retry what fails with their own backoff."""
+    return redis.Redis.from_url(
+        url, socket_timeout=REDIS_TIMEOUT, socket_connect_timeout=REDIS_TIMEOUT,
+        health_check_interval=30,
+        retry=Retry(NoBackoff(), 1, supported_errors=(redis.exceptions.ConnectionError,)))

@@ -20,12 +20,8 @@ def events(obj, limit: int, object_key: str | None, as_json: bool) -> None:
     """Recent events, newest first: when, source, status, condition, object, front-end, id."""
     from gateway.adapters.store.events import EventStore
     from gateway.domain.timefmt import utc
-    from gateway.errors import Transient
     from gateway.runtime import Runtime
-    try:
-        found = EventStore(Runtime.from_settings(obj.settings)).recent(limit, object_key)
-    except Transient as exc:
-        raise click.ClickException(str(exc)) from None
+    found = EventStore(Runtime.from_settings(obj.settings)).recent(limit, object_key)
     if as_json:
         for e in found:
             click.echo(e.to_json(with_xml=False))

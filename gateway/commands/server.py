@@ -23,9 +23,10 @@ def config() -> None:
 @click.pass_obj
 def config_check(obj) -> None:
     """Validate the configuration and print a summary (secrets masked)."""
+    from gateway.adapters.store import masked_url
     s = obj.settings
     click.echo(f"configuration OK ({obj.config_path or 'built-in defaults'})")
-    click.echo(f"  redis:      {_mask_url(s.redis_url)}")
+    click.echo(f"  redis:      {masked_url(s.redis_url)}")
     click.echo(f"  opennebula: {', '.join(s.opennebula.endpoints)}")
     click.echo(f"  front-ends: {', '.join(sorted(s.ingest.frontends)) or '(none: no hook can sign)'}")
     for r in s.receivers:
@@ -45,13 +46,6 @@ def config_warnings(s) -> list[str]:
     if not s.ingest.frontends:
         out.append("no ingest.frontends: every hook event will be refused (401)")
     return out
-
-
-def _mask_url(url: str) -> str:
-    if "@" in url and "://" in url:
-        scheme, rest = url.split("://", 1)
-        return f"{scheme}://***@{rest.split('@', 1)[1]}"
-    return url
 
 
 @click.command()

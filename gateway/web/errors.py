@@ -2,15 +2,21 @@
 
 Every 4xx/5xx under `/v1/` answers this way — our own `BadInput`/`Transient` and werkzeug's
 HTTPExceptions alike (404, 405, 413, ...). Pages outside `/v1/` (the web console) keep HTML.
+
+Redis away (a Redis error, a `Transient`, a broker error) is a 503 on every path, with
+`Retry-After`; the console shows a plain page saying Redis is unreachable. Each Redis command
+waits at most `runtime.REDIS_TIMEOUT` twice, so the answer comes within the hook sender's 3 s.
 """
 
 from __future__ import annotations
 
 import logging
 
-from flask import Flask, Response, jsonify, request
+from flask import Flask, Response, current_app, jsonify, render_template, request
+from kombu.exceptions import OperationalError
 from werkzeug.exceptions import HTTPException, InternalServerError
 
+from ..adapters.store import UNAVAILABLE, redis_cause, unreachable
 from ..errors import BadInput, Transient
 
 log = logging.getLogger(__name__)
@@ -34,10 +40,23 @@ def install(app: Flask) -> None:
     def _bad_input(exc: BadInput):
         return error_response(exc.status, exc.error, exc.detail)
 
-    @app.errorhandler(Transient)
-    def _transient(exc: Transient):
+    def _unavailable(exc: Exception):
         log.warning("request_unavailable", extra={"path": request.path, "reason": str(exc)})
-        return error_response(503, "unavailable", f"{exc}; try again later")
+        cause = redis_cause(exc)
+        if isinstance(exc, Transient) or cause is None:
+            detail = str(exc)  # a Transient says what it could not do, and why
+        else:
+            detail = unreachable(current_app.extensions["oneha"].settings.redis_url, cause)
+        if _wants_json():
+            response = error_response(503, "unavailable", f"{detail}; try again later")
+        else:
+            response = Response(render_template("console/unavailable.html", detail=detail,
+                                                redis=cause is not None), 503)
+        response.headers["Retry-After"] = "5"
+        return response
+
+    for kind in (Transient, OperationalError, *UNAVAILABLE):
+        app.register_error_handler(kind, _unavailable)
 
     @app.errorhandler(HTTPException)
     def _http(exc: HTTPException):

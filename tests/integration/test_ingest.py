@@ -435,4 +435,4 @@ def test_the_event_log_command_says_when_redis_is_away(tmp_path):
     config = tmp_path / "oneha.yaml"
     config.write_text("redis_url: redis://127.0.0.1:9/0\n")
     result = CliRunner().invoke(main, ["-c", str(config), "events"])
-    assert result.exit_code == 1 and "Redis unreachable" in result.output
+    assert result.exit_code == 1 and "redis://127.0.0.1:9/0 is unreachable" in result.output

@@ -1,5 +1,7 @@
 """Redis stores, one per owner; each module owns its key names and TTLs."""
 
+from __future__ import annotations
+
 from contextlib import contextmanager
 
 import redis
@@ -20,3 +22,29 @@ def unavailable_is_transient(what: str):
         yield
     except UNAVAILABLE as exc:
         raise Transient(f"{what}: {exc}") from exc
+
+
+def redis_cause(exc: BaseException) -> BaseException | None:
+    """The Redis error that `exc` comes from (itself, or one in its chain) when Redis being away
+    is what failed, else None (an OpenNebula that is away is `Transient` too)."""
+    seen: BaseException | None = exc
+    for _ in range(10):
+        if seen is None:
+            break
+        if isinstance(seen, UNAVAILABLE):
+            return seen
+        seen = seen.__cause__ or seen.__context__
+    return None
+
+
+def unreachable(url: str, cause: BaseException) -> str:
+    """What a person is told: `Redis at redis://host:6379/0 is unreachable: <reason>`."""
+    return f"Redis at {masked_url(url)} is unreachable: {cause}"
+
+
+def masked_url(url: str) -> str:
+    """The URL without its password (`redis://***@host:6379/0`)."""
+    if "@" in url and "://" in url:
+        scheme, rest = url.split("://", 1)
+        return f"{scheme}://***@{rest.split('@', 1)[1]}"
+    return url

@@ -274,7 +274,9 @@ class IngestCounters:
         self._count("rejected:" + reason)
 
     def unavailable(self) -> None:
-        self._count("unavailable")
+        """Kept, not sent: Redis has just failed to answer, and asking it again would cost the
+        503 another timeout (the sender gives up at 3 s). The next request that reaches it adds it."""
+        self._keep({"unavailable": 1})
 
     def snapshot(self) -> dict[str, int]:
         """`{"accepted:HOST": 3, "duplicate": 1, "rejected:bad_signature": 2, ...}`."""
