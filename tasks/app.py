@@ -8,6 +8,8 @@ from kombu import Queue
 from gateway.config import Settings, load_settings
 from gateway.runtime import Runtime
 
+from .heartbeat import Heartbeat
+
 TASK_MODULES = ["tasks.process", "tasks.notify", "tasks.remediate", "tasks.monitor",
                 "tasks.housekeeping"]
 
@@ -37,6 +39,7 @@ def create_celery(settings: Settings, runtime: Runtime | None = None) -> Celery:
         broker_transport_options={"visibility_timeout": 120, "unacked_restore_throttle": 1},
         worker_hijack_root_logger=False,
     )
+    app.steps["consumer"].add(Heartbeat)  # a worker reports itself alive while it consumes
     app.oneha_runtime = runtime or Runtime.from_settings(settings)  # type: ignore[attr-defined]
     return app
 

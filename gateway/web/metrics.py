@@ -1,6 +1,7 @@
 """`/metrics` in the Prometheus text format, from what is kept in Redis (all workers agree):
-ingest counters, and gauges an operator alerts on — a task backlog that grows (no worker), an
-outbox that does not drain, dead letters, open incidents, remediation paused."""
+ingest counters, and gauges an operator alerts on — workers alive (0: nothing is processed), a
+task backlog that grows, an outbox that does not drain, dead letters, open incidents,
+remediation paused."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from ..adapters.store.events import EventStore, IngestCounters
 from ..adapters.store.incidents import IncidentStore
 from ..adapters.store.notifications import NotificationStore
 from ..adapters.store.remediation import RemediationStore
+from ..adapters.store.workers import ALIVE_FOR, WorkerRegistry
 from ..errors import Transient
 from .errors import error_response
 
@@ -38,7 +40,8 @@ def metrics():
 def _gauges(rt) -> dict:
     return {"backlog": EventStore.of(rt).backlog(), "incidents": IncidentStore(rt).counts(),
             "dead_letters": NotificationStore.of(rt).dead_letter_count(),
-            "paused": RemediationStore.from_runtime(rt).paused() is not None}
+            "paused": RemediationStore.from_runtime(rt).paused() is not None,
+            "workers": len(WorkerRegistry.of(rt).alive())}
 
 
 class _Snapshot:
@@ -68,6 +71,9 @@ class _Snapshot:
                                   "Requests answered 503 because Redis could not be written.",
                                   value=self.counts.get("unavailable", 0))
         g = self.gauges
+        yield GaugeMetricFamily("oneha_workers_alive", "Workers that reported in the last "
+                                f"{ALIVE_FOR:.0f} s (alert on 0: events queue up unprocessed).",
+                                value=g["workers"])
         backlog = GaugeMetricFamily("oneha_queue_messages", "Messages waiting for a worker "
                                     "(tasks: events and remediation; notify: deliveries).",
                                     labels=["queue"])

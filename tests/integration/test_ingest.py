@@ -243,7 +243,8 @@ def test_json_errors_for_unknown_paths_and_methods(client):
 
 def test_health_and_metrics(client, traces):
     assert client.get("/healthz").json == {"status": "ok"}
-    assert client.get("/readyz").json == {"status": "ready"}
+    ready = client.get("/readyz").json
+    assert ready["status"] == "ready" and ready["workers"] == []  # no worker in this test
     post(client, host_event())
     post(client, host_event())
     post(client, vm_event())
@@ -254,6 +255,7 @@ def test_health_and_metrics(client, traces):
     assert "oneha_events_duplicate_total 1.0" in text
     assert 'oneha_events_rejected_total{reason="bad_signature"} 1.0' in text
     assert "oneha_ingest_unavailable_total 0.0" in text
+    assert "oneha_workers_alive 0.0" in text
 
 
 def test_metrics_show_the_backlog_open_incidents_dead_letters_and_a_pause(client, settings, traces):
