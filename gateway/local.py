@@ -83,7 +83,13 @@ def _wait_gone(pid: int | None, timeout: float) -> None:
 
 
 class Processes:
-    """Child processes in their own process groups; all stopped (TERM, then KILL) on exit."""
+    """Child processes in their own process groups; all stopped (TERM, then KILL) on exit.
+
+    `restart_exited()` starts again each child that exited (a killed worker, say), with the same
+    command and log — but not one that keeps exiting right after it starts (a broken setup)."""
+
+    MIN_UPTIME = 10.0  # seconds: a child that exits sooner has "exited right after it started"
+    MAX_QUICK_EXITS = 5  # in a row, and it is not started again
 
     def __init__(self, config_path: Path | str | None, log_dir: Path, env: dict[str, str] | None = None):
         self.config_path = config_path
@@ -91,6 +97,9 @@ class Processes:
         self.log_dir = Path(log_dir)
         self.log_dir.mkdir(parents=True, exist_ok=True)
         self.procs: dict[str, subprocess.Popen] = {}
+        self._commands: dict[str, tuple[tuple[str, ...], dict[str, str] | None]] = {}
+        self._started: dict[str, float] = {}
+        self._quick_exits: dict[str, int] = {}
 
     def oneha(self, name: str, *args: str, env: dict[str, str] | None = None) -> subprocess.Popen:
         log = open(self.log_dir / f"{name}.log", "ab")
@@ -101,7 +110,30 @@ class Processes:
                                 stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
         log.close()
         self.procs[name] = proc
+        self._commands[name] = (args, env)
+        self._started[name] = time.monotonic()
         return proc
+
+    def restart_exited(self) -> list[tuple[str, int]]:
+        """Start again each child that exited: `[(name, its exit status)]`. RuntimeError when one
+        exited right after it started MAX_QUICK_EXITS times in a row (its log says why)."""
+        restarted = []
+        for name, proc in list(self.procs.items()):
+            status = proc.poll()
+            if status is None:
+                continue
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(proc.pid, signal.SIGKILL)  # what is left of its group: a worker's pool
+            quick = time.monotonic() - self._started[name] < self.MIN_UPTIME
+            self._quick_exits[name] = self._quick_exits.get(name, 0) + 1 if quick else 0
+            if self._quick_exits[name] >= self.MAX_QUICK_EXITS:
+                raise RuntimeError(f"{name} exited {self._quick_exits[name]} times in a row right "
+                                   f"after it started (last status {status}); see "
+                                   f"{self.log_dir / name}.log")
+            args, env = self._commands[name]
+            self.oneha(name, *args, env=env)
+            restarted.append((name, status))
+        return restarted
 
     def stop(self, name: str, sig: int = signal.SIGTERM, timeout: float = 10.0) -> None:
         proc = self.procs.pop(name, None)

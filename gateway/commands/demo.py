@@ -21,7 +21,9 @@ def register(main: click.Group) -> None:
               help="Where the embedded Redis keeps its data and the logs go (default: a temp dir).")
 @click.pass_obj
 def up(obj, port: int, workdir: str | None) -> None:
-    """Gateway + worker + beat on this machine; an embedded Redis unless REDIS_URL is set."""
+    """Gateway + worker + beat on this machine; an embedded Redis unless REDIS_URL is set.
+
+    A process that dies (a killed worker, say) is started again."""
     from pathlib import Path
 
     from gateway import local
@@ -43,10 +45,13 @@ def up(obj, port: int, workdir: str | None) -> None:
         local.wait_for_port(port, proc=gateway)
         click.echo(f"oneha is up: http://127.0.0.1:{port}/  (logs in {base / 'logs'}; Ctrl-C stops)")
         signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
-        while all(p.poll() is None for p in procs.procs.values()):
+        while True:
             time.sleep(0.5)
-        dead = [n for n, p in procs.procs.items() if p.poll() is not None]
-        raise click.ClickException(f"{', '.join(dead)} stopped; see {base / 'logs'}")
+            for name, status in procs.restart_exited():
+                click.echo(f"{name} exited with status {status}; started it again "
+                           f"(log: {base / 'logs' / name}.log)", err=True)
+    except RuntimeError as exc:
+        raise click.ClickException(str(exc)) from None
     except KeyboardInterrupt:
         pass
     finally:
