@@ -15,7 +15,6 @@ import re
 import secrets
 import shutil
 import sys
-import textwrap
 import time
 import urllib.request
 
@@ -65,9 +64,10 @@ class Inbox:
     def _box(self, label: str, text: str) -> None:
         p = self.out
         p(f"┌─ {label} " + "─" * max(0, WIDTH - len(label) - 4))
+        # Lines as the person receives them, never re-wrapped here: a wrapped approval link
+        # cannot be clicked, and a wrapped impact table cannot be read.
         for line in text.splitlines() or [""]:
-            for part in textwrap.wrap(line, WIDTH - 2, replace_whitespace=False) or [""]:
-                p(f"│ {part}")
+            p(f"│ {line}")
         p("└" + "─" * (WIDTH - 1))
 
 
