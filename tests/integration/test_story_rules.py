@@ -14,7 +14,7 @@ from click.testing import CliRunner
 from gateway.cli import main
 from gateway.domain.messages import render
 from gateway.domain.notifications import Notification
-from simulator import CloudSpec, HostSpec, VmSpec
+from simulator import CloudSpec, DiskSpec, HostSpec, VmSpec
 from tasks.monitor import run_reconcile
 from tests.support.remediation import (Driver, hook_event, remediation_config, shared_vms,
                                        wait_state)
@@ -126,3 +126,26 @@ def test_an_unknown_policy_value_is_a_warning_on_the_plan_in_the_message_and_in_
     path.write_text(yaml.safe_dump(config))
     out = CliRunner().invoke(main, ["-c", str(path), "plans", pid], catch_exceptions=False)
     assert f"WARNING {warning}" in out.output, out.output
+
+
+LEFT_BEHIND = CloudSpec(
+    hosts=HOSTS[:3], frontends=1, monitoring_interval=0.2,
+    vms=[VmSpec("plain", "node01"),
+         VmSpec("local-pers", "node01", system_ds="local",
+                disks=(DiskSpec(persistent=True, datastore="local"),))])
+
+
+@pytest.mark.parametrize("cloud", [LEFT_BEHIND], indirect=True)
+def test_a_vm_nothing_automatic_will_recover_is_named_and_the_incident_stays_firing(
+        cloud, key_prefix):
+    d = Driver(remediation_config(key_prefix, cloud, mode="auto"))
+    cloud.crash_host(0)
+    wait_state(cloud, d.one, lambda: all(v.is_unknown for v in d.one.vms()), "UNKNOWN")
+    iid = d.event("HOST", 0).decision.incident_id
+    d.run_until_idle(timeout=20, stop=lambda: d.plan_status(iid) in ("done", "failed"))
+    assert d.one.vm(0).is_running and d.one.vm(1).is_unknown
+    (left,) = [p for p in d.pages if p["transition"] == "needs_human"]
+    assert "local-pers (1)" in left["text"] and "must wait for its host" in left["text"]
+    inc = d.incidents.get(iid)
+    # oneha is done, people are not: no RESOLVED while local-pers is down; reminders run again.
+    assert inc.state == "firing" and "left to people" in d.incidents.store.timeline(iid)[-1].text

@@ -214,6 +214,10 @@ class Verifier:
     def _resolve_if_all_run(self, plan: Plan, live: dict[int, VmInfo], reason: str) -> None:
         down = [v for v in live.values() if vm_is_failing(v.state, v.lcm_state)]
         if down or any(s.code in LEFT_TO_PEOPLE for s in plan.skipped):
+            # oneha is done, people are not: back to firing, so reminders and escalation run.
+            self.ctx.incidents.set_state(plan.incident_id, "firing",
+                                         f"remediation done: {reason}; {len(down)} VM(s) still "
+                                         "down, left to people")
             return
         # Every VM runs again: that is what people wait for, so the resolve notice (with the
         # impact report attached above) goes out now, even if the host itself stays broken.
