@@ -1,9 +1,13 @@
 """Orchestration: the order of steps from an event to a message or an action, in one place.
 
-- `remediation/` — planning, approval, execution and verification of remediation plans, each a
-  module of named stages; what they tell people goes to the incident as a notice
-  (`IncidentStore.add_notice`) and leaves with the incident's story (`gateway/domain/composer.py`
-  composes every message; the incident store's outbox sends them).
+- `incident.py` — an event becomes an incident (load → decide → save → route), a due group
+  becomes messages (load → mute → plan the flush → compose → outbox), escalations.
+- `delivery.py` — one message to one receiver: wait for the one before it, then per URL claim →
+  render in the receiver's language → send → record.
+- `remediation/` — planning → grace and storm guard → approval or policy → execution →
+  verification, each a module of named stages; what they tell people is a notice on the
+  incident (`IncidentFlow.add_notice`), told with the incident's story after its alert.
 
-Adapters (stores, OpenNebula, notifier) do the I/O; the domain decides; flows say in which order.
+Every message is composed by `gateway/domain/composer.py` and leaves through the incident
+repository's outbox. Adapters do the I/O; the domain decides; flows say in which order.
 """
