@@ -15,6 +15,7 @@ from gateway.adapters.store.events import EventStore
 from gateway.adapters.store.incidents import IncidentStore
 from gateway.adapters.store.raft import RaftStore
 from gateway.adapters.store.remediation import RemediationStore
+from gateway.domain.story import story
 from gateway.domain.timefmt import duration, utc
 
 bp = Blueprint("console", __name__)
@@ -51,8 +52,11 @@ def incident(incident_id: str):
         if plan is not None:
             plans.append({"plan": plan, "state": remediation.plan_state(plan_id),
                           "outcomes": remediation.outcomes(plan_id)})
-    return render_template("console/incident.html", i=found, plans=plans,
-                           timeline=store.timeline(incident_id))
+    timeline = store.timeline(incident_id)
+    # The story people read (the opening, joins told once, no bookkeeping), and every entry as
+    # recorded one click away.
+    return render_template("console/incident.html", i=found, plans=plans, timeline=timeline,
+                           story=story(timeline, limit=len(timeline) + 1))
 
 
 @bp.get("/silences")
