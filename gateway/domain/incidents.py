@@ -10,7 +10,7 @@ does so when every VM of a failed host runs again.
 from __future__ import annotations
 
 import re
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, field, fields, replace
 from typing import Any, Iterable
 
 from . import partition, phrases, states
@@ -101,7 +101,9 @@ class ObjectState:
     detail: str = ""  # the event's own explanation (e.g. a Raft finding's recovery steps)
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        # Not dataclasses.asdict: its deep copy is most of the cost of saving a host incident
+        # with hundreds of VMs, once per event; every field here is a JSON value already.
+        return {name: getattr(self, name) for name in _OBJECT_FIELDS}
 
 
 @dataclass(frozen=True, slots=True)
@@ -187,7 +189,8 @@ class Incident:
 
     # -- serialisation -----------------------------------------------------------------------
     def to_dict(self) -> dict[str, Any]:
-        d = asdict(self)
+        d = {name: getattr(self, name) for name in _INCIDENT_FIELDS}  # shallow, see ObjectState
+        d["labels"] = dict(self.labels)
         d["objects"] = [o.to_dict() for o in self.objects.values()]
         d["event_ids"] = list(self.event_ids)
         d["notices"] = [n.to_dict() for n in self.notices]
@@ -261,3 +264,7 @@ def transition(incident: Incident, to: str, reason: str, actor: str, now: float)
         changes["resolved_at"] = now
     entry = TimelineEntry(now, "transition", f"{incident.state} → {to}: {reason}", actor=actor)
     return replace(incident, **changes), entry
+
+
+_OBJECT_FIELDS = tuple(f.name for f in fields(ObjectState))
+_INCIDENT_FIELDS = tuple(f.name for f in fields(Incident))
