@@ -32,6 +32,7 @@ class Tx:
         self.store, self.pipe, self.now = store, pipe, now
         self.outbox: list[str] = []
         self._watched: set[str] = set()
+        self._read_incidents: dict[str, Incident] = {}  # as this attempt read them
         self._writing = False
         self.aborted = False
 
@@ -54,7 +55,10 @@ class Tx:
         if not incident_id:
             return None
         raw = self._read(self.store.doc(incident_id)).get(self.store.doc(incident_id))
-        return Incident.from_dict(json.loads(raw)) if raw else None
+        incident = Incident.from_dict(json.loads(raw)) if raw else None
+        if incident is not None:
+            self._read_incidents[incident_id] = incident
+        return incident
 
     def indexed(self, key: str) -> str | None:
         """The open incident holding `key` (an object key, or `hostname:<name>`)."""
@@ -120,7 +124,13 @@ class Tx:
         host = i.primary.host
         if i.is_open:
             p.zadd(s.k("inc", "open"), {i.id: i.created_at})
-            p.hset(s.index, mapping={k: i.id for k in i.objects})
+            # Objects the open incident held when this attempt read it are indexed to it already
+            # (the index is watched): a host incident gaining its 200th VM writes one entry.
+            before = self._read_incidents.get(i.id)
+            known = before.objects if before is not None and before.is_open else {}
+            new_keys = [k for k in i.objects if k not in known]
+            if new_keys:
+                p.hset(s.index, mapping={k: i.id for k in new_keys})
             if i.primary.resource == "HOST" and host:
                 p.hset(s.index, f"hostname:{host}", i.id)
             if i.primary.resource == "VM" and host:
