@@ -63,6 +63,7 @@ class _Group(click.Group):
 
 
 @click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="oneha", prog_name="oneha")
 @click.option("-c", "--config", "config_path", envvar="ONEHA_CONFIG",
               type=click.Path(dir_okay=False), help="YAML configuration (default: $ONEHA_CONFIG).")
 @click.pass_context

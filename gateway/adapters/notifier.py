@@ -87,6 +87,17 @@ def mask_url(url: str) -> str:
     return f"{scheme[:20]}://****"
 
 
+def url_problem(url: str) -> str | None:
+    """Why apprise could not send to `url` (None: it understands it). Said without the URL's
+    secrets: only its scheme is named."""
+    if apprise.Apprise.instantiate(url, asset=_ASSET) is not None:
+        return None
+    scheme = url.split("://", 1)[0][:20] if "://" in url else ""
+    if not scheme:
+        return "not a URL (apprise URLs look like mailto://… or json://…)"
+    return f"apprise does not understand {scheme}:// URLs (or their fields); see apprise's list"
+
+
 def _secret_parts(url: str, masked: str) -> list[str]:
     """Pieces of the raw URL that its masked form hides: tokens, passwords, webhook keys."""
     parts = set(re.split(r"[/:@?&=#%+,;\s]", url)) | set(re.split(r"[/:@?&=#+,;\s]", unquote(url)))

@@ -25,7 +25,9 @@ def config_check(obj) -> None:
     """Validate the configuration and print a summary (secrets masked)."""
     from gateway.adapters.store import masked_url
     s = obj.settings
-    click.echo(f"configuration OK ({obj.config_path or 'built-in defaults'})")
+    problems = receiver_problems(s)
+    verdict = f"{len(problems)} error(s)" if problems else "OK"
+    click.echo(f"configuration {verdict} ({obj.config_path or 'built-in defaults'})")
     click.echo(f"  redis:      {masked_url(s.redis_url)}")
     click.echo(f"  opennebula: {', '.join(s.opennebula.endpoints)}")
     click.echo(f"  front-ends: {', '.join(sorted(s.ingest.frontends)) or '(none: no hook can sign)'}")
@@ -33,6 +35,18 @@ def config_check(obj) -> None:
         click.echo(f"  receiver {r.name}: {len(r.urls)} URL(s)")
     for warning in config_warnings(s):
         click.echo(f"  warning: {warning}")
+    for problem in problems:
+        click.echo(f"  error: {problem}", err=True)
+    if problems:
+        raise click.exceptions.Exit(1)
+
+
+def receiver_problems(s) -> list[str]:
+    """Receiver URLs no message could ever reach, found now rather than at the first incident."""
+    from gateway.adapters.notifier import url_problem
+    return [f"receiver {r.name}, URL {n}: {problem}"
+            for r in s.receivers for n, u in enumerate(r.urls, 1)
+            if (problem := url_problem(u.get_secret_value()))]
 
 
 def config_warnings(s) -> list[str]:
