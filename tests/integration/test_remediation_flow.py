@@ -15,8 +15,8 @@ import pytest
 from gateway.adapters.opennebula import OpenNebula
 from gateway.flows.remediation import RUN_TASK, VERIFY_TASK
 from simulator import CloudSpec, DiskSpec, HostSpec, Simulator, VmSpec
-from tests.support.remediation import (Driver, recovers, remediation_config, shared_vms,
-                                       touched_vms, vm_actions, wait_state, writes)
+from tests.support.remediation import (Driver, crash_and_report, recovers, remediation_config,
+                                       shared_vms, touched_vms, vm_actions, wait_state, writes)
 
 
 @pytest.fixture
@@ -181,7 +181,7 @@ LOCAL_AND_PERSISTENT = CloudSpec(
 @pytest.mark.parametrize("cloud", [LOCAL_AND_PERSISTENT], indirect=True)
 def test_auto_policy_acts_only_where_it_is_safe_and_by_priority(cloud, key_prefix):
     d = Driver(remediation_config(key_prefix, cloud, mode="auto"))
-    iid = _crash_and_plan(d, cloud)  # every VM of this cloud is on host 0
+    iid = crash_and_report(d, cloud)  # every VM of this cloud is on host 0
     d.run_until_idle(timeout=10, stop=lambda: not any(
         d.one.vm(v).is_unknown for v in (4, 5)))
     (pid,) = d.store.plan_ids(iid)
@@ -209,7 +209,7 @@ def test_fencing_gates_recovery_of_shared_persistent_disks(cloud, key_prefix, tm
     fence.chmod(0o755)
     d = Driver(remediation_config(key_prefix, cloud, mode="auto", allowed_actions=["resched"],
                                   fencing={"command": str(fence), "allowlist": [str(fence)]}))
-    iid = _crash_and_plan(d, cloud)  # every VM of this cloud is on host 0
+    iid = crash_and_report(d, cloud)  # every VM of this cloud is on host 0
     d.run_until_idle(timeout=20, stop=lambda: d.plan_status(iid) in ("done", "failed"))
     (pid,) = d.store.plan_ids(iid)
     assert (tmp_path / "fenced").read_text() == "fenced node01\n"
@@ -227,7 +227,7 @@ def test_failed_fencing_recovers_nothing(cloud, key_prefix, tmp_path):
     fence.chmod(0o755)
     d = Driver(remediation_config(key_prefix, cloud, mode="auto", allowed_actions=["resched"],
                                   fencing={"command": str(fence), "allowlist": [str(fence)]}))
-    iid = _crash_and_plan(d, cloud)  # every VM of this cloud is on host 0
+    iid = crash_and_report(d, cloud)  # every VM of this cloud is on host 0
     d.run_until_idle(timeout=10)
     (pid,) = d.store.plan_ids(iid)
     outcomes = d.store.outcomes(pid)
@@ -246,19 +246,11 @@ TWO_HOSTS = CloudSpec(hosts=[HostSpec(f"node{i:02d}", cpu=3200, memory_mb=65536)
                       vms=shared_vms(3), frontends=1, monitoring_interval=CLOUD_INTERVAL)
 
 
-def _crash_and_plan(d, cloud, host=0):
-    cloud.crash_host(host)
-    wait_state(cloud, d.one, lambda: all(v.is_unknown for v in d.one.vms()
-                                         if v.host_id == host), "UNKNOWN")
-    iid = d.event("HOST", host).decision.incident_id
-    return iid
-
-
 @pytest.mark.parametrize("cloud", [TWO_HOSTS], indirect=True)
 def test_a_failed_recovery_is_retried_with_backoff(cloud, key_prefix):
     d = Driver(remediation_config(key_prefix, cloud, mode="auto", max_retries=2))
     cloud.fail_vm(1, "prolog")  # its move to another host fails once
-    iid = _crash_and_plan(d, cloud)
+    iid = crash_and_report(d, cloud)
     d.run_until_idle(timeout=20, stop=lambda: d.plan_status(iid) == "done")
     (pid,) = d.store.plan_ids(iid)
     assert sorted(vm_actions(cloud, "resched")) == [0, 1, 2]
@@ -271,7 +263,7 @@ def test_a_failed_recovery_is_retried_with_backoff(cloud, key_prefix):
 def test_bounded_retries_end_with_a_vm_left_to_a_human(cloud, key_prefix):
     d = Driver(remediation_config(key_prefix, cloud, mode="auto", max_retries=0))
     cloud.fail_vm(1, "prolog")
-    iid = _crash_and_plan(d, cloud)
+    iid = crash_and_report(d, cloud)
     d.run_until_idle(timeout=20, stop=lambda: d.plan_status(iid) == "failed")
     (pid,) = d.store.plan_ids(iid)
     assert d.store.outcomes(pid)["vm:1:resched"]["status"] == "needs_human"
@@ -289,7 +281,7 @@ def test_bounded_retries_end_with_a_vm_left_to_a_human(cloud, key_prefix):
 def test_retried_tasks_duplicate_events_and_a_repaired_host_cause_no_second_action(cloud,
                                                                                 key_prefix):
     d = Driver(remediation_config(key_prefix, cloud, mode="auto"))
-    iid = _crash_and_plan(d, cloud)
+    iid = crash_and_report(d, cloud)
     d.run_until_idle(timeout=20, stop=lambda: d.plan_status(iid) == "done")
     (pid,) = d.store.plan_ids(iid)
     done = len(writes(cloud))
@@ -311,7 +303,7 @@ def test_retried_tasks_duplicate_events_and_a_repaired_host_cause_no_second_acti
 @pytest.mark.parametrize("cloud", [TWO_HOSTS], indirect=True)
 def test_the_live_reread_before_acting_skips_what_changed_since_the_plan(cloud, key_prefix):
     d = Driver(remediation_config(key_prefix, cloud, mode="approval"))
-    iid = _crash_and_plan(d, cloud)
+    iid = crash_and_report(d, cloud)
     d.run_until_idle(timeout=3)
     (pid,) = d.store.plan_ids(iid)
     assert d.status(pid) == "awaiting_approval"
@@ -337,7 +329,7 @@ SMALL_REST = CloudSpec(hosts=[HostSpec("node01", cpu=800), HostSpec("node02", cp
 @pytest.mark.parametrize("cloud", [SMALL_REST], indirect=True)
 def test_the_plan_names_the_vms_that_will_not_fit_and_moves_only_the_others(cloud, key_prefix):
     d = Driver(remediation_config(key_prefix, cloud, mode="auto"))
-    iid = _crash_and_plan(d, cloud)
+    iid = crash_and_report(d, cloud)
     d.run_until_idle(timeout=20, stop=lambda: d.plan_status(iid) in ("done", "failed"))
     (pid,) = d.store.plan_ids(iid)
     plan = d.store.plan(pid)
@@ -354,7 +346,7 @@ def test_the_plan_names_the_vms_that_will_not_fit_and_moves_only_the_others(clou
 @pytest.mark.parametrize("cloud", [LOCAL_AND_PERSISTENT], indirect=True)
 def test_denying_the_held_part_of_an_auto_plan_finishes_the_rest(cloud, key_prefix):
     d = Driver(remediation_config(key_prefix, cloud, mode="auto"))
-    iid = _crash_and_plan(d, cloud)  # every VM of this cloud is on host 0
+    iid = crash_and_report(d, cloud)  # every VM of this cloud is on host 0
     d.run_until_idle(timeout=10, stop=lambda: not any(d.one.vm(v).is_unknown for v in (4, 5)))
     (pid,) = d.store.plan_ids(iid)
     assert d.rem.decide_plan(pid, "denied", "erin", via="test") == "denied"
@@ -373,7 +365,7 @@ SIX_VMS = CloudSpec(hosts=[HostSpec(f"node{i:02d}", cpu=3200, memory_mb=65536) f
 def test_the_rate_limit_spaces_actions_across_executors(cloud, key_prefix):
     d = Driver(remediation_config(key_prefix, cloud, mode="auto", rate_limit_actions=2,
                                   rate_limit_window=1, disable_failed_host=False))
-    iid = _crash_and_plan(d, cloud)
+    iid = crash_and_report(d, cloud)
     d.run_until_idle(timeout=20, stop=lambda: d.plan_status(iid) == "done")
     times = sorted(e["t"] for e in writes(cloud, "one.vm.action"))
     assert len(times) == 6
@@ -388,7 +380,7 @@ def test_no_action_while_the_concurrency_slots_are_taken(cloud, key_prefix):
     d = Driver(remediation_config(key_prefix, cloud, mode="auto", concurrency=2))
     held = [d.store.take_slot(2, lease=30) for _ in range(2)]  # two calls in flight elsewhere
     assert all(held)
-    iid = _crash_and_plan(d, cloud)
+    iid = crash_and_report(d, cloud)
     d.run_until_idle(timeout=3, stop=lambda: d.plan_status(iid) is not None)
     d.run_until_idle(timeout=1.5)
     assert touched_vms(cloud) == [] and writes(cloud) == []
@@ -401,7 +393,7 @@ def test_no_action_while_the_concurrency_slots_are_taken(cloud, key_prefix):
 @pytest.mark.parametrize("cloud", [TWO_HOSTS], indirect=True)
 def test_a_permanent_refusal_stops_the_plan_and_hands_it_to_people(cloud, key_prefix):
     d = Driver(remediation_config(key_prefix, cloud, mode="approval"))
-    iid = _crash_and_plan(d, cloud)
+    iid = crash_and_report(d, cloud)
     d.run_until_idle(timeout=3, stop=lambda: d.plan_status(iid) == "awaiting_approval")
     (pid,) = d.store.plan_ids(iid)
     # Someone rotated oneha's OpenNebula password meanwhile: every call is refused.

@@ -16,8 +16,8 @@ from gateway.domain.messages import render
 from gateway.domain.notifications import Notification
 from simulator import CloudSpec, DiskSpec, HostSpec, VmSpec
 from tasks.monitor import run_reconcile
-from tests.support.remediation import (Driver, hook_event, remediation_config, shared_vms,
-                                       wait_state)
+from tests.support.remediation import (Driver, crash_and_report, hook_event, remediation_config,
+                                       shared_vms, wait_state)
 
 HOSTS = [HostSpec(f"node{i:02d}", cpu=3200, memory_mb=65536) for i in range(1, 5)]
 
@@ -42,12 +42,10 @@ def delivered(d: Driver) -> list[Notification]:
 def test_the_host_oneha_disabled_keeps_its_incident_open_for_hooks_and_the_reconciler(
         cloud, key_prefix):
     d = Driver(remediation_config(key_prefix, cloud, mode="approval"))
-    cloud.crash_host(0)
-    wait_state(cloud, d.one, lambda: all(v.is_unknown for v in d.one.vms()), "UNKNOWN")
-    iid = d.event("HOST", 0).decision.incident_id
+    iid = crash_and_report(d, cloud)  # every VM of this cloud is on host 0
     d.run_until_idle(timeout=5, stop=lambda: d.plan_status(iid) == "awaiting_approval")
     (pid,) = d.store.plan_ids(iid)
-    # Approving runs the disable step first; stop the VMs' recovery there by pausing.
+    # Approving runs the disable step first; the drive stops as soon as the host is DISABLED.
     d.rem.decide_plan(pid, "approved", "alice", via="test")
     d.run_until_idle(timeout=10, stop=lambda: d.one.host(0).state == 4)
     assert d.one.host(0).state_label == "DISABLED"
@@ -108,9 +106,7 @@ def test_an_unknown_policy_value_is_a_warning_on_the_plan_in_the_message_and_in_
     config["receivers"] = [{"name": "oncall", "urls": ["json://127.0.0.1:9/never-called"]}]
     config["route"] = {"group_wait": "0s"}
     d = Driver(config)
-    cloud.crash_host(0)
-    wait_state(cloud, d.one, lambda: all(v.is_unknown for v in d.one.vms()), "UNKNOWN")
-    iid = d.event("HOST", 0).decision.incident_id
+    iid = crash_and_report(d, cloud)  # every VM of this cloud is on host 0
     d.run_until_idle(timeout=10, stop=lambda: any(
         p["transition"] == "approval_requested" for p in d.pages))
     (pid,) = d.store.plan_ids(iid)
@@ -139,9 +135,7 @@ LEFT_BEHIND = CloudSpec(
 def test_a_vm_nothing_automatic_will_recover_is_named_and_the_incident_stays_firing(
         cloud, key_prefix):
     d = Driver(remediation_config(key_prefix, cloud, mode="auto"))
-    cloud.crash_host(0)
-    wait_state(cloud, d.one, lambda: all(v.is_unknown for v in d.one.vms()), "UNKNOWN")
-    iid = d.event("HOST", 0).decision.incident_id
+    iid = crash_and_report(d, cloud)  # every VM of this cloud is on host 0
     d.run_until_idle(timeout=20, stop=lambda: d.plan_status(iid) in ("done", "failed"))
     assert d.one.vm(0).is_running and d.one.vm(1).is_unknown
     (left,) = [p for p in d.pages if p["transition"] == "needs_human"]

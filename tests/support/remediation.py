@@ -168,5 +168,14 @@ class Driver:
         return self.store.plan_state(plan_id).get("status")
 
 
+def crash_and_report(d, cloud, host=0):
+    """Crash `host`, wait until its VMs show UNKNOWN, and feed the host's hook event; the
+    incident id."""
+    cloud.crash_host(host)
+    wait_state(cloud, d.one, lambda: all(v.is_unknown for v in d.one.vms()
+                                         if v.host_id == host), "UNKNOWN")
+    return d.event("HOST", host).decision.incident_id
+
+
 def wait_state(sim, one, pred, what, timeout=10.0):
     return sim.wait_for(pred, timeout=timeout, message=what)
