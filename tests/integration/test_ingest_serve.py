@@ -4,19 +4,12 @@ from __future__ import annotations
 
 import http.client
 import json
-import os
-import signal
-import subprocess
-import sys
-from pathlib import Path
 
 import pytest
 import yaml
 
 from tests.integration.test_ingest import KEYS, Traces, host_event, make_settings, signed_headers
-from tests.support.procs import free_port, wait_for_port
-
-ROOT = Path(__file__).resolve().parents[2]
+from tests.support.procs import oneha_serve
 
 
 @pytest.fixture
@@ -25,22 +18,8 @@ def served(tmp_path, redis_url, key_prefix):
     config.write_text(yaml.safe_dump({
         "redis_url": redis_url, "key_prefix": key_prefix,
         "ingest": {"frontends": {n: {"keys": k} for n, k in KEYS.items()}}}))
-    port = free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("ONEHA_", "REDIS_URL"))}
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "gateway.cli", "-c", str(config), "serve", "--port", str(port),
-         "--workers", "2", "--threads", "2"],
-        cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
-    try:
-        wait_for_port(port, timeout=30)
+    with oneha_serve(config, workers=2, threads=2) as port:
         yield port
-    finally:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
 
 
 def _request(conn, method, path, body=b"", headers=None):

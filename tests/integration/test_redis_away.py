@@ -7,11 +7,8 @@ import http.client
 import json
 import os
 import signal
-import subprocess
-import sys
 import time
 from contextlib import contextmanager
-from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
@@ -21,10 +18,9 @@ from gateway.cli import main
 from gateway.config import settings_from_dict
 from gateway.domain.approvals import Claims, csrf_token, sign
 from tests.integration.test_ingest import KEYS, host_event, post, signed_headers
-from tests.support.procs import free_port, wait_for_port
+from tests.support.procs import oneha_serve
 from tests.support.worker import write_config
 
-ROOT = Path(__file__).resolve().parents[2]
 SECRET = "secret-for-tests"
 API = {"Authorization": "Bearer api-token"}
 SENDER_BUDGET = 3.0  # seconds: hook_templates/oneha-hook gives up on a request after this
@@ -120,22 +116,8 @@ def frozen(redis_server):
 def served(own_redis, key_prefix, tmp_path):
     """The real `oneha serve` (gunicorn, forked workers) on a private Redis."""
     config = write_config(config_of(own_redis.url, key_prefix), tmp_path)
-    port = free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("ONEHA_", "REDIS_URL"))}
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "gateway.cli", "-c", str(config), "serve", "--port", str(port),
-         "--workers", "1", "--threads", "4"],
-        cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    try:
-        wait_for_port(port, timeout=30, proc=proc)
+    with oneha_serve(config, workers=1, threads=4) as port:
         yield port
-    finally:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
 
 
 def timed(port: int, method: str, path: str, body: bytes = b"", headers: dict | None = None):

@@ -3,13 +3,20 @@ are the ones `oneha up`/`oneha demo` use."""
 
 from __future__ import annotations
 
+import contextlib
+import os
 import shutil
+import signal
 import subprocess
+import sys
 from pathlib import Path
+from typing import Iterator
 
 import psutil
 
 from gateway.local import free_port, wait_for_port
+
+ROOT = Path(__file__).resolve().parents[2]
 
 __all__ = ["RedisServer", "free_port", "started_under", "wait_for_port"]
 
@@ -63,3 +70,25 @@ def started_under(tmp_path: Path) -> list[psutil.Process]:
         except (psutil.NoSuchProcess, psutil.AccessDenied):
             continue
     return found
+
+
+@contextlib.contextmanager
+def oneha_serve(config: Path, workers: int = 1, threads: int = 4) -> Iterator[int]:
+    """The real `oneha serve` (gunicorn) with `config` and none of this environment's ONEHA_*
+    settings, on a free port (yielded); stopped with SIGTERM (SIGKILL after 15 s)."""
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("ONEHA_", "REDIS_URL"))}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "gateway.cli", "-c", str(config), "serve", "--port", str(port),
+         "--workers", str(workers), "--threads", str(threads)],
+        cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        wait_for_port(port, timeout=30, proc=proc)
+        yield port
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
