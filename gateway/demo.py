@@ -45,6 +45,10 @@ class Inbox:
         self.show_new()
         raise DemoFailed(f"timed out after {timeout:.0f}s waiting for {what}")
 
+    def texts(self) -> list[str]:
+        """Every body received so far: mails, then chat messages."""
+        return [m.text for m in self.smtp.messages] + [c.message for c in self.chat.messages]
+
     def mails(self, contains: str) -> list:
         return [m for m in self.smtp.messages if contains.lower() in m.subject.lower()]
 
@@ -76,7 +80,7 @@ def _step(out, text: str) -> None:
     out(f"▶ {text}")
 
 
-def _post_json(url: str, body: dict, timeout: float = 10.0) -> tuple[int, dict]:
+def post_json(url: str, body: dict, timeout: float = 10.0) -> tuple[int, dict]:
     req = urllib.request.Request(url, data=json.dumps(body).encode(), method="POST",
                                  headers={"Content-Type": "application/json"})
     try:
@@ -86,7 +90,8 @@ def _post_json(url: str, body: dict, timeout: float = 10.0) -> tuple[int, dict]:
         return exc.code, json.loads(exc.read() or b"{}")
 
 
-def _wait_ready(url: str, timeout: float, procs: local.Processes) -> None:
+def wait_ready(url: str, timeout: float, procs: local.Processes) -> None:
+    """Until the gateway's /readyz answers 200; DemoFailed when a process exited or time ran out."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         dead = [n for n, p in procs.procs.items() if p.poll() is not None]
@@ -181,7 +186,7 @@ def run_demo(keep: bool = False, out=print) -> int:
         procs.oneha("beat", "beat")
         inbox = Inbox(smtp, chat, out)
         try:
-            _wait_ready(gateway_url, 30, procs)
+            wait_ready(gateway_url, 30, procs)
             summary = _scenario(sim, inbox, gateway_url, out)
         except DemoFailed as exc:
             out("")
@@ -216,8 +221,8 @@ def _scenario(sim, inbox: Inbox, gateway_url: str, out) -> list[str]:
                lambda ib: ib.mails("[FIRING]") and ib.chats("[FIRING]"), 45)
 
     _step(out, "oneha plans the recovery and asks for approval")
-    inbox.wait("the approval request", lambda ib: _approval_token(ib) is not None, 60)
-    _approve(_approval_token(inbox), gateway_url, out)
+    inbox.wait("the approval request", lambda ib: approval_token(ib.texts()) is not None, 60)
+    _approve(approval_token(inbox.texts()), gateway_url, out)
 
     _step(out, "The VMs are recovered on the other hosts; oneha verifies each one")
     ids = [v["id"] for v in vms]
@@ -242,21 +247,23 @@ def _install_hooks(sim, out) -> None:
 
 def _approve(token: str | None, gateway_url: str, out) -> None:
     _step(out, f"{APPROVER} approves (the same as clicking the link)")
-    status, body = _post_json(f"{gateway_url}/v1/approvals/{token}",
+    status, body = post_json(f"{gateway_url}/v1/approvals/{token}",
                               {"decision": "approve", "approver": APPROVER})
     if status != 200:
         raise DemoFailed(f"approval answered {status}: {body}")
     out(f"  gateway: {status} {body.get('status', '')} {body.get('detail', '')}".rstrip())
 
 
-def _wait_running_elsewhere(sim, ids: list[int], crashed_host_id: int) -> None:
-    def all_running_elsewhere():
-        now = [sim.vm(i) for i in ids]
-        return all(v["state_name"] == "ACTIVE" and v["lcm_state_name"] == "RUNNING"
-                   and v["host_id"] != crashed_host_id for v in now)
+def running_elsewhere(sim, ids: list[int], crashed_host_id: int) -> bool:
+    """Every VM of `ids` is ACTIVE/RUNNING on a host other than the crashed one."""
+    return all(v["state_name"] == "ACTIVE" and v["lcm_state_name"] == "RUNNING"
+               and v["host_id"] != crashed_host_id for v in (sim.vm(i) for i in ids))
 
+
+def _wait_running_elsewhere(sim, ids: list[int], crashed_host_id: int) -> None:
     try:
-        sim.wait_for(all_running_elsewhere, timeout=90, message="VMs running elsewhere")
+        sim.wait_for(lambda: running_elsewhere(sim, ids, crashed_host_id), timeout=90,
+                     message="VMs running elsewhere")
     except TimeoutError as exc:
         raise DemoFailed(str(exc)) from None
 
@@ -277,8 +284,8 @@ def _report(sim, inbox: Inbox, crashed: str, ids: list[int], names: dict[int, st
     return lines
 
 
-def _approval_token(inbox: Inbox) -> str | None:
-    texts = [m.text for m in inbox.smtp.messages] + [c.message for c in inbox.chat.messages]
+def approval_token(texts) -> str | None:
+    """The approval link's token in the first of `texts` (message bodies) that has one."""
     for text in texts:
         m = re.search(r"/approvals/([A-Za-z0-9._~=-]+)", text)
         if m:

@@ -11,21 +11,17 @@ receiver was told, in the order it arrived.
 
 from __future__ import annotations
 
-import json
 import re
 import secrets
 import time
-import urllib.error
-import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
 from gateway import local
-from gateway.demo import demo_config
+from gateway.demo import approval_token, demo_config, post_json, running_elsewhere, wait_ready
 from simulator import CloudSpec, Simulator
 from tests.support.sinks import ChatSink, SmtpSink
 
-TOKEN = re.compile(r"/approvals/([A-Za-z0-9._~=-]+)")
 
 
 @dataclass(frozen=True)
@@ -91,7 +87,7 @@ class Stack:
         self.procs.oneha("gateway", "serve", "--port", str(port), "--workers", "2")
         self.procs.oneha("worker", "worker", "--concurrency", "2")
         self.procs.oneha("beat", "beat")
-        self.wait("the gateway to be ready", self._ready, 60)
+        wait_ready(self.url, 60, self.procs)
         from gateway.adapters import hooks
         from gateway.adapters.opennebula import OpenNebula
         self.one = OpenNebula(self.sim.endpoints, self.sim.session, timeout=3.0)
@@ -104,15 +100,6 @@ class Stack:
                        self.chat and (lambda: self.chat.__exit__(None, None, None))):
             if closer:
                 closer()
-
-    def _ready(self) -> bool:
-        dead = [n for n, p in self.procs.procs.items() if p.poll() is not None]
-        assert not dead, f"{dead} exited early; logs in {self.base / 'logs'}"
-        try:
-            with urllib.request.urlopen(self.url + "/readyz", timeout=1) as resp:
-                return resp.status == 200
-        except OSError:
-            return False
 
     # -- what people were told ---------------------------------------------------------------
     def told(self, receiver: str) -> list[Told]:
@@ -137,22 +124,13 @@ class Stack:
                              + f"\nlogs in {self.base / 'logs'}")
 
     def approval_token(self) -> str | None:
-        for t in self.told("mail") + self.told("chat"):
-            m = TOKEN.search(t.body)
-            if m:
-                return m.group(1)
-        return None
+        return approval_token(t.body for t in self.told("mail") + self.told("chat"))
 
     def approve(self, token: str, approver: str = "alice") -> dict:
-        req = urllib.request.Request(f"{self.url}/v1/approvals/{token}", method="POST",
-                                     data=json.dumps({"decision": "approve",
-                                                      "approver": approver}).encode(),
-                                     headers={"Content-Type": "application/json"})
-        try:
-            with urllib.request.urlopen(req, timeout=10) as resp:
-                return json.loads(resp.read())
-        except urllib.error.HTTPError as exc:
-            raise AssertionError(f"approval answered {exc.code}: {exc.read()!r}") from None
+        status, body = post_json(f"{self.url}/v1/approvals/{token}",
+                                 {"decision": "approve", "approver": approver})
+        assert status == 200, f"approval answered {status}: {body}"
+        return body
 
     # -- the cloud -----------------------------------------------------------------------------
     def vms_on(self, host_name: str) -> list[dict]:
@@ -160,9 +138,7 @@ class Stack:
         return [self.sim.vm(i) for i in host["vm_ids"]]
 
     def running_elsewhere(self, vm_ids, host_id: int) -> bool:
-        vms = [self.sim.vm(i) for i in vm_ids]
-        return all(v["state_name"] == "ACTIVE" and v["lcm_state_name"] == "RUNNING"
-                   and v["host_id"] != host_id for v in vms)
+        return running_elsewhere(self.sim, list(vm_ids), host_id)
 
     def writes(self) -> list[dict]:
         """The write calls oneha made to OpenNebula (the hooks' own calls are not writes)."""
