@@ -289,11 +289,13 @@ class IncidentFlow:
                 tx.add_timeline(iid, es)
             for n in messages:
                 tx.send(DELIVER_TASK, [n.to_json()])
-            log.info("group_flushed", extra={"group": gid, "sent": plan.send,
-                                             "reason": plan.reason})
             return FlushReport(member, plan.send, plan.reason, [n.notification_id
                                                                 for n in messages])
-        return self.store.transact(attempt, f"group {gid}", now)
+        report = self.store.transact(attempt, f"group {gid}", now)
+        # Once, for the attempt that committed (a conflicting write re-runs `attempt`).
+        log.info("group_flushed", extra={"group": gid, "sent": report.sent,
+                                         "reason": report.reason})
+        return report
 
     def _mutes(self, tx: Tx, members: list[Incident], now: float) -> dict[str, muting.Mute]:
         silences, sources = tx.silences(), tx.open_labels()
