@@ -73,8 +73,10 @@ def _live(rem, plan) -> list[dict]:
     return rows
 
 
-def _page(template: str, status: int = 200, **ctx):
-    return make_response(render_template(f"approvals/{template}", **ctx), status)
+def _page(template: str, http_status: int = 200, **ctx):
+    # The HTTP code is named apart from every template variable: a plan's `status` passed as
+    # context once became the response's status line (gunicorn: "Invalid status", a 500).
+    return make_response(render_template(f"approvals/{template}", **ctx), http_status)
 
 
 @bp.get("/approvals/<token>")
@@ -109,7 +111,7 @@ def decide_form(token: str):
         status = rem.decide_by_token(token, decision, who, via=_via("web"))
     except ApprovalRefused as exc:
         return _page("refused.html", _STATUS.get(exc.code, 400), error=exc)
-    return _page("done.html", decision=decision, who=who, status=status)
+    return _page("done.html", decision=decision, who=who, plan_status=status)
 
 
 @bp.get("/v1/approvals/<token>")
