@@ -16,6 +16,7 @@ from typing import Any, Literal
 import yaml
 from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 
+from .domain.auth import AuthConfig
 from .domain.model import Duration, Strict
 from .domain.remediation.policy import RemediationConfig
 from .domain.routing import InhibitRule, Route
@@ -43,8 +44,8 @@ class IncidentsConfig(Strict):
 
 
 class ApiConfig(Strict):
-    """Bearer tokens for the HTTP API's writes (ack, silences). None configured: writes are off,
-    so nobody who merely reaches the gateway can silence alerts."""
+    """Plain bearer tokens, each with the approver role (older configs; `auth.tokens` keeps
+    only a token's hash and gives it any role)."""
 
     tokens: list[SecretStr] = Field(default_factory=list)
 
@@ -135,6 +136,7 @@ class Settings(Strict):
     ingest: IngestConfig = IngestConfig()
     opennebula: OpenNebulaConfig = OpenNebulaConfig()
     api: ApiConfig = ApiConfig()
+    auth: AuthConfig = AuthConfig()  # users, API tokens, login and session rules
     incidents: IncidentsConfig = IncidentsConfig()
     receivers: list[Receiver] = Field(default_factory=list)
     notify: NotifyConfig = NotifyConfig()
