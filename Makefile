@@ -36,7 +36,11 @@ test: install services
 test-quick: install services
 	$(BIN)/python -m pytest -m "not slow" -x $(PYTEST_ARGS)
 
+# bench/alertmanager.py runs Debian's Alertmanager beside oneha (never its service: own ports, temp dir).
 bench: install services
+	@command -v prometheus-alertmanager >/dev/null 2>&1 || \
+	  (DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends prometheus-alertmanager >/dev/null || \
+	   (apt-get update -q >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends prometheus-alertmanager >/dev/null))
 	for b in bench/*.py; do $(BIN)/python $$b || exit 1; done
 
 clean:
