@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import os
+import signal
 import sys
+import time
 
 import click
 
@@ -12,6 +14,7 @@ def register(main: click.Group) -> None:
     main.add_command(config)
     main.add_command(worker)
     main.add_command(serve)
+    main.add_command(up)
 
 
 @click.group()
@@ -107,3 +110,79 @@ def serve(obj, host: str, port: int, workers: int, threads: int, dev: bool) -> N
 
     sys.argv = [sys.argv[0]]
     _Gunicorn().run()
+
+
+@click.command()
+@click.option("--port", default=8080, show_default=True)
+@click.option("--workdir", type=click.Path(file_okay=False), default=None,
+              help="Where the embedded Redis keeps its data and the logs go (default: a temp dir).")
+@click.pass_obj
+def up(obj, port: int, workdir: str | None) -> None:
+    """Gateway + worker + beat on this machine; an embedded Redis unless a Redis URL is set.
+
+    Without opennebula.endpoints it runs without remediation, Raft monitor and reconciler (it
+    never guesses a cloud; `oneha demo` plays a simulated one). While it runs, `oneha ...` in
+    another shell uses the same Redis (the runtime file, `oneha config check` shows it). A process
+    that dies (a killed worker, say) is started again."""
+    from pathlib import Path
+
+    from gateway import local
+
+    from gateway.config import load_settings
+    from gateway.errors import ConfigError
+    try:  # not obj.settings: that would follow the runtime file of another `oneha up`
+        settings = load_settings(obj.config_path)
+    except ConfigError as exc:
+        raise click.ClickException(str(exc)) from None
+    base = Path(workdir) if workdir else local.workdir("oneha-up-")
+    config_path = obj.config_path
+    if not local.has_opennebula(settings):
+        raw = _raw_config(config_path)
+        config_path = str(local.write_private_config(local.without_opennebula(raw),
+                                                     base / "oneha.effective.yaml"))
+        click.echo("no OpenNebula endpoint configured (opennebula.endpoints or ONEHA_ONE_ENDPOINTS):"
+                   " running without remediation, Raft monitor or reconciler; events from hooks "
+                   "and Alertmanager are still alerted on (`oneha demo` plays a simulated cloud)")
+    env = {}
+    redis_server = None
+    redis_url = settings.redis_url
+    if "redis_url" not in settings.model_fields_set:
+        redis_server = local.EmbeddedRedis(base / "redis").start()
+        redis_url = redis_server.url
+        env["ONEHA_REDIS_URL"] = redis_url  # overrides the file for the children
+        click.echo(f"embedded Redis on {redis_url} (data in {base / 'redis'})")
+    procs = local.Processes(config_path, base / "logs", env=env)
+    runtime = None
+    try:
+        gateway = procs.oneha("gateway", "serve", "--port", str(port))
+        procs.oneha("worker", "worker")
+        procs.oneha("beat", "beat")
+        local.wait_for_port(port, proc=gateway)
+        runtime = local.write_runtime({"redis_url": redis_url, "url": f"http://127.0.0.1:{port}/",
+                                       "workdir": str(base), "config": config_path})
+        click.echo(f"oneha is up: http://127.0.0.1:{port}/  (logs in {base / 'logs'}; Ctrl-C stops)")
+        click.echo(f"`oneha ...` in another shell uses this Redis (runtime file {runtime})")
+        signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
+        while True:
+            time.sleep(0.5)
+            for name, status in procs.restart_exited():
+                click.echo(f"{name} exited with status {status}; started it again "
+                           f"(log: {base / 'logs' / name}.log)", err=True)
+    except RuntimeError as exc:
+        raise click.ClickException(str(exc)) from None
+    except KeyboardInterrupt:
+        pass
+    finally:
+        if runtime is not None:
+            local.remove_runtime(runtime)
+        procs.stop_all()
+        if redis_server:
+            redis_server.stop()
+
+
+def _raw_config(path: str | None) -> dict:
+    """The configuration file as written (already validated by load_settings), or {}."""
+    if not path:
+        return {}
+    import yaml
+    return yaml.safe_load(open(path, encoding="utf-8")) or {}
