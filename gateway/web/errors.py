@@ -38,7 +38,11 @@ def install(app: Flask) -> None:
 
     @app.errorhandler(BadInput)
     def _bad_input(exc: BadInput):
-        return error_response(exc.status, exc.error, exc.detail)
+        if _wants_json():
+            return error_response(exc.status, exc.error, exc.detail)
+        # A page (a console form refused by the login gate, say): a page that says why.
+        return Response(render_template("auth/error.html", status=exc.status, error=exc.error,
+                                        detail=exc.detail), exc.status)
 
     def _unavailable(exc: Exception):
         log.warning("request_unavailable", extra={"path": request.path, "reason": str(exc)})
