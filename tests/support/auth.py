@@ -44,7 +44,7 @@ def login(client, role: str = "admin") -> str:
     response = client.post("/login", data={"name": role, "password": PASSWORDS[role],
                                            "csrf_token": csrf, "next": "/"})
     assert response.status_code == 303, response.data[:500]
-    return csrf
+    return csrf_of(client.get("/login").data)  # a login starts a new session, with a new token
 
 
 def browser_login(page, base_url: str, role: str = "admin", then: str = "/") -> None:
