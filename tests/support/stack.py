@@ -47,7 +47,10 @@ class Told:
 class Stack:
     def __init__(self, spec: CloudSpec, key_prefix: str, tmp_path: Path, monkeypatch,
                  redis_url: str = "redis://127.0.0.1:6379/0", route: dict | None = None,
-                 **remediation):
+                 receivers: dict | None = None, auth: dict | None = None, **remediation):
+        """`receivers`: per receiver name (mail, chat), fields to add (e.g. a language);
+        `auth`: the config's auth section (users and tokens)."""
+        self.receivers, self.auth = receivers or {}, auth
         self.spec, self.key_prefix, self.base = spec, key_prefix, Path(tmp_path)
         self.monkeypatch, self.redis_url = monkeypatch, redis_url
         self.route, self.remediation = route or {}, remediation
@@ -81,6 +84,10 @@ class Stack:
         config["key_prefix"] = self.key_prefix
         config["route"].update(self.route)
         config["remediation"].update(self.remediation)
+        for receiver in config["receivers"]:
+            receiver.update(self.receivers.get(receiver["name"], {}))
+        if self.auth is not None:
+            config["auth"] = self.auth
         self.config = config
         path = local.write_config(config, self.base / "oneha.yaml")
         self.procs = local.Processes(path, self.base / "logs")
