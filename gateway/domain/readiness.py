@@ -23,9 +23,12 @@ from dataclasses import asdict, dataclass, field, replace
 from itertools import combinations
 from typing import Any, Callable, Iterable, Mapping, Sequence
 
+from pydantic import Field
+
 from . import states
 from .correlation import event_labels
 from .hook_events import host_event
+from .model import Duration, Strict
 from .objects import HostInfo, VmInfo
 from .remediation.plans import Plan, PlanInput, build_plan
 from .remediation.policy import RoutePolicy
@@ -299,3 +302,10 @@ def _room_taken(plan: Plan, vms: Sequence[VmInfo]) -> dict[int, tuple[int, int]]
         taken[host_id] = (mem + (vm.memory_mb or 0) * 1024,
                           cpu + int(round((vm.cpu or 0) * 100)))
     return taken
+
+
+class ReadinessConfig(Strict):
+    """`readiness:` in the YAML: the beat recomputes readiness this often."""
+
+    enabled: bool = True
+    interval: Duration = Field(default=300.0, gt=0)
