@@ -145,21 +145,22 @@ def _sender():
     return module
 
 
-def oneha_requests(storm: Storm, port: int) -> list[bytes]:
+def oneha_requests(storm: Storm, port: int, ids: dict[str, dict[str, int]]) -> list[bytes]:
     """Each event exactly as oneha-hook would POST it (its own build_event, dumps and sign), over
-    keep-alive instead of its one connection per run."""
+    keep-alive instead of its one connection per run; `ids` are the simulator's object ids."""
     from tests.support.samples import b64, host_xml, vm_xml
     sender = _sender()
     now = time.time()
     ts = int(now)
     out = []
     for h, v in storm.order():
+        hid = ids["hosts"][host_name(h)]
         if v is None:
-            xml = host_xml(100 + h, host_name(h), 3, vm_ids=tuple(_vm_id(h, i) for i in range(storm.vms)),
-                           mon_time=ts)
+            xml = host_xml(hid, host_name(h), 3, mon_time=ts,
+                           vm_ids=tuple(ids["vms"][vm_name(h, i)] for i in range(storm.vms)))
         else:
-            xml = vm_xml(_vm_id(h, v), vm_name(h, v), 3, 16, host=host_name(h), host_id=100 + h,
-                         last_poll=ts)
+            xml = vm_xml(ids["vms"][vm_name(h, v)], vm_name(h, v), 3, 16, host=host_name(h),
+                         host_id=hid, last_poll=ts)
         event = sender.build_event(b64(xml), {"frontend": FRONTEND}, now=now)
         body = sender.dumps(event).encode("utf-8")
         head = (f"POST /v1/events HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n"
@@ -168,10 +169,6 @@ def oneha_requests(storm: Storm, port: int) -> list[bytes]:
                 f"X-OneHA-Signature: {sender.sign(KEY, body, ts)}\r\n\r\n")
         out.append(head.encode() + body)
     return out
-
-
-def _vm_id(h: int, v: int) -> int:
-    return 10_000 + h * 1_000 + v
 
 
 def am_requests(storm: Storm, port: int) -> list[bytes]:
@@ -453,29 +450,75 @@ class Alertmanager:
             self.log.close()
 
 
+def _simulator_proc(hosts: list[tuple[str, list[str]]], ready, stop) -> None:
+    """The simulated cloud behind oneha, in a process of its own (its XML-RPC threads must not
+    share a GIL with the sink's clock): the storm's hosts with their VMs, every host crashed —
+    ERROR, its VMs UNKNOWN, as the events say — before the storm starts."""
+    from simulator import CloudSpec, HostSpec, Simulator, VmSpec
+    spec = CloudSpec(
+        hosts=[HostSpec(name, cpu=100 * (len(vms) + 8), memory_mb=1024 * (len(vms) + 8))
+               for name, vms in hosts],
+        vms=[VmSpec(vm, host=name, memory_mb=512) for name, vms in hosts for vm in vms],
+        frontends=1, monitoring_interval=0.5, sched_interval=5.0)
+    try:
+        sim = Simulator(spec, control_port=None).start()
+    except Exception as exc:  # noqa: BLE001 — said to the parent, which fails the run
+        ready.put(f"the simulator did not start: {exc!r}")
+        return
+    try:
+        for h in sim.hosts():
+            sim.crash_host(h["id"])
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            if all(h["state_name"] == "ERROR" for h in sim.hosts()) and all(
+                    v["lcm_state_name"] == "UNKNOWN" for v in sim.vms()):
+                break
+            time.sleep(0.2)
+        else:
+            ready.put("the simulated hosts did not all reach ERROR within 60 s")
+            return
+        ready.put({"endpoints": sim.endpoints, "session": sim.session,
+                   "hosts": {h["name"]: h["id"] for h in sim.hosts()},
+                   "vms": {v["name"]: v["id"] for v in sim.vms()}})
+        stop.wait(3600)
+    finally:
+        sim.stop()
+
+
 class Oneha:
     name = "oneha"
 
-    def __init__(self, workdir: Path, sink_url: str, refused_endpoint: str):
+    def __init__(self, workdir: Path, sink_url: str, cloud: list[tuple[str, list[str]]]):
         self.dir = workdir
         self.dir.mkdir(parents=True)
-        self.sink_url, self.refused_endpoint = sink_url, refused_endpoint
-        self.procs = self.redis = None
+        self.sink_url, self.cloud = sink_url, cloud
+        self.procs = self.redis = self.sim = None
 
     def start(self) -> "Oneha":
         import redis
 
         from gateway import local
         from tests.support.procs import RedisServer
+        ctx = multiprocessing.get_context("spawn")
+        ready, self._sim_stop = ctx.Queue(), ctx.Event()
+        self.sim = ctx.Process(target=_simulator_proc, args=(self.cloud, ready, self._sim_stop),
+                               daemon=True)
+        self.sim.start()
+        got = ready.get(timeout=180)
+        if isinstance(got, str):
+            raise RuntimeError(got)
+        self.ids = got
         self.redis = RedisServer(self.dir / "redis", appendonly=True).start()
         self.client = redis.Redis.from_url(self.redis.url)
         self.port = local.free_port()
         url = f"http://127.0.0.1:{self.port}"
+        # Alerting only (remediation off, no Raft monitor, no reconciler), as `oneha up` runs
+        # without OpenNebula — but with one: planning still reads it (see the docstring).
         raw = local.without_opennebula({
             "redis_url": self.redis.url, "key_prefix": "oneha:", "public_url": url,
             "secret_key": secrets.token_hex(16),
             "ingest": {"frontends": {FRONTEND: {"keys": [KEY]}}},
-            "opennebula": {"endpoints": [self.refused_endpoint], "timeout": "2s"},
+            "opennebula": {"endpoints": got["endpoints"], "session": got["session"]},
             "receivers": [{"name": "sink", "urls": [self.sink_url]}],
             "route": {"receiver": "sink", **ROUTE}})
         path = local.write_private_config(raw, self.dir / "oneha.yaml")
@@ -492,7 +535,7 @@ class Oneha:
         return worker_pids(self.procs.procs["gateway"])
 
     def requests(self, storm: Storm) -> list[bytes]:
-        return oneha_requests(storm, self.port)
+        return oneha_requests(storm, self.port, self.ids)
 
     def cpu(self) -> float:
         return _cpu(_tree(self.procs.procs["worker"].pid))
@@ -516,6 +559,11 @@ class Oneha:
             self.procs.stop_all()
         if self.redis is not None:
             self.redis.stop(kill=True)
+        if self.sim is not None:
+            self._sim_stop.set()
+            self.sim.join(timeout=15)
+            if self.sim.is_alive():
+                self.sim.kill()
 
 
 # --- one storm, one system ------------------------------------------------------------------------
@@ -595,12 +643,18 @@ def wait_told(sink: StampedSink, path: str, system, hosts: set[str], timeout: fl
                        f"{timeout:.0f} s")
 
 
-def warm_up(system, sink: StampedSink, path: str, host: int) -> None:
-    """One event for a host of its own, its message awaited: lazy imports and first connections
-    are paid before the clock starts."""
-    storm = Storm(1, 0, first_host=host)
-    blast_one(system, storm)
-    wait_told(sink, path, system, {host_name(host)}, 60)
+def warm_up(system, sink: StampedSink, path: str) -> None:
+    """One event for each of a few hosts of their own, sent at once, their messages awaited:
+    lazy imports and first connections (in every worker process, as far as they spread) are
+    paid before the clock starts, as on a system that has been running."""
+    import threading
+    threads = [threading.Thread(target=blast_one, args=(system, Storm(1, 0, first_host=h)))
+               for h in WARM_HOSTS]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    wait_told(sink, path, system, {host_name(h) for h in WARM_HOSTS}, 60)
 
 
 def blast_one(system, storm: Storm) -> float:
@@ -619,10 +673,10 @@ def blast_one(system, storm: Storm) -> float:
 
 def run_storm(kind, storm: Storm, sink: StampedSink, workdir: Path, args, tag: str) -> Result:
     path = f"/{kind.__name__.lower()}-{tag}"
-    system = _make(kind, workdir / tag / kind.__name__, sink, path)
+    system = _make(kind, workdir / tag / kind.__name__, sink, path, storm)
     try:
         system.start()
-        warm_up(system, sink, path, 98)
+        warm_up(system, sink, path)
         requests = system.requests(storm)
         workers = system.workers()
         cpu0, calls0 = system.cpu(), system.redis_calls()
@@ -653,15 +707,15 @@ def run_storm(kind, storm: Storm, sink: StampedSink, workdir: Path, args, tag: s
 def run_rest(kind, sink: StampedSink, workdir: Path, args, tag: str) -> list[float]:
     """Event -> message for single events on an idle system, each after a random pause."""
     path = f"/{kind.__name__.lower()}-{tag}"
-    system = _make(kind, workdir / tag / kind.__name__, sink, path)
+    system = _make(kind, workdir / tag / kind.__name__, sink, path, None, args.rest_samples)
     rng = random.Random(11)
     out = []
     try:
         system.start()
-        warm_up(system, sink, path, 98)
+        warm_up(system, sink, path)
         for k in range(args.rest_samples):
             time.sleep(0.5 + rng.random())
-            host = 90 + k
+            host = REST_HOST + k
             t = blast_one(system, Storm(1, 0, first_host=host))
             wait_told(sink, path, system, {host_name(host)}, 30)
             at = min(a for a, p in sink.posts(path) if system.told(a, p.body).host == host_name(host))
@@ -671,18 +725,19 @@ def run_rest(kind, sink: StampedSink, workdir: Path, args, tag: str) -> list[flo
         system.stop()
 
 
-_REFUSED: socket.socket | None = None
+WARM_HOSTS = (95, 96, 97)  # one event each before a storm (never one of the storm's hosts)
+REST_HOST = 80  # at-rest samples use hosts 80, 81, ...
 
 
-def _make(kind, workdir: Path, sink: StampedSink, path: str):
-    global _REFUSED
+def _make(kind, workdir: Path, sink: StampedSink, path: str, storm: Storm | None, rest: int = 0):
     if kind is Alertmanager:
         return Alertmanager(workdir, f"http://127.0.0.1:{sink.port}{path}")
-    if _REFUSED is None:  # bound, never listening: every connection to it is refused at once
-        _REFUSED = socket.socket()
-        _REFUSED.bind(("127.0.0.1", 0))
-    port = _REFUSED.getsockname()[1]
-    return Oneha(workdir, f"json://127.0.0.1:{sink.port}{path}", f"http://127.0.0.1:{port}/RPC2")
+    hosts = [*(storm.host_indexes() if storm else ()), *WARM_HOSTS,
+             *range(REST_HOST, REST_HOST + rest)]
+    vms = storm.vms if storm else 0
+    cloud = [(host_name(h), [vm_name(h, v) for v in range(vms)] if storm and h in
+              storm.host_indexes() else []) for h in hosts]
+    return Oneha(workdir, f"json://127.0.0.1:{sink.port}{path}", cloud)
 
 
 # --- the report -----------------------------------------------------------------------------------
@@ -793,6 +848,7 @@ def main() -> int:
                     help="seconds a storm may take (default 60 + events/25)")
     ap.add_argument("--strict-names", action="store_true",
                     help="a first message must name every VM (not only count them)")
+    ap.add_argument("--keep", action="store_true", help="keep the temp dir (configs and logs)")
     ap.add_argument("--only", choices=("Alertmanager", "oneha"), help=argparse.SUPPRESS)
     args = ap.parse_args()
     for name in [k for k in os.environ if k.startswith("ONEHA_") or k == "REDIS_URL"]:
@@ -825,7 +881,10 @@ def main() -> int:
                               f"{r.duplicates} more{'; ' + r.error if r.error else ''}", flush=True)
     finally:
         signal.signal(signal.SIGTERM, old)
-        shutil.rmtree(workdir, ignore_errors=True)
+        if args.keep:
+            print(f"configs and logs kept in {workdir}")
+        else:
+            shutil.rmtree(workdir, ignore_errors=True)
     results.sort(key=lambda r: (r.storm.events, r.system != "Alertmanager"))
     print()
     print("\n".join(table(results, rest)))
