@@ -15,6 +15,7 @@ def register(main: click.Group) -> None:
     main.add_command(worker)
     main.add_command(serve)
     main.add_command(up)
+    main.add_command(health)
 
 
 @click.group()
@@ -186,3 +187,53 @@ def _raw_config(path: str | None) -> dict:
         return {}
     import yaml
     return yaml.safe_load(open(path, encoding="utf-8")) or {}
+
+
+@click.command()
+@click.option("--role", type=click.Choice(["auto", "serve", "worker", "beat"]), default="auto",
+              show_default=True, help="What to check; auto: what this container's process 1 runs.")
+@click.option("--port", default=None, type=int, help="The gateway's port (default: from process 1).")
+@click.pass_obj
+def health(obj, role: str, port: int | None) -> None:
+    """Exit 0 when this container's oneha process does its job (the image's HEALTHCHECK).
+
+    serve: /readyz answers 200 (Redis reachable); worker: this host's worker reported itself
+    alive in the last 15 s; beat: Redis answers."""
+    import socket
+    import urllib.request
+
+    from gateway.runtime import Runtime
+    argv = _pid1_argv()
+    if role == "auto":
+        role = next((r for r in ("serve", "worker", "beat") if r in argv), "")
+        if not role:
+            raise click.ClickException(f"cannot tell what process 1 runs ({' '.join(argv)!r}); "
+                                       "give --role")
+    if role == "serve":
+        if port is None:
+            port = int(argv[argv.index("--port") + 1]) if "--port" in argv[:-1] else 8080
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/readyz", timeout=3) as resp:
+                ok, why = resp.status == 200, f"/readyz {resp.status}"
+        except OSError as exc:
+            ok, why = False, f"/readyz: {exc}"
+    elif role == "worker":
+        from gateway.adapters.store.workers import WorkerRegistry
+        me = socket.gethostname()
+        alive = WorkerRegistry.of(Runtime.from_settings(obj.settings)).alive()
+        ok = any(n.split("@", 1)[-1] == me for n in alive)
+        why = f"worker on {me} {'alive' if ok else 'not seen in the last 15 s'}"
+    else:
+        ok = bool(Runtime.from_settings(obj.settings).redis.ping())
+        why = "Redis answers"
+    click.echo(f"{role}: {'healthy' if ok else 'unhealthy'} ({why})")
+    if not ok:
+        raise click.exceptions.Exit(1)
+
+
+def _pid1_argv() -> list[str]:
+    try:
+        with open("/proc/1/cmdline", "rb") as f:
+            return [a.decode(errors="replace") for a in f.read().split(b"\0") if a]
+    except OSError:
+        return []
