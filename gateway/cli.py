@@ -21,6 +21,7 @@ COMMAND_MODULES = (
     "gateway.commands.frontends",  # raft
     "gateway.commands.hooks",  # hooks install|list|remove
     "gateway.commands.demo",  # demo
+    "gateway.commands.users",  # user add|remove|list, token add|remove
 )
 
 
