@@ -40,6 +40,10 @@ PT_BR: dict[str, str | tuple[str, str]] = {
     "resolved": "resolvido", "active": "ativo", "pending": "pendente", "expired": "expirado",
     "sent": "enviado", "sending": "enviando", "retrying": "tentando de novo",
     "failed": "falhou", "dead": "desistiu", "new": "novo", "done": "concluído",
+    # a plan's status (remediation's words for it)
+    "grace": "em carência", "awaiting_approval": "aguardando aprovação",
+    "blocked": "bloqueado", "executing": "executando", "verifying": "verificando",
+    "denied": "negado", "cancelled": "cancelado", "off": "desligado",
     # incidents.html
     "Automatic remediation is paused by %(by)s: %(reason)s":
         "A remediação automática está pausada por %(by)s: %(reason)s",
@@ -122,6 +126,10 @@ PT_BR: dict[str, str | tuple[str, str]] = {
         "eventos enviados pelos hooks nesse meio-tempo esperam nos spools e chegam depois.",
 }
 CATALOGS: dict[str, dict[str, str | tuple[str, str]]] = {"en": {}, "pt-BR": PT_BR}
+# Values the pages show as words (`_(state)`): a test keeps each of them in every catalog.
+WORDS = ("firing", "acknowledged", "remediating", "resolved", "active", "pending", "expired",
+         "sent", "sending", "retrying", "failed", "dead", "new", "done", "grace",
+         "awaiting_approval", "blocked", "executing", "verifying", "denied", "cancelled", "off")
 
 
 def accepted(header: str) -> str | None:

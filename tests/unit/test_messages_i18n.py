@@ -250,3 +250,13 @@ def test_a_host_oneha_disabled_reads_so_in_portuguese_and_keeps_its_state_name()
         "[ALERTA] Host node07 em DISABLED (pelo oneha) — 3 VMs afetadas"
     assert "Estado:     DISABLED (pelo oneha)" in render(n, "mail", "pt-BR").body.splitlines()
     assert "State:      DISABLED (by oneha)" in render(n, "mail").body.splitlines()
+
+
+def test_a_sent_message_names_its_delivery_records_on_the_timeline():
+    inc, _timeline = host_incident()
+    g = GroupState.new(ROUTE, "root|host=node07", T0)
+    plan = plan_flush(g, [inc], {}, T0 + 30)
+    (n,), _after = composer.group_messages(plan, g, {inc.id: summary(inc, [], console_url="")},
+                                           {}, T0 + 30)
+    entry = composer.sent_entry(plan, g, T0 + 30)
+    assert entry.data["notifications"] == [n.notification_id]  # what the console reads back
