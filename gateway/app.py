@@ -28,6 +28,7 @@ BLUEPRINTS = (
     "gateway.web.api",  # /v1/incidents, /v1/silences, ...
     "gateway.web.approvals",  # approval links
     "gateway.web.login",  # /login, /logout
+    "gateway.web.openapi",  # /v1/openapi.json
     "gateway.web.console",  # the web UI
 )
 

@@ -10,6 +10,7 @@
 - `DELETE /v1/silences/<id>`                      expire it now
 - `GET    /v1/events?limit=N&object=vm:42`        the event log, newest first (what came in:
                                                   hooks, reconciler, Raft monitor, Alertmanager)
+- `GET    /v1/raft`                               the front-ends' Raft status at the last poll
 
 Every route needs a login (session cookie, plus the `X-CSRF-Token` header on writes) or
 `Authorization: Bearer <token>` (gateway/web/auth.py): reading needs a viewer, acknowledging and
@@ -27,6 +28,7 @@ from flask import Blueprint, current_app, jsonify, request
 
 from gateway.adapters.store.events import EventStore
 from gateway.adapters.store.incidents import IncidentStore
+from gateway.adapters.store.raft import RaftStore
 from gateway.flows.incident import IncidentFlow
 from gateway.domain.incidents import TransitionError
 from gateway.domain.model import parse_duration
@@ -181,3 +183,11 @@ def expire_silence(silence_id: str):
     except KeyError:
         raise BadInput("not_found", f"no silence {silence_id}", 404) from None
     return jsonify(silence_json(s, store.rt.clock()))
+
+
+@bp.get("/v1/raft")
+def raft_status():
+    """The last poll of the front-ends (`oneha.raft_check`): leader, servers, findings."""
+    snap = RaftStore.of(current_app.extensions["oneha"]).snapshot()
+    return jsonify(polled=snap is not None, **(snap or {"at": None, "leader": None,
+                                                        "servers": [], "findings": []}))

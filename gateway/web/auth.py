@@ -3,7 +3,8 @@
 One `before_request` for the whole app (not per blueprint), so a blueprint added later is behind
 the login without knowing about it. In order:
 
-1. Open to everyone: ingest and the Alertmanager webhook (their own HMAC / bearer checks),
+1. Open to everyone: ingest, drills and heartbeats, and the Alertmanager webhook (their own
+   HMAC / bearer checks),
    `/healthz`, `/readyz`, `/metrics` (unless `auth.public_metrics` is false), static files, the
    login page, and the approval link's landing page (the link is the credential to *look*).
 2. Who: `Authorization: Bearer <token>` (a configured `auth.tokens` digest, or one of the plain
@@ -34,14 +35,16 @@ from gateway.domain.auth import ANONYMOUS, Principal
 from gateway.errors import BadInput
 
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
-# Blueprints with their own authentication, or none by design.
-OPEN_BLUEPRINTS = frozenset({"ingest", "alertmanager", "health"})
+# Blueprints with their own authentication (front-end HMAC signatures, Alertmanager's token),
+# or none by design (health).
+OPEN_BLUEPRINTS = frozenset({"ingest", "alertmanager", "drills", "health"})
 OPEN_ENDPOINTS = frozenset({"static", "login.login", "login.login_post"})
 LANDING = "approvals.page"  # the approval link's page: looking needs only the link
 LINK_DECISION = "approvals.decide_form"  # deciding there: a login, or auth.link_approval
 CSRF_FIELD, CSRF_HEADER = "csrf_token", "X-CSRF-Token"
 # Requests that never touch a session: the hot ingest path skips parsing and signing cookies.
-SESSIONLESS_PATHS = ("/v1/events", "/v1/alertmanager", "/healthz", "/readyz", "/metrics")
+SESSIONLESS_PATHS = ("/v1/events", "/v1/alertmanager", "/v1/drills", "/v1/heartbeats",
+                     "/healthz", "/readyz", "/metrics")
 
 F = TypeVar("F", bound=Callable)
 
