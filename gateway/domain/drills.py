@@ -106,6 +106,7 @@ class Watch:
     hook_present: bool | None  # None: not checked (drills off, OpenNebula unreadable)
     drills: Sequence[Mapping[str, Any]] = ()  # newest first: {"id", "sent_at", "reached_at"}
     cfg: DrillConfig = field(default_factory=DrillConfig)
+    started: float = 0.0  # when the switch began to look: "never heard from" counts from here
 
 
 def assess(w: Watch) -> list[Finding]:
@@ -115,8 +116,9 @@ def assess(w: Watch) -> list[Finding]:
         for fe in sorted(w.frontends):
             last = (w.heartbeats.get(fe) or {}).get("at")
             if last is None:
-                why = f"no heartbeat from front-end {fe}'s sender has ever reached a gateway"
-                silent = True
+                why = (f"no heartbeat from front-end {fe}'s sender has reached a gateway in "
+                       f"{w.now - w.started:.0f}s")
+                silent = w.now - w.started > limit
             else:
                 silent = w.now - float(last) > limit
                 why = (f"front-end {fe}'s sender has not signed a heartbeat for "
