@@ -22,6 +22,8 @@ COMMAND_MODULES = (
     "gateway.commands.hooks",  # hooks install|list|remove
     "gateway.commands.demo",  # demo
     "gateway.commands.users",  # user add|remove|list, token add|remove
+    "gateway.commands.readiness",  # readiness
+    "gateway.commands.drills",  # drill
 )
 
 
