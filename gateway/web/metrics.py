@@ -50,14 +50,19 @@ def _gauges(rt) -> dict:
             "telemetry": Telemetry.of(rt).snapshot(), "raft": RaftStore.of(rt).snapshot()}
 
 
+SIGNED_BY_FRONTENDS = ("/v1/events", "/v1/heartbeats", "/v1/drills")
+
+
 @bp.after_app_request
 def _frontend_seen(response):
-    """A front-end is heard from when the gateway accepts one of its events (202: signature
-    verified, so the name is not spoofed); `oneha_frontend_last_event_timestamp_seconds`."""
-    if response.status_code == 202 and request.path == "/v1/events":
+    """A front-end is heard from when the gateway accepts a request it signed (202: signature
+    verified, so the name is not spoofed): `oneha_frontend_last_seen_timestamp_seconds`, and
+    for an event `oneha_frontend_last_event_timestamp_seconds`."""
+    if response.status_code == 202 and request.path in SIGNED_BY_FRONTENDS:
         frontend = request.headers.get("X-OneHA-Frontend", "")
         if frontend:
-            Telemetry.of(current_app.extensions["oneha"]).frontend_seen(frontend)
+            Telemetry.of(current_app.extensions["oneha"]).frontend_seen(
+                frontend, event=request.path == "/v1/events")
     return response
 
 
@@ -143,12 +148,14 @@ class _Activity:
             buckets = [(f"{b:g}", n) for b, n in h["buckets"]] + [("+Inf", h["count"])]
             latency.add_metric([transition], buckets, h["sum"])
         yield latency
-        seen = GaugeMetricFamily("oneha_frontend_last_event_timestamp_seconds", "When the "
-                                 "gateway last accepted an event of this front-end (unix time).",
-                                 labels=["frontend"])
-        for frontend, at in sorted(self.t["frontends"].items()):
-            seen.add_metric([frontend], at)
-        yield seen
+        for kind, help_ in (("event", "an event"),
+                            ("seen", "a signed request (event, heartbeat, drill)")):
+            family = GaugeMetricFamily(f"oneha_frontend_last_{kind}_timestamp_seconds",
+                                       f"When the gateway last accepted {help_} of this "
+                                       "front-end (unix time).", labels=["frontend"])
+            for frontend, at in sorted(self.t["frontends"].get(kind, {}).items()):
+                family.add_metric([frontend], at)
+            yield family
         yield from self._raft()
 
     def _raft(self):

@@ -80,6 +80,7 @@ def test_what_oneha_did_is_counted_for_every_gateway(redis_url, key_prefix, chat
     m = scrape(client)
     seen = m[("oneha_frontend_last_event_timestamp_seconds", (("frontend", "fe1"),))]
     assert before - 1 <= seen <= time.time() + 1
+    assert m[("oneha_frontend_last_seen_timestamp_seconds", (("frontend", "fe1"),))] == seen
     assert not any(k[0] == "oneha_frontend_last_event_timestamp_seconds"
                    and ("frontend", "fe9") in k[1] for k in m), "a refused event counts nobody"
     assert m[("oneha_notifications_sent_total", (("receiver", "ops"),))] == 1

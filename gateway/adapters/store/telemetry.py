@@ -6,7 +6,9 @@ Keys (under the prefix):
   metrics:oneha      hash  `sent:<receiver>`, `failed:<receiver>`, `action:<action>:<outcome>`
   metrics:latency    hash  `<transition>:le:<bound>` (cumulative), `<transition>:sum`,
                            `<transition>:count` — a Prometheus histogram kept by HINCRBY
-  metrics:frontends  hash  front-end -> unix time of its last accepted event (Redis' clock)
+  metrics:frontends  hash  `event:<front-end>` -> unix time of its last accepted event,
+                           `seen:<front-end>` -> of its last accepted signed request (events,
+                           heartbeats, drills); Redis' clock
 
 A count is best effort: it never fails the work it counts (Redis away → the count is lost,
 the delivery or action itself is retried by its own path).
@@ -30,7 +32,8 @@ _STEP_PREFIXES = {"fence": "fence", "disable": "disable_host", "refresh": "refre
 
 _SEEN_LUA = """
 local now = redis.call('TIME')
-redis.call('HSET', KEYS[1], ARGV[1], now[1] .. '.' .. string.format('%06d', tonumber(now[2])))
+local t = now[1] .. '.' .. string.format('%06d', tonumber(now[2]))
+for i = 1, #ARGV do redis.call('HSET', KEYS[1], ARGV[i], t) end
 return 1
 """
 
@@ -70,9 +73,11 @@ class Telemetry:
             self._observe(pipe, transition, max(0.0, latency))
         self._run(pipe, "delivery")
 
-    def frontend_seen(self, frontend: str) -> None:
+    def frontend_seen(self, frontend: str, event: bool) -> None:
+        """`frontend` signed a request the gateway accepted; `event`: it was an event."""
+        fields = [f"seen:{frontend}", *([f"event:{frontend}"] if event else [])]
         try:
-            self._seen(keys=[self._frontends], args=[frontend])
+            self._seen(keys=[self._frontends], args=fields)
         except UNAVAILABLE as exc:
             log.warning("metrics_not_counted what=frontend_seen reason=%s", exc)
 
@@ -93,7 +98,7 @@ class Telemetry:
 
     def snapshot(self) -> dict:
         """`{"counters": {field: int}, "latency": {transition: {"buckets": [(bound, n)], "sum",
-        "count"}}, "frontends": {name: unix time}}`; raises what Redis raises (a 503)."""
+        "count"}}, "frontends": {"event"|"seen": {name: unix time}}}`; raises what Redis raises (a 503)."""
         pipe = self._redis.pipeline(transaction=False)
         pipe.hgetall(self._counters)
         pipe.hgetall(self._latency)
@@ -104,8 +109,12 @@ class Telemetry:
         for t in LATENCY_TRANSITIONS:
             hist[t] = {"buckets": [(b, int(raw.get(f"{t}:le:{b:g}", 0))) for b in LATENCY_BUCKETS],
                        "sum": float(raw.get(f"{t}:sum", 0)), "count": int(raw.get(f"{t}:count", 0))}
+        fe: dict[str, dict[str, float]] = {"event": {}, "seen": {}}
+        for k, v in frontends.items():
+            kind, _, name = k.decode().partition(":")
+            fe.setdefault(kind, {})[name] = float(v)
         return {"counters": {k.decode(): int(v) for k, v in counters.items()}, "latency": hist,
-                "frontends": {k.decode(): float(v) for k, v in frontends.items()}}
+                "frontends": fe}
 
 
 def latency_of(incident: dict, transition: str, now: float) -> float | None:
