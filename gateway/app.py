@@ -30,6 +30,7 @@ BLUEPRINTS = (
     "gateway.web.login",  # /login, /logout
     "gateway.web.openapi",  # /v1/openapi.json
     "gateway.web.console",  # the web UI
+    "gateway.web.drills",  # POST /v1/drills, /v1/heartbeats
 )
 
 
