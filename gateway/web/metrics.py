@@ -15,6 +15,7 @@ from ..adapters.store import UNAVAILABLE
 from ..adapters.store.events import EventStore, IngestCounters
 from ..adapters.store.incidents import IncidentStore
 from ..adapters.store.notifications import NotificationStore
+from ..adapters.store.readiness import ReadinessStore
 from ..adapters.store.raft import RaftStore
 from ..adapters.store.remediation import RemediationStore
 from ..adapters.store.telemetry import Telemetry
@@ -47,7 +48,9 @@ def _gauges(rt) -> dict:
             "dead_letters": NotificationStore.of(rt).dead_letter_count(),
             "paused": RemediationStore.from_runtime(rt).paused() is not None,
             "workers": len(WorkerRegistry.of(rt).alive()),
-            "telemetry": Telemetry.of(rt).snapshot(), "raft": RaftStore.of(rt).snapshot()}
+            "telemetry": Telemetry.of(rt).snapshot(), "raft": RaftStore.of(rt).snapshot(),
+            "readiness": ReadinessStore.of(rt).report(),
+            "heartbeats": ReadinessStore.of(rt).heartbeats(), "now": rt.clock()}
 
 
 SIGNED_BY_FRONTENDS = ("/v1/events", "/v1/heartbeats", "/v1/drills")
@@ -110,6 +113,45 @@ class _Snapshot:
                                 "`oneha notifications failed`.", value=g["dead_letters"])
         yield GaugeMetricFamily("oneha_remediation_paused", "1 while remediation is paused "
                                 "(`oneha pause`).", value=int(g["paused"]))
+        yield from _readiness(g.get("readiness"), g.get("heartbeats") or {}, g.get("now", 0.0))
+
+
+def _readiness(report: dict | None, heartbeats: dict, now: float):
+    """The last readiness report (`oneha.readiness_check`) and the front-ends' heartbeats."""
+    one = GaugeMetricFamily("oneha_readiness_survives_host_loss", "1 when every VM oneha would "
+                            "move still finds room after the loss of any one host of the "
+                            "cluster (N+1), 0 when not.", labels=["cluster"])
+    two = GaugeMetricFamily("oneha_readiness_survives_two_host_losses", "The same for any two "
+                            "hosts (N+2); absent for clusters of fewer than three hosts.",
+                            labels=["cluster"])
+    risk = GaugeMetricFamily("oneha_readiness_vms_at_risk", "VMs of the host that nothing "
+                             "automatic would bring back if it failed now (left to people).",
+                             labels=["host"])
+    room = GaugeMetricFamily("oneha_readiness_vms_without_room", "VMs of the host oneha would "
+                             "move but that would find no room if it failed now.",
+                             labels=["host"])
+    for c in (report or {}).get("clusters", []):
+        name = c.get("cluster") or str(c.get("cluster_id"))
+        one.add_metric([name], 1 if c["survives_one"] else 0)
+        if c.get("survives_two") is not None:
+            two.add_metric([name], 1 if c["survives_two"] else 0)
+    for h in (report or {}).get("hosts", []):
+        risk.add_metric([h["host_name"]], h.get("at_risk", 0))
+        room.add_metric([h["host_name"]],
+                        sum(1 for v in h.get("vms", []) if v.get("code") == "wont_fit"))
+    yield one
+    yield two
+    yield risk
+    yield room
+    if report:
+        yield GaugeMetricFamily("oneha_readiness_report_age_seconds", "Seconds since readiness "
+                                "was last computed.", value=max(0.0, now - report["at"]))
+    age = GaugeMetricFamily("oneha_frontend_heartbeat_age_seconds", "Seconds since the "
+                            "front-end's sender last signed a heartbeat (after its --flush).",
+                            labels=["frontend"])
+    for fe, seen in sorted(heartbeats.items()):
+        age.add_metric([fe], max(0.0, now - float(seen.get("at") or 0)))
+    yield age
 
 
 class _Activity:
