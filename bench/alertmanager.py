@@ -283,13 +283,15 @@ def _load_proc(port: int, workers: list[int], n_conns: int, requests: list[bytes
             errors.append(repr(exc))
         sent.extend(mine)
     threads = [threading.Thread(target=run, args=(c,)) for c in conns]
+    wall0, cpu0 = time.monotonic(), time.process_time()
     for t in threads:
         t.start()
     for t in threads:
         t.join()
+    busy = (time.process_time() - cpu0) / max(1e-9, time.monotonic() - wall0)
     for c in conns:
         c.close()
-    out.put((sent, errors, Connection.reconnects))
+    out.put((sent, errors, Connection.reconnects, busy))
 
 
 @dataclass
@@ -298,6 +300,7 @@ class Sent:
     ack: list[float]
     status: list[int]
     reconnects: int
+    load_busy: tuple = ()  # per load process: CPU seconds / wall seconds (1.0: it was the limit)
 
     @property
     def first(self) -> float:
@@ -338,7 +341,7 @@ def blast(port: int, workers: list[int], requests: list[bytes], timeout: float) 
     n = len(requests)
     send, ack, status = [0.0] * n, [0.0] * n, [0] * n
     errors, reconnects, seen = [], 0, 0
-    for rows, errs, rc in results:
+    for rows, errs, rc, _busy in results:
         errors += errs
         reconnects += rc
         for i, t0, t1, code in rows:
@@ -346,7 +349,7 @@ def blast(port: int, workers: list[int], requests: list[bytes], timeout: float) 
             seen += 1
     if errors or seen != n:
         raise RuntimeError(f"{n - seen} of {n} requests to :{port} not answered: {errors[:3]}")
-    return Sent(send, ack, status, reconnects)
+    return Sent(send, ack, status, reconnects, tuple(r[3] for r in results))
 
 
 # --- the two systems ------------------------------------------------------------------------------
@@ -434,6 +437,9 @@ class Alertmanager:
     def redis_calls(self) -> None:
         return None
 
+    def helper_cpu(self) -> None:
+        return None
+
     def peak_rss(self) -> dict[str, list[int]]:
         return {"alertmanager": [_vm_hwm(self.proc.pid)]}
 
@@ -451,10 +457,12 @@ class Alertmanager:
             self.log.close()
 
 
-def _simulator_proc(hosts: list[tuple[str, list[str]]], ready, stop) -> None:
+def _simulator_proc(hosts: list[tuple[str, list[str]]], ready, stop, log: str) -> None:
     """The simulated cloud behind oneha, in a process of its own (its XML-RPC threads must not
     share a GIL with the sink's clock): the storm's hosts with their VMs, every host crashed —
-    ERROR, its VMs UNKNOWN, as the events say — before the storm starts."""
+    ERROR, its VMs UNKNOWN, as the events say — before the storm starts. Its complaints (a
+    client that gave up on a slow answer: BrokenPipe) go to `log`."""
+    sys.stderr = open(log, "a")
     from simulator import CloudSpec, HostSpec, Simulator, VmSpec
     spec = CloudSpec(
         hosts=[HostSpec(name, cpu=100 * (len(vms) + 8), memory_mb=1024 * (len(vms) + 8))
@@ -502,8 +510,9 @@ class Oneha:
         from tests.support.procs import RedisServer
         ctx = multiprocessing.get_context("spawn")
         ready, self._sim_stop = ctx.Queue(), ctx.Event()
-        self.sim = ctx.Process(target=_simulator_proc, args=(self.cloud, ready, self._sim_stop),
-                               daemon=True)
+        (self.dir / "logs").mkdir(exist_ok=True)
+        self.sim = ctx.Process(target=_simulator_proc, daemon=True, args=(
+            self.cloud, ready, self._sim_stop, str(self.dir / "logs" / "simulator.log")))
         self.sim.start()
         got = ready.get(timeout=180)
         if isinstance(got, str):
@@ -540,6 +549,10 @@ class Oneha:
 
     def cpu(self) -> float:
         return _cpu(_tree(self.procs.procs["worker"].pid))
+
+    def helper_cpu(self) -> float:
+        """CPU seconds of the simulated OpenNebula: it shares our 2 CPUs, a real one would not."""
+        return _cpu([self.sim.pid])
 
     def redis_calls(self) -> dict[str, int]:
         return {k.removeprefix("cmdstat_"): v["calls"]
@@ -580,10 +593,13 @@ class Result:
     incomplete: list[str] = field(default_factory=list)  # hosts whose first message misses VMs
     missing: list[str] = field(default_factory=list)  # hosts never told
     cpu_ms: float | None = None  # per event
+    helper_cpu_s: float | None = None  # the simulated OpenNebula's CPU seconds in the storm
+    timed_out: float | None = None  # seconds waited for every host's first message, in vain
     redis_per_event: float | None = None
     redis_top: list[tuple[str, float]] = field(default_factory=list)
     rss: dict[str, list[int]] = field(default_factory=dict)
     reconnects: int = 0
+    load_busy: tuple = ()
     error: str = ""
 
     @property
@@ -608,7 +624,7 @@ def firsts(system, posts: list[tuple[float, ChatPost]], hosts: set[str]) -> dict
 
 
 def analyse(system, storm: Storm, sent: Sent, posts, strict_names: bool) -> Result:
-    res = Result(system.name, storm, reconnects=sent.reconnects)
+    res = Result(system.name, storm, reconnects=sent.reconnects, load_busy=sent.load_busy)
     bad = {s for s in sent.status if not 200 <= s < 300}
     if bad:
         res.error = f"answers other than 2xx: {sorted(bad)}"
@@ -679,19 +695,22 @@ def run_storm(kind, storm: Storm, sink: StampedSink, workdir: Path, args, tag: s
         warm_up(system, sink, path)
         requests = system.requests(storm)
         workers = system.workers()
-        cpu0, calls0 = system.cpu(), system.redis_calls()
-        timeout = args.timeout or 60 + storm.events / 25
+        cpu0, calls0, helper0 = system.cpu(), system.redis_calls(), system.helper_cpu()
+        timeout = args.timeout or 60 + storm.events / 10
         sent = blast(system.port, workers, requests, timeout)
         hosts = set(storm.vm_names())
+        error = ""
         try:
             wait_told(sink, path, system, hosts, max(1.0, timeout - (time.time() - sent.first)))
+            time.sleep(args.settle)
         except TimeoutError as exc:
-            res = analyse(system, storm, sent, sink.posts(path), args.strict_names)
-            res.error = str(exc)
-            return res
-        time.sleep(args.settle)
+            error = str(exc)
         res = analyse(system, storm, sent, sink.posts(path), args.strict_names)
+        res.error = "; ".join(x for x in (res.error, error) if x)
+        res.timed_out = timeout if error else None
         res.cpu_ms = 1000 * (system.cpu() - cpu0) / storm.events
+        if helper0 is not None:
+            res.helper_cpu_s = system.helper_cpu() - helper0
         if calls0 is not None:
             calls1 = system.redis_calls()
             delta = {k: v - calls0.get(k, 0) for k, v in calls1.items()}
@@ -759,7 +778,9 @@ def table(results: list[Result], rest: dict[str, list[float]]) -> list[str]:
             msgs += f", {len(r.incomplete)} missing VMs"
         if r.missing:
             msgs += f", {len(r.missing)} hosts never told"
-        lines.append(f"| {r.storm.label} | {r.system} | {r.accepted_s:,.0f} | {_s(r.all_hosts_s)} "
+        after = (f"> {r.timed_out:.0f} s ({r.first} of {r.storm.hosts} hosts told)"
+                 if r.timed_out else _s(r.all_hosts_s))
+        lines.append(f"| {r.storm.label} | {r.system} | {r.accepted_s:,.0f} | {after} "
                      f"| {_s(r.p99_s)} | {msgs} |")
     if rest:
         am, one = rest.get("Alertmanager", []), rest.get("oneha", [])
@@ -818,7 +839,11 @@ def costs(results: list[Result]) -> list[str]:
         if r.redis_per_event is not None:
             line += (f", Redis {r.redis_per_event:.1f} commands/event ("
                      + ", ".join(f"{k} {v:.1f}" for k, v in r.redis_top) + ")")
+        if r.helper_cpu_s is not None:
+            line += f"; simulated OpenNebula {r.helper_cpu_s:.1f} CPU s"
         line += "; peak RSS MB: " + ", ".join(f"{k} {_mb(v)}" for k, v in r.rss.items())
+        if r.load_busy:
+            line += "; load processes busy " + "/".join(f"{b:.0%}" for b in r.load_busy)
         if r.reconnects:
             line += f"; {r.reconnects} connections re-opened mid-storm"
         lines.append(line)
@@ -845,7 +870,7 @@ def main() -> int:
     ap.add_argument("--settle", type=float, default=3.0,
                     help="seconds to wait for duplicates after the last host's first message")
     ap.add_argument("--timeout", type=float, default=0.0,
-                    help="seconds a storm may take (default 60 + events/25)")
+                    help="seconds a storm may take (default 60 + events/10)")
     ap.add_argument("--strict-names", action="store_true",
                     help="a first message must name every VM (not only count them)")
     ap.add_argument("--keep", action="store_true", help="keep the temp dir (configs and logs)")
