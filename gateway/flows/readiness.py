@@ -131,7 +131,7 @@ def cluster_key(c: ClusterReadiness) -> str:
 
 
 def _labels(c: ClusterReadiness) -> dict[str, str]:
-    labels = {"resource": "CLUSTER", "name": f"cluster {c.label}", "cluster": c.label,
+    labels = {"resource": "CLUSTER", "name": c.label, "cluster": c.label,
               "severity": "warning", "readiness": "n+1"}
     if c.cluster_id is not None:
         labels["cluster_id"] = str(c.cluster_id)
@@ -148,20 +148,24 @@ def cannot_lose_event(c: ClusterReadiness, now: float) -> Event:
     lines.append("Free or add capacity in the cluster (or lower what its VMs reserve); "
                  "`oneha readiness` shows each host's VMs and why.")
     labels = _labels(c)
-    labels["state"] = f"cannot lose {len(c.cannot_lose)} host(s)"
+    worst = sorted(c.cannot_lose, key=lambda x: -x[1])
+    more = f", +{len(worst) - 3} hosts" if len(worst) > 3 else ""
+    # What people read first ("CLUSTER default (#0) is in N+1 LOST: node03 12 VMs without room")
+    labels["state"] = ("N+1 LOST: " + ", ".join(f"{h} {n} VMs without room" for h, n in worst[:3])
+                       + more)
     return Event(
         event_id=hashlib.sha256(f"readiness:{cluster_key(c)}:{hosts}".encode()).hexdigest()[:32],
         source="readiness", resource="CLUSTER", object_id=cluster_key(c),
-        name=f"cluster {c.label}", status="firing", condition=CONDITION, occurred_at=now,
+        name=c.label, status="firing", condition=CONDITION, occurred_at=now,
         summary="\n".join(lines), labels=labels)
 
 
 def can_lose_again_event(c: ClusterReadiness, firing_event_id: str, now: float) -> Event:
     labels = _labels(c)
-    labels["state"] = "survives the loss of any one host"
+    labels["state"] = "N+1"
     return Event(
         event_id=hashlib.sha256(f"readiness-ok:{cluster_key(c)}:{firing_event_id}".encode()
                                 ).hexdigest()[:32],
         source="readiness", resource="CLUSTER", object_id=cluster_key(c),
-        name=f"cluster {c.label}", status="resolved", condition="READINESS/OK", occurred_at=now,
+        name=c.label, status="resolved", condition="READINESS/OK", occurred_at=now,
         summary=c.headline() + " again.", labels=labels)
