@@ -78,7 +78,7 @@ def test_firing_chat_is_short_and_says_what_where_since_and_next():
     assert lines == [
         "HOST node07 (#7) is in ERROR (cluster default) since 2025-11-25T17:00:00Z (2m 00s).",
         "3 affected: web-000, web-001, web-002.",
-        "Next: waiting for approval to recover 3 VMs — http://gw:8080/incidents/inc-7",
+        "Next: waiting for approval to recover 3 VMs — <http://gw:8080/incidents/inc-7>",
     ]
 
 
@@ -118,7 +118,7 @@ def test_approval_request_carries_the_plan_and_the_link():
     assert "  - VM web-000 (#100): recover --recreate — host down, non-persistent disks" in mail
     assert "Approve or deny the plan:\n  http://gw:8080/approvals/a1?token=t" in mail
     assert chat.strip().splitlines()[-1] == ("Next: waiting for approval to recover 3 VMs — "
-                                             "approve or deny: http://gw:8080/approvals/a1?token=t")
+                                             "approve or deny: <http://gw:8080/approvals/a1?token=t>")
 
 
 def test_resolve_mail_has_the_impact_table_and_no_stale_plan_or_link():
@@ -144,7 +144,7 @@ def test_resolve_mail_has_the_impact_table_and_no_stale_plan_or_link():
 
 
 def test_timeline_shows_the_last_ten_entries_in_utc():
-    n = note(timeline=[{"t": T0 + k * 60, "text": f"step {k}"} for k in range(12)])
+    n = note("resolved", timeline=[{"t": T0 + k * 60, "text": f"step {k}"} for k in range(12)])
     mail = render(n, "mail").body.splitlines()
     assert "Timeline (last 10 of 12):" in mail
     assert "  2025-11-25T17:02:00Z  step 2" in mail

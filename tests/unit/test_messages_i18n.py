@@ -170,9 +170,11 @@ def test_the_portuguese_story_as_an_operator_writes_it():
     assert "Afetados (3): web-100, web-101, web-102." in firing.body
     approval = render(NOTES["approval_requested"], "chat", "pt-BR")
     assert approval.title.startswith("[APROVAÇÃO NECESSÁRIA] Host node07 em ERRO")
-    assert f"Aprovar ou negar: {APPROVAL}" in approval.body.splitlines()
-    assert ("Aprovação necessária: resched em 3 VMs (plano p1); o link abaixo vale até "
+    assert f"Aprovar ou negar: <{APPROVAL}>" in approval.body.splitlines()
+    # chat names no internal id (the plan's); the mail does
+    assert ("Aprovação necessária: resched em 3 VMs; o link abaixo vale até "
             "2025-11-25T18:00:00Z.") in approval.body
+    assert "(plano p1)" in render(NOTES["approval_requested"], "mail", "pt-BR").body
     human = render(NOTES["needs_human"], "mail", "pt-BR")
     assert human.title.startswith("[PRECISA DE UMA PESSOA] ")
     assert "  - 2 VMs não serão recuperadas pelo oneha — nenhum host restante tem espaço: " \
