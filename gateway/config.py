@@ -171,10 +171,12 @@ class Settings(Strict):
             raise ValueError(f"drills.receiver {receiver!r} is not a defined receiver")
         # First in the tree: a DRILL object never reaches the operator's routes. (The children's
         # route ids shift by one: a group open across the upgrade is told once more.)
-        self.route.routes.insert(0, drill_route(receiver))
+        routes = [r for r in self.route.routes if r != drill_route(receiver)]  # validated twice
+        update: dict[str, Any] = {"routes": [drill_route(receiver), *routes]}
         if receiver is not None and self.route.receivers is None:
             # "every receiver" of the root means every receiver people read, not the drill's
-            self.route.receivers = [r.name for r in self.receivers if r.name != receiver]
+            update["receivers"] = [r.name for r in self.receivers if r.name != receiver]
+        object.__setattr__(self, "route", self.route.model_copy(update=update))  # frozen model
         return self
 
     @property
