@@ -57,6 +57,8 @@ FIELD_WIDTH = 12  # "Incident:   " — a mail's field names and values line up
 _LIMITS = {"title": 200, "text": 600, "next_step": 500, "reason": 200, "name": 80,
            "details": 300}
 _URL_KEYS = {"approval_url", "console_url"}
+# Labels a mail's fields already say (the object, its state and condition): not listed again.
+_SHOWN_LABELS = {"resource", "id", "name", "state", "condition"}
 
 
 @dataclass(frozen=True)
@@ -129,6 +131,10 @@ def _view(n: Notification, lang: str, short: bool = False) -> dict[str, Any]:
     obj = {k: obj.get(k) for k in ("resource", "id", "name", "state_label", "cluster", "host")}
     if isinstance(obj["state_label"], str):
         obj["state_label"] = state_label(lang, obj["state_label"])
+    if obj["resource"] == "ALERT":
+        # An alert is named by its alertname; its fingerprint (the id) and its condition
+        # (ALERT/<alertname>) only repeat that name in oneha's own terms.
+        obj.update(id=None, state_label="")
     affected = [{k: a.get(k) for k in ("resource", "id", "name", "state_label", "host")}
                 for a in _dicts(inc.get("affected"))]
     count = inc.get("affected_count")
@@ -145,7 +151,8 @@ def _view(n: Notification, lang: str, short: bool = False) -> dict[str, Any]:
                                                            short=short)}
                for e in _dicts(inc.get("notices"))]
     details = [line for line in inc.get("details") or [] if isinstance(line, str)][:MAIL_DETAILS_SHOWN]
-    labels = inc.get("labels") if isinstance(inc.get("labels"), dict) else {}
+    labels = {k: v for k, v in (inc.get("labels") or {}).items()
+              if k not in _SHOWN_LABELS} if isinstance(inc.get("labels"), dict) else {}
     incident = {
         "id": inc["id"], "title": _said(lang, inc, "title", "headline", 200),
         "status": inc.get("status") or ("resolved" if n.transition == "resolved" else "firing"),

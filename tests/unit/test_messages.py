@@ -224,3 +224,33 @@ def test_a_front_end_finding_carries_its_recovery_steps_into_the_mail():
     mail = render(n, "mail").body
     for line in steps:
         assert f"  {line}" in mail.splitlines()
+
+
+def test_an_alertmanager_alert_speaks_with_its_own_words_and_says_oneha_only_notifies():
+    from gateway.domain.alertmanager import events_from_webhook
+    from gateway.domain.correlation import Context, decide
+    from gateway.domain.story import summary
+
+    (event,) = events_from_webhook({"version": "4", "alerts": [{
+        "status": "firing", "fingerprint": "0f712bf7bb55827e",
+        "labels": {"alertname": "OpenNebulaHostDown", "host": "kvm07", "severity": "critical"},
+        "annotations": {"summary": "Host kvm07 is down",
+                        "description": "node_exporter on kvm07 has not answered for 5 minutes."},
+        "startsAt": "2025-11-25T17:00:00Z", "endsAt": "0001-01-01T00:00:00Z"}]})
+    out = decide(event, Context(), T0 + 10)
+    inc = out.save[0]
+    n = Notification("g:firing:1:ops", "ops", "firing",
+                     summary(inc, out.timeline[inc.id], console_url="http://gw/incidents/a"),
+                     T0 + 40)
+    chat, mail = render(n, "chat"), render(n, "mail")
+    assert chat.title == "[FIRING] Host kvm07 is down"
+    assert chat.body.splitlines()[:2] == [
+        "Host kvm07 is down", "node_exporter on kvm07 has not answered for 5 minutes."]
+    assert "oneha only notifies for this alert" in chat.body
+    assert "0f712bf7bb55827e" not in chat.body  # the fingerprint is Alertmanager's id
+    for text in (chat.body, mail.body, mail.html):
+        assert "ALERT/OpenNebulaHostDown" not in text and "remediation follows" not in text
+    lines = mail.body.splitlines()
+    assert "Object:     ALERT OpenNebulaHostDown" in lines
+    assert "Labels:     alertname=OpenNebulaHostDown, host=kvm07, severity=critical" in lines
+    assert "  node_exporter on kvm07 has not answered for 5 minutes." in lines
