@@ -1,0 +1,57 @@
+"""The login page and the approval page at 1280 and 390 px in Chromium: nothing scrolls
+sideways, and on a phone Approve and Deny are on the first screen. Screenshots are saved."""
+
+import pytest
+
+from tests.browser.test_approval_page import CLOUD, awaiting_approval, path_of  # noqa: F401
+from simulator import Simulator
+
+pytestmark = pytest.mark.browser
+
+SIZES = {"1280": {"width": 1280, "height": 900}, "390": {"width": 390, "height": 844}}
+
+
+@pytest.fixture
+def sim():
+    with Simulator(CLOUD) as s:
+        yield s
+
+
+WIDE = """[...document.querySelectorAll('body *')].filter(e => e.getBoundingClientRect().right >
+          window.innerWidth + 0.5).slice(0, 5).map(e => e.tagName + '#' + e.id + '.' + e.className
+          + ' ' + Math.round(e.getBoundingClientRect().right))"""
+
+
+def fits(page) -> bool:
+    return page.evaluate("document.documentElement.scrollWidth <= window.innerWidth")
+
+
+def test_login_and_approval_pages_fit_and_put_the_decision_first(sim, key_prefix, live_gateway,
+                                                                 browser, tmp_path):
+    d, pid, link, gw = awaiting_approval(sim, key_prefix, live_gateway)
+    for label, size in SIZES.items():
+        context = browser.new_context(viewport=size)
+        page = context.new_page()
+        page.goto(link)
+        page.screenshot(path=str(tmp_path / f"approval-logged-out-{label}.png"), full_page=True)
+        assert fits(page), (f"approval page (logged out) wider than {label} px", page.evaluate(WIDE))
+        assert page.locator("#login-to-decide").is_visible()
+        page.screenshot(path=str(tmp_path / f"approval-logged-out-{label}.png"), full_page=True)
+        page.click("#login-to-decide")
+        page.wait_for_selector("#login")
+        assert fits(page), f"login page wider than {label} px"
+        page.fill("#name", "approver")
+        page.fill("#password", "nope")
+        page.click("#login")
+        page.wait_for_selector("#login-error")
+        page.screenshot(path=str(tmp_path / f"login-error-{label}.png"), full_page=True)
+        page.fill("#password", "approver-password")
+        with page.expect_navigation():
+            page.click("#login")
+        assert page.url == link and fits(page), f"approval page wider than {label} px"
+        for button in ("#approve", "#deny"):
+            box = page.locator(button).bounding_box()
+            assert box and box["y"] + box["height"] <= size["height"], f"{button} below the fold"
+        page.screenshot(path=str(tmp_path / f"approval-{label}.png"), full_page=True)
+        context.close()
+    assert d.store.plan_state(pid)["status"] == "awaiting_approval"  # looked, decided nothing
