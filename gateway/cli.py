@@ -20,6 +20,7 @@ COMMAND_MODULES = (
     "gateway.commands.remediation",  # approve, deny, pause, resume
     "gateway.commands.frontends",  # raft
     "gateway.commands.hooks",  # hooks install|list|remove
+    "gateway.commands.keys",  # keys new
     "gateway.commands.demo",  # demo
     "gateway.commands.users",  # user add|remove|list, token add|remove
     "gateway.commands.readiness",  # readiness
