@@ -16,12 +16,17 @@ group_wait 1s, group_interval 5m, repeat_interval 4h, one receiver.
                  (gunicorn, 2 workers), `oneha worker`, `oneha beat`; events are the signed
                  bodies of the real sender (hook_templates/oneha-hook: build_event, dumps, sign)
                  over realistic XSD-valid XML (tests/support/samples.py); one receiver whose
-                 apprise URL (json://) posts to the sink. Alerting only, as `oneha up` runs with
-                 no OpenNebula (gateway.local.without_opennebula: remediation off), with the
-                 endpoint on a loopback port that refuses connections (held by this process, so
-                 no other simulator can answer there).
-Before each storm both get one warm-up event (another host; its message awaited, not counted):
-a storm hits a system that has been running, not one still importing its modules.
+                 apprise URL (json://) posts to the sink. Alerting only, the settings `oneha up`
+                 uses without OpenNebula (gateway.local.without_opennebula: remediation off, no
+                 Raft monitor, no reconciler) — but with an OpenNebula: the simulator (its own
+                 process) holding the storm's hosts and VMs, crashed. oneha still plans with
+                 remediation off (it reads the host pool and the extended VM pool per plan), and
+                 with no endpoint at all each planning task spends 2-4 s retrying it while
+                 holding one of the worker's two processes: one event at rest then takes 2.5-4 s.
+Before each storm both get three warm-up events at once (hosts of their own; their messages
+awaited, not counted): a storm hits a system that has been running, not one still importing its
+modules (oneha's first delivery in a worker process imports apprise: 0.9-2.4 s here).
+The code measured is the tree this file is in (oneha's processes start in it).
 Measured per system and storm:
   accepted/s        events / (first POST -> last 2xx)
   all hosts after   first POST -> the last host's first message
@@ -42,7 +47,7 @@ same ratio; at rest <= group_wait + 0.2 s; on every storm exactly one first mess
 each covering all its VMs, and no duplicate. Every wait is bounded: a stuck system fails the run
 with a message saying what was missing. All on the same 2 CPUs as the load generator.
 
-    .venv/bin/python bench/alertmanager.py [--big] [--repeat N] [--storms 10x50,20x100]
+    .venv/bin/python bench/alertmanager.py [--big] [--repeat N] [--storms 10x50,20x100] [--keep]
 """
 
 # No `from __future__ import annotations`: the dataclasses below must build when this file is
@@ -878,6 +883,7 @@ def main() -> int:
     args = ap.parse_args()
     for name in [k for k in os.environ if k.startswith("ONEHA_") or k == "REDIS_URL"]:
         del os.environ[name]  # oneha's processes inherit our environment: only our config counts
+    os.chdir(ROOT)  # `python -m gateway.cli` imports from the current directory first
     storms = [Storm(h, v) for h, v in args.storms + ([BIG_STORM] if args.big else [])]
     kinds = [k for k in (Alertmanager, Oneha) if args.only in (None, k.name)]
     workdir = Path(tempfile.mkdtemp(prefix="oneha-bench-am-"))
