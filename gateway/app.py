@@ -31,6 +31,7 @@ BLUEPRINTS = (
     "gateway.web.openapi",  # /v1/openapi.json
     "gateway.web.console",  # the web UI
     "gateway.web.drills",  # POST /v1/drills, /v1/heartbeats
+    "gateway.web.readiness",  # /readiness
 )
 
 

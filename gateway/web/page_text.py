@@ -29,6 +29,7 @@ NAMES = {"en": "English", "pt-BR": "Português"}
 PT_BR: dict[str, str | tuple[str, str]] = {
     # layout
     "Incidents": "Incidentes", "Silences": "Silêncios", "Front-ends": "Front-ends",
+    "Readiness": "Prontidão",
     "Events": "Eventos", "Audit": "Auditoria", "Configuration": "Configuração",
     "Language": "Idioma", "Main menu": "Menu principal",
     # times and words
