@@ -21,15 +21,14 @@ import secrets
 from flask import Blueprint, current_app, jsonify, make_response, render_template, request
 
 from gateway.domain import states
-from gateway.domain.timefmt import duration, utc
-from gateway.domain.approvals import ApprovalRefused, csrf_token, check_csrf
+from gateway.domain.approvals import ApprovalRefused, check_csrf, csrf_token, verify
 from gateway.errors import BadInput, Permanent, Transient
+from gateway.web import auth_text
 from gateway.web.auth import principal
 from gateway.web.bodies import json_object
 
 bp = Blueprint("approvals", __name__)
-bp.add_app_template_filter(utc, "when")
-bp.add_app_template_filter(duration, "duration")
+bp.record_once(lambda state: auth_text.install(state.app))  # _(), ngettext, |moment
 COOKIE = "oneha_csrf"
 _STATUS = {"malformed": 400, "forged": 403, "csrf": 403, "wrong_incident": 409, "used": 409,
            "expired": 410, "unknown": 404, "bad_decision": 400, "no_approver": 400,
@@ -103,7 +102,7 @@ def page(token: str):
     resp = _page("page.html", plan=plan, state=state, live=_live(rem, plan), claims=claims,
                  csrf=csrf_token(_secret(), token, nonce), token=token, who=principal(),
                  link_approval=current_app.extensions["oneha"].settings.auth.link_approval,
-                 paused=rem.store.paused(), expires_in=claims.expires_at - rem.ctx.clock())
+                 paused=rem.store.paused())
     resp.set_cookie(COOKIE, nonce, httponly=True, samesite="Strict",
                     secure=request.scheme == "https", path="/approvals/")
     return resp
@@ -118,10 +117,12 @@ def decide_form(token: str):
         if decision is None:
             raise ApprovalRefused("bad_decision", "choose approve or deny")
         who = _who(request.form.get("approver"))
+        claims = verify(_secret(), token, rem.ctx.clock())
         status = rem.decide_by_token(token, decision, who, via=_via("web"))
     except ApprovalRefused as exc:
         return _page("refused.html", _STATUS.get(exc.code, 400), error=exc)
-    return _page("done.html", decision=decision, who=who, plan_status=status)
+    return _page("done.html", decision=decision, who=who, plan_status=status,
+                 incident_id=claims.incident_id)
 
 
 @bp.get("/v1/approvals/<token>")

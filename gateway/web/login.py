@@ -17,37 +17,15 @@ from flask import (Blueprint, current_app, make_response, redirect, render_templ
 from werkzeug.security import check_password_hash, generate_password_hash
 
 from gateway.adapters.store.logins import LoginThrottle
+from gateway.web import auth_text, page_text
 from gateway.web.auth import CSRF_FIELD, csrf_token, password_fingerprint, principal, requires
 
 bp = Blueprint("login", __name__)
+bp.record_once(lambda state: auth_text.install(state.app))  # _() in the login page
+_ = page_text.gettext  # the page's language: the switch, the user's, the browser's
+
 # Checked when the name is unknown, so both paths cost one scrypt.
 _DUMMY_HASH = generate_password_hash("not a password of anyone")
-
-TEXTS = {
-    "en": {"title": "Log in to oneha", "name": "Name", "password": "Password",
-           "submit": "Log in", "bad": "Wrong name or password.",
-           "throttled": "Too many failed attempts: try again in {minutes} min.",
-           "csrf": "The form was stale: try again.", "out": "You are logged out.",
-           "as": "Logged in as {name} ({role}).", "logout": "Log out",
-           "continue": "Continue", "nousers": "No user is configured yet: run "
-           "'oneha user add NAME --role admin' on the gateway and restart it."},
-    "pt-BR": {"title": "Entrar no oneha", "name": "Nome", "password": "Senha",
-              "submit": "Entrar", "bad": "Nome ou senha incorretos.",
-              "throttled": "Tentativas demais: tente de novo em {minutes} min.",
-              "csrf": "O formulário expirou: tente de novo.", "out": "Você saiu.",
-              "as": "Conectado como {name} ({role}).", "logout": "Sair",
-              "continue": "Continuar", "nousers": "Nenhum usuário configurado: rode "
-              "'oneha user add NOME --role admin' no gateway e reinicie-o."},
-}
-
-
-def language() -> str:
-    """The page language: the user's configured one, else the browser's best match."""
-    chosen = principal().language
-    if chosen in TEXTS:
-        return chosen
-    best = request.accept_languages.best_match(["en", "pt-BR", "pt"], default="en")
-    return "pt-BR" if best.startswith("pt") else "en"
 
 
 def _safe_next(target: str | None) -> str:
@@ -65,9 +43,8 @@ def _throttle() -> LoginThrottle:
 
 
 def _page(status: int = 200, error: str = "", name: str = ""):
-    lang = language()
     response = make_response(render_template(
-        "auth/login.html", t=TEXTS[lang], lang=lang, error=error, name=name,
+        "auth/login.html", error=error, name=name,
         next=_safe_next(request.values.get("next")), who=principal(),
         no_users=not current_app.extensions["oneha"].settings.auth.users), status)
     response.headers["Cache-Control"] = "no-store"
@@ -82,25 +59,25 @@ def login():
 
 @bp.post("/login")
 def login_post():
-    texts = TEXTS[language()]
     expected = session.get("csrf") or ""
     given = request.form.get(CSRF_FIELD, "")
     if not expected or not hmac.compare_digest(given.encode(), expected.encode()):
-        return _page(403, texts["csrf"])
+        return _page(403, _("The form was stale: try again."))
     name = request.form.get("name", "").strip()[:64]
     password = request.form.get("password", "")
     address = request.remote_addr or "?"
     throttle = _throttle()
     wait = throttle.blocked_for(address, name)
     if wait:
-        response = _page(429, texts["throttled"].format(minutes=math.ceil(wait / 60)), name)
+        response = _page(429, _("Too many failed attempts: try again in %(minutes)s min.",
+                                minutes=math.ceil(wait / 60)), name)
         response.headers["Retry-After"] = str(math.ceil(wait))
         return response
     user = current_app.extensions["oneha"].settings.auth.user(name)
     stored = user.password_hash.get_secret_value() if user else _DUMMY_HASH
     if not check_password_hash(stored, password) or user is None:
         throttle.failed(address, name)
-        return _page(401, texts["bad"], name)
+        return _page(401, _("Wrong name or password."), name)
     throttle.succeeded(address, name)
     session.clear()  # a new session: nothing from before the login carries over
     session.permanent = True

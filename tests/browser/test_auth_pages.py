@@ -55,3 +55,32 @@ def test_login_and_approval_pages_fit_and_put_the_decision_first(sim, key_prefix
         page.screenshot(path=str(tmp_path / f"approval-{label}.png"), full_page=True)
         context.close()
     assert d.store.plan_state(pid)["status"] == "awaiting_approval"  # looked, decided nothing
+
+
+def test_a_portuguese_browser_reads_the_approval_and_login_pages_in_portuguese(
+        sim, key_prefix, live_gateway, browser, tmp_path):
+    d, pid, link, gw = awaiting_approval(sim, key_prefix, live_gateway)
+    context = browser.new_context(viewport=SIZES["390"], locale="pt-BR")
+    page = context.new_page()
+    page.goto(link)
+    assert page.locator("html").get_attribute("lang") == "pt-BR"
+    assert page.locator("#login-to-decide").inner_text() == "Entrar para aprovar ou negar"
+    assert "Este link vale uma vez e expira" in page.locator("#decide").inner_text()
+    page.click("#login-to-decide")
+    page.wait_for_selector("#login")
+    assert page.title() == "Entrar no oneha"
+    page.fill("#name", "approver")
+    page.fill("#password", "approver-password")
+    with page.expect_navigation():
+        page.click("#login")
+    assert page.locator("#approve").inner_text() == "Aprovar"
+    assert page.locator("#plan-status").inner_text() == "aguardando aprovação"
+    assert fits(page)
+    page.screenshot(path=str(tmp_path / "approval-pt-BR-390.png"), full_page=True)
+    with page.expect_navigation():
+        page.click("#approve")
+    assert "Registrado: aprovado por approver." in page.locator("#result").inner_text()
+    assert page.locator("#plan-status").get_attribute("data-status") == "executing"
+    page.screenshot(path=str(tmp_path / "approved-pt-BR-390.png"), full_page=True)
+    context.close()
+    assert d.store.plan_state(pid)["approved_by"] == "approver"
