@@ -93,6 +93,24 @@ PATHS: dict[str, dict[str, Any]] = {
                     tags=["ingest"], ok_code="202", body=OBJ,
                     security=[{"alertmanagerToken": []}]),
     },
+    "/v1/drills": {
+        "post": _op("A drill event came back through the front-end's hook path", "reached",
+                    {"type": "object", "properties": {"drill_id": {"type": "string"},
+                                                      "reached_by": {"type": "string"}}},
+                    400, 401, 404, 413, tags=["ingest"], ok_code="202",
+                    body={"type": "object", "required": ["drill_id"], "properties": {
+                        "drill_id": {"type": "string", "pattern": "^[0-9a-f]{16,32}$"},
+                        "frontend": {"type": "string"}, "hook": {"type": "string"}}},
+                    security=[{"frontendSignature": []}]),
+    },
+    "/v1/heartbeats": {
+        "post": _op("A front-end's sender is alive (signed at each scheduled flush)", "noted",
+                    OBJ, 400, 401, 413, tags=["ingest"], ok_code="202",
+                    body={"type": "object", "properties": {
+                        "frontend": {"type": "string"}, "sent_at": {"type": "number"},
+                        "spooled": {"type": "integer", "minimum": 0}}},
+                    security=[{"frontendSignature": []}]),
+    },
     "/v1/incidents": {
         "get": _op("Incidents, newest first", "incidents",
                    {"type": "object", "properties": {
