@@ -20,7 +20,7 @@
     var value = seconds, unit = "second";
     for (var i = 0; i < steps.length; i++) {
       unit = steps[i][1];
-      if (Math.abs(value) < steps[i][0]) break;
+      if (Math.abs(Math.round(value)) < steps[i][0]) break;  // 59.6 s reads "1 min"
       value = value / steps[i][0];
     }
     return rel.format(-Math.round(value), unit);

@@ -189,12 +189,12 @@ def ago(ts: float, now: float) -> str:
     seconds = abs(delta)
     if seconds < 10:
         return gettext("just now")
-    for limit, unit, size in ((60, "s", 1), (3600, "min", 60), (86400, "h", 3600),
-                              (math.inf, "d", 86400)):
-        if seconds < limit:
-            n = max(int(round(seconds / size)), 1)
+    for unit, size, below in (("s", 1, 60), ("min", 60, 60), ("h", 3600, 24),
+                              ("d", 86400, math.inf)):
+        n = round(seconds / size)  # rounded first: 59.6 s is "1 min", not "60 s"
+        if n < below:
             return gettext(f"in %(n)s {unit}" if future else f"%(n)s {unit} ago", n=n)
-    raise AssertionError("unreachable")
+    raise AssertionError("unreachable: days have no upper bound")
 
 
 def moment(ts: Any, now: float | None = None, relative: bool = True) -> Markup:

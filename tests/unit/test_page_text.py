@@ -56,6 +56,7 @@ def test_a_users_configured_language_comes_before_the_browsers(app):
     (12 * 60 + 5, "12 min ago", "há 12 min"), (3 * 3600, "3 h ago", "há 3 h"),
     (-2 * 3600 + 1, "in 2 h", "em 2 h"), (-59 * 60, "in 59 min", "em 59 min"),
     (5 * 86400, "5 d ago", "há 5 d"),
+    (59.6, "1 min ago", "há 1 min"), (3599.7, "1 h ago", "há 1 h"),
 ])
 def test_relative_times_in_both_languages(app, delta, en, pt):
     now = 1_800_000_000.0
