@@ -66,17 +66,32 @@ def config_warnings(s) -> list[str]:
     return out
 
 
+log_format_option = click.option(
+    "--log-format", type=click.Choice(["text", "json"]), default=None,
+    help="Log lines as text or JSON objects (default: $ONEHA_LOG_FORMAT, else text).")
+
+
 @click.command()
 @click.option("--concurrency", "-C", default=2, show_default=True)
 @click.option("--loglevel", default="info", show_default=True)
 @click.option("--name", default=None, help="Worker node name (default: oneha@<pid>).")
+@log_format_option
 @click.pass_obj
-def worker(obj, concurrency: int, loglevel: str, name: str | None) -> None:
+def worker(obj, concurrency: int, loglevel: str, name: str | None, log_format: str | None) -> None:
     """Run a Celery worker that processes events, notifications and remediations."""
+    from celery.signals import setup_logging
+
+    from gateway import logs
     from tasks.app import create_celery
-    app = create_celery(obj.settings)
+    settings = obj.settings
+    # A receiver of setup_logging tells Celery not to configure logging itself.
+    setup_logging.connect(lambda **_: logs.configure(log_format, loglevel, settings), weak=False)
+    logs.configure(log_format, loglevel, settings)
+    app = create_celery(settings)
     app.set_default()
-    argv = ["worker", f"--loglevel={loglevel}", f"--concurrency={concurrency}",
+    # JSON lines only: no banner (Celery's --quiet); warnings are logged (gateway/logs.py)
+    quiet = ["--quiet"] if logs.resolve_format(log_format) == "json" else []
+    argv = [*quiet, "worker", f"--loglevel={loglevel}", f"--concurrency={concurrency}",
             "--without-mingle", "--without-gossip", f"--hostname={name or f'oneha{os.getpid()}@%h'}"]
     app.worker_main(argv)
 
@@ -87,24 +102,42 @@ def worker(obj, concurrency: int, loglevel: str, name: str | None) -> None:
 @click.option("--workers", default=2, show_default=True, help="gunicorn worker processes")
 @click.option("--threads", default=4, show_default=True)
 @click.option("--dev", is_flag=True, help="Flask's development server instead of gunicorn.")
+@log_format_option
 @click.pass_obj
-def serve(obj, host: str, port: int, workers: int, threads: int, dev: bool) -> None:
+def serve(obj, host: str, port: int, workers: int, threads: int, dev: bool,
+          log_format: str | None) -> None:
     """Serve the HTTP gateway (ingest, approvals, web UI, health, metrics)."""
+    from gateway import logs
     from gateway.app import create_app
+    logs.configure(log_format, "INFO", obj.settings)
     app = create_app(obj.settings)
     if dev:
         app.run(host=host, port=port, threaded=True)
         return
     from gunicorn.app.base import BaseApplication
+    from gunicorn.glogging import Logger
+
+    class _Logger(Logger):
+        """gunicorn's messages through the root handler (gateway/logs.py), not its own."""
+
+        def setup(self, cfg):
+            super().setup(cfg)
+            for lg in (self.error_log, self.access_log):
+                lg.handlers.clear()
+                lg.propagate = True
 
     class _Gunicorn(BaseApplication):
         def load_config(self):
+            self.cfg.set("logger_class", _Logger)
             self.cfg.set("bind", f"{host}:{port}")
             self.cfg.set("workers", workers)
             self.cfg.set("worker_class", "gthread")
             self.cfg.set("threads", threads)
             self.cfg.set("keepalive", 5)
             self.cfg.set("accesslog", None)
+            # No gunicornc control socket: by default every gunicorn of a user shares
+            # ~/.gunicorn/gunicorn.ctl, and a read-only container has no home to put it in.
+            self.cfg.set("control_socket_disable", True)
 
         def load(self):
             return app
@@ -117,8 +150,9 @@ def serve(obj, host: str, port: int, workers: int, threads: int, dev: bool) -> N
 @click.option("--port", default=8080, show_default=True)
 @click.option("--workdir", type=click.Path(file_okay=False), default=None,
               help="Where the embedded Redis keeps its data and the logs go (default: a temp dir).")
+@log_format_option
 @click.pass_obj
-def up(obj, port: int, workdir: str | None) -> None:
+def up(obj, port: int, workdir: str | None, log_format: str | None) -> None:
     """Gateway + worker + beat on this machine; an embedded Redis unless a Redis URL is set.
 
     Without opennebula.endpoints it runs without remediation, Raft monitor and reconciler (it
@@ -144,7 +178,7 @@ def up(obj, port: int, workdir: str | None) -> None:
         click.echo("no OpenNebula endpoint configured (opennebula.endpoints or ONEHA_ONE_ENDPOINTS):"
                    " running without remediation, Raft monitor or reconciler; events from hooks "
                    "and Alertmanager are still alerted on (`oneha demo` plays a simulated cloud)")
-    env = {}
+    env = {"ONEHA_LOG_FORMAT": log_format} if log_format else {}
     redis_server = None
     redis_url = settings.redis_url
     if "redis_url" not in settings.model_fields_set:
