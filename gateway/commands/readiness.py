@@ -80,5 +80,5 @@ def render(report, with_vms: bool = True) -> str:
                                     [[h.host_name, f"{v.vm_name} ({v.vm_id})",
                                       "left to people" if v.outcome == PEOPLE else
                                       "held for approval", v.reason] for h, v in held],
-                                    max_width=110))
+                                    max_width=140))
     return "\n".join(lines)
