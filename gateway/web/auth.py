@@ -149,7 +149,8 @@ def _needed_role() -> str:
 
 
 def _wants_json() -> bool:
-    return request.path.startswith("/v1/")
+    """A machine's path (the API, a Prometheus scrape): a 401, not the login page."""
+    return request.path.startswith(("/v1/", "/metrics"))
 
 
 def _to_login():

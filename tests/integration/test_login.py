@@ -152,3 +152,12 @@ def test_no_log_line_names_the_approval_token(config, own_redis, caplog):
     logged = " ".join(f"{r.getMessage()} {r.__dict__}" for r in caplog.records)
     assert "request_unavailable" in logged and "/approvals/<token>" in logged
     assert token not in logged and signature not in logged
+
+
+def test_metrics_are_open_unless_the_site_says_otherwise(config):
+    assert app_of(config).test_client().get("/metrics").status_code == 200
+    closed = app_of(config, public_metrics=False).test_client()
+    assert closed.get("/metrics").status_code == 401
+    assert closed.get("/metrics", headers={"Authorization": "Bearer test-token-viewer"}
+                      ).status_code == 200
+    assert closed.get("/healthz").status_code == 200 and closed.get("/readyz").status_code == 200
