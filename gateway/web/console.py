@@ -18,7 +18,6 @@ import time
 from urllib.parse import urlsplit
 
 from flask import Blueprint, abort, current_app, redirect, render_template, request, url_for
-
 from markupsafe import Markup
 
 from gateway.adapters.notifier import mask_url
