@@ -35,5 +35,5 @@ USER 10001:10001
 EXPOSE 8080
 # `oneha health` checks what process 1 runs: serve -> /readyz is 200 (Redis reachable);
 # worker -> this container's worker reported itself alive in Redis within 15 s; beat -> Redis.
-HEALTHCHECK --interval=10s --timeout=5s --start-period=20s --retries=3 CMD ["oneha", "health"]
+HEALTHCHECK --interval=10s --timeout=10s --start-period=20s --retries=3 CMD ["oneha", "health"]
 CMD ["oneha", "serve", "--host", "0.0.0.0", "--port", "8080"]
