@@ -30,7 +30,8 @@ _DUMMY_HASH = generate_password_hash("not a password of anyone")
 
 def _safe_next(target: str | None) -> str:
     """Only a path of this site: never `//evil.example` or `https://…` (an open redirect)."""
-    if not target or not target.startswith("/") or target.startswith("//") or "\\" in target:
+    if not target or not target.startswith("/") or target.startswith("//") or "\\" in target \
+            or any(ord(c) < 33 or c == "\x7f" for c in target):  # browsers drop tabs: "/\t/x"
         return "/"
     return target
 

@@ -64,7 +64,8 @@ def test_the_login_form_needs_its_csrf_token(config):
 
 @pytest.mark.parametrize("target,landing", [
     ("/incidents/x?a=1", "/incidents/x?a=1"), ("//evil.example/x", "/"),
-    ("https://evil.example/", "/"), ("/\\evil.example", "/"), ("", "/")])
+    ("https://evil.example/", "/"), ("/\\evil.example", "/"), ("/\t/evil.example", "/"),
+    ("/\n/evil.example", "/"), ("", "/")])
 def test_after_login_only_a_path_of_this_site_is_followed(config, target, landing):
     r = attempt(app_of(config).test_client(), "viewer", PASSWORDS["viewer"], next_=target)
     assert r.status_code == 303 and r.location == landing
