@@ -120,3 +120,17 @@ def test_targets_are_judged_on_the_timed_storm(am):
     assert all(dict(am.verdicts([fast, good], {"oneha": [1.1]})).values())
     dup = am.Result("oneha", storm, all_hosts_s=2.2, p99_s=1.9, first=20, duplicates=1)
     assert not all(dict(am.verdicts([fast, dup], {})).values())
+
+
+def test_a_message_group_interval_after_the_first_is_news_not_a_duplicate(am):
+    storm = am.Storm(1, 2)
+    sent = am.Sent(send=[1.0, 1.1, 1.2], ack=[1.05, 1.15, 1.25], status=[202] * 3, reconnects=0)
+    first = oneha_chat("bhost00", 1, ["bvm00-000"])
+    full = oneha_chat("bhost00", 2, ["bvm00-000", "bvm00-001"])
+    posts = [(3.0, ChatPost("/p", {}, first)), (3.0 + am.GROUP_INTERVAL, ChatPost("/p", {}, full))]
+    res = am.analyse(am.Oneha, storm, sent, posts, strict_names=False)
+    assert (res.first, res.duplicates, res.updates, res.messages) == (1, 0, 1, 2)
+    assert res.incomplete == ["bhost00"]  # the first message is judged, not the later one
+    soon = posts[:1] + [(4.0, ChatPost("/p", {}, full))]
+    res = am.analyse(am.Oneha, storm, sent, soon, strict_names=False)
+    assert (res.duplicates, res.updates) == (1, 0)
