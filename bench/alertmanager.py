@@ -449,7 +449,7 @@ class Alertmanager:
     def peak_rss(self) -> dict[str, list[int]]:
         return {"alertmanager": [_vm_hwm(self.proc.pid)]}
 
-    told = staticmethod(told_alertmanager)  # what one message said (the class is enough: see analyse)
+    told = staticmethod(told_alertmanager)  # what one message said (analyse needs the class only)
 
     def stop(self) -> None:
         if self.proc and self.proc.poll() is None:
@@ -596,7 +596,7 @@ class Result:
     p99_s: float | None = None
     first: int = 0
     duplicates: int = 0  # more messages for a host within group_interval of its first
-    updates: int = 0  # messages group_interval or more after a host's first: allowed (the group grew)
+    updates: int = 0  # messages group_interval or more after a host's first: the group grew
     incomplete: list[str] = field(default_factory=list)  # hosts whose first message misses VMs
     missing: list[str] = field(default_factory=list)  # hosts never told
     cpu_ms: float | None = None  # per event
