@@ -1,10 +1,9 @@
 """Security headers on every response.
 
-- `Content-Security-Policy`: scripts only from this site or inline with this response's nonce
-  (templates write `<script nonce="{{ csp_nonce() }}">`); no plugins; forms post only here; no
-  page of ours inside anyone's frame (`frame-ancestors 'none'`, and `X-Frame-Options` for old
-  browsers). Styles may be inline: the pages carry their CSS in a `<style>` block, and a style
-  cannot run code.
+- `Content-Security-Policy`: scripts and styles only from this site or inline with this
+  response's nonce (templates write `<script nonce="{{ csp_nonce() }}">`, `<style nonce=…>`; no
+  `style=` attributes); no plugins; forms post only here; no page of ours inside anyone's frame
+  (`frame-ancestors 'none'`, and `X-Frame-Options` for old browsers).
 - `X-Content-Type-Options: nosniff`; `Referrer-Policy: same-origin` (a view may set a stricter
   one: the approval page and the login page say `no-referrer`, their URLs hold a credential).
 """
@@ -25,10 +24,10 @@ def csp_nonce() -> str:
 
 def _policy() -> str:
     nonce = g.get("csp_nonce")
-    scripts = f"'self' 'nonce-{nonce}'" if nonce else "'self'"
+    own = f"'self' 'nonce-{nonce}'" if nonce else "'self'"
     return ("default-src 'self'; "
-            f"script-src {scripts}; "
-            "style-src 'self' 'unsafe-inline'; "
+            f"script-src {own}; "
+            f"style-src {own}; "
             "img-src 'self' data:; "
             "object-src 'none'; base-uri 'none'; form-action 'self'; "
             "frame-ancestors 'none'")

@@ -32,6 +32,9 @@ def test_login_and_approval_pages_fit_and_put_the_decision_first(sim, key_prefix
     for label, size in SIZES.items():
         context = browser.new_context(viewport=size)
         page = context.new_page()
+        refused = []  # what the browser's CSP blocked (it says so on the console)
+        page.on("console", lambda m: refused.append(m.text)
+                if "Content Security Policy" in m.text else None)
         page.goto(link)
         page.screenshot(path=str(tmp_path / f"approval-logged-out-{label}.png"), full_page=True)
         assert fits(page), (f"approval page (logged out) wider than {label} px", page.evaluate(WIDE))
@@ -53,6 +56,9 @@ def test_login_and_approval_pages_fit_and_put_the_decision_first(sim, key_prefix
             box = page.locator(button).bounding_box()
             assert box and box["y"] + box["height"] <= size["height"], f"{button} below the fold"
         page.screenshot(path=str(tmp_path / f"approval-{label}.png"), full_page=True)
+        navy = page.evaluate("getComputedStyle(document.querySelector('#approve')).backgroundColor")
+        assert navy == "rgb(31, 58, 95)", "the page's own style did not apply"
+        assert refused == []
         context.close()
     assert d.store.plan_state(pid)["status"] == "awaiting_approval"  # looked, decided nothing
 

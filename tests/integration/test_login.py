@@ -99,10 +99,21 @@ def test_security_headers_on_every_response(config, path, headers):
     r = app_of(config).test_client().get(path, headers=headers)
     csp = r.headers["Content-Security-Policy"]
     assert "frame-ancestors 'none'" in csp and "script-src 'self'" in csp
-    assert "'unsafe-inline'" not in csp.split("script-src", 1)[1].split(";")[0]
+    assert "'unsafe-inline'" not in csp and "'unsafe-eval'" not in csp
     assert r.headers["X-Content-Type-Options"] == "nosniff"
     assert r.headers["Referrer-Policy"] in ("same-origin", "no-referrer")
     assert r.headers["X-Frame-Options"] == "DENY"
+
+
+def test_an_inline_style_is_allowed_by_this_responses_nonce_only(config):
+    client = app_of(config).test_client()
+    first, second = client.get("/login"), client.get("/login")
+    nonces = []
+    for r in (first, second):
+        nonce = r.headers["Content-Security-Policy"].split("'nonce-", 1)[1].split("'", 1)[0]
+        assert f'<style nonce="{nonce}">'.encode() in r.data
+        nonces.append(nonce)
+    assert nonces[0] != nonces[1] and len(nonces[0]) >= 16
 
 
 def test_the_approval_and_login_pages_send_no_referrer(config):
