@@ -115,19 +115,6 @@ def assess(w: Watch) -> list[Finding]:
     if w.cfg.heartbeats:
         for fe in sorted(w.frontends):
             last = (w.heartbeats.get(fe) or {}).get("at")
-            if last is None:
-                why = (f"no heartbeat from front-end {fe}'s sender has reached a gateway in "
-                       f"{w.now - w.started:.0f}s")
-                silent = w.now - w.started > limit
-            else:
-                silent = w.now - float(last) > limit
-                why = (f"front-end {fe}'s sender has not signed a heartbeat for "
-                       f"{w.now - float(last):.0f}s (more than {w.cfg.missed_heartbeats} "
-                       f"intervals of {w.cfg.heartbeat_interval:g}s)")
-            out.append(Finding(f"heartbeat/{fe}", "HEARTBEAT/MISSING", silent,
-                               why + ": check its `oneha-hook --flush` timer, its urls and "
-                                     "that it can reach a gateway" if silent
-                               else f"front-end {fe}'s heartbeats arrive again", fe))
             bad = w.bad_keys.get(fe) or {}
             good_after = last is not None and float(last) >= float(bad.get("at") or 0)
             mismatch = bool(bad) and not good_after
@@ -137,6 +124,21 @@ def assess(w: Watch) -> list[Finding]:
                 f"({bad.get('count', 0)} refused request(s)): its events would be refused too; "
                 f"set the same key in its oneha-hook.conf and in ingest.frontends.{fe}.keys"
                 if mismatch else f"front-end {fe}'s sender signs with a valid key again", fe))
+            if last is None:
+                why = (f"no heartbeat from front-end {fe}'s sender has reached a gateway in "
+                       f"{w.now - w.started:.0f}s")
+                silent = w.now - w.started > limit
+            else:
+                silent = w.now - float(last) > limit
+                why = (f"front-end {fe}'s sender has not signed a heartbeat for "
+                       f"{w.now - float(last):.0f}s (more than {w.cfg.missed_heartbeats} "
+                       f"intervals of {w.cfg.heartbeat_interval:g}s)")
+            # A refused key explains the silence: one incident for one cause.
+            silent = silent and not mismatch
+            out.append(Finding(f"heartbeat/{fe}", "HEARTBEAT/MISSING", silent,
+                               why + ": check its `oneha-hook --flush` timer, its urls and "
+                                     "that it can reach a gateway" if silent
+                               else f"front-end {fe}'s heartbeats arrive again", fe))
     if w.hook_present is not None:
         out.append(Finding(
             "drill/hook", "DRILL/HOOK_MISSING", not w.hook_present,

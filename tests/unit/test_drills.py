@@ -41,6 +41,9 @@ def test_a_refused_key_fires_until_a_good_heartbeat_comes_after_it():
     assert "3 refused" in f.summary and "ingest.frontends.fe2.keys" in f.summary
     fixed = watch(heartbeats={"fe1": {"at": 990.0}, "fe2": {"at": 999.0}}, bad_keys=bad)
     assert firing(drills.assess(fixed)) == {}
+    # refused for long: silent too, but the key is the one cause told
+    long_ago = watch(heartbeats={"fe1": {"at": 990.0}, "fe2": {"at": 500.0}}, bad_keys=bad)
+    assert firing(drills.assess(long_ago)) == {"key/fe2": "HEARTBEAT/KEY_MISMATCH"}
 
 
 def test_a_missing_hook_and_a_drill_that_did_not_come_back_fire():
