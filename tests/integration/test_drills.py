@@ -223,3 +223,43 @@ def test_the_dead_mans_switch_opens_incidents_within_two_intervals(
         finally:
             stop_beats(beats)
             gateway.close()
+
+
+def test_oneha_drill_says_which_front_end_and_a_drill_that_never_comes_back_pages_people(
+        sim, key_prefix, redis_url, workers, tmp_path):
+    from tests.support.worker import write_config
+    with ChatSink() as ops, ChatSink() as drill:
+        config, settings = setup(sim, key_prefix, redis_url, ops, drill, heartbeats=False,
+                                 enabled=True, timeout=2)
+        gateway = Gateway(settings)
+        try:
+            fes = Frontends(sim, tmp_path, gateway.url)
+            install_hooks(settings, fes.command)
+            workers.start(config)
+            path = write_config(config, tmp_path, "cli.yaml")
+
+            def oneha(*args):
+                return subprocess.run([sys.executable, "-m", "gateway.cli", "-c", str(path),
+                                       *args], capture_output=True, text=True, timeout=60)
+
+            done = oneha("drill", "--json")
+            assert done.returncode == 0, done.stdout + done.stderr
+            import json
+            result = json.loads(done.stdout)
+            assert result["frontend"] == f"fe{leader(sim)}" and result["receiver"] == "drill"
+            assert 0 < result["gateway_seconds"] <= result["receiver_seconds"] < 20
+
+            sim.set_hooks_enabled(False)  # the hook manager stops running hooks
+            lost = oneha("drill", "--timeout", "2")
+            assert lost.returncode == 1 and "NOT reached" in lost.stdout, lost.stdout
+            time.sleep(2.2)  # past drills.timeout
+            rt = Runtime.from_settings(settings)
+            DrillFlow(rt).check()
+            incidents = IncidentStore(rt)
+            inc = wait_until(lambda: opened(incidents, "alertpath:drill/reached"), 10,
+                             what="the lost drill's incident")
+            assert "did not come back" in inc.objects["alertpath:drill/reached"].detail
+            wait_until(lambda: any("DRILL/NOT_REACHED" in p.title + p.message
+                                   for p in ops.messages), 10, what="ops told")
+        finally:
+            gateway.close()
