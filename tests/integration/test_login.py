@@ -105,6 +105,15 @@ def test_security_headers_on_every_response(config, path, headers):
     assert r.headers["X-Frame-Options"] == "DENY"
 
 
+def test_what_a_principal_reads_is_not_cached(config):
+    client = app_of(config).test_client()
+    assert client.get("/v1/incidents", headers={"Authorization": "Bearer test-token-viewer"}
+                      ).headers["Cache-Control"] == "no-store"
+    login(client, "viewer")
+    assert client.get("/").headers["Cache-Control"] == "no-store"
+    assert "Cache-Control" not in client.get("/healthz").headers
+
+
 def test_an_inline_style_is_allowed_by_this_responses_nonce_only(config):
     client = app_of(config).test_client()
     first, second = client.get("/login"), client.get("/login")
