@@ -45,7 +45,7 @@ class DrillConfig(Strict):
     interval: Duration = Field(default=3600.0, gt=0)  # a drill from the beat this often
     timeout: Duration = Field(default=60.0, gt=0)  # not back within this: not reached
     # The front-ends' `oneha-hook --flush` timer period, and how many may be missed.
-    heartbeat_interval: Duration = Field(default=300.0, gt=0)
+    heartbeat_interval: Duration = Field(default=60.0, gt=0)  # the README's cron: every minute
     missed_heartbeats: int = Field(default=2, ge=1, le=100)
     heartbeats: bool = True  # watch heartbeats (every front-end of ingest.frontends)
     check_interval: Duration | None = Field(default=None, gt=0)  # default: heartbeat_interval
