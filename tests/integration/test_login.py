@@ -144,6 +144,18 @@ def test_a_removed_user_or_a_changed_password_ends_the_session(config):
         assert other.get("/v1/incidents").status_code == 401
 
 
+def test_a_login_ends_after_the_session_lifetime_however_often_it_is_used(config):
+    client = app_of(config).test_client()
+    login(client, "viewer")
+    assert client.get("/v1/incidents").status_code == 200
+    with client.session_transaction() as s:
+        s["at"] -= 12 * 3600 - 60  # logged in 11 h 59 min ago
+    assert client.get("/v1/incidents").status_code == 200
+    with client.session_transaction() as s:
+        s["at"] -= 120  # 12 h 01 min ago
+    assert client.get("/v1/incidents").status_code == 401
+
+
 def test_logout_ends_the_session(config):
     client = app_of(config).test_client()
     csrf = login(client, "viewer")
