@@ -179,6 +179,14 @@ def test_a_viewer_reads_but_cannot_silence_and_an_approver_silences_in_portugues
         assert page.locator("#silences tr[data-state=expired]").count() == 1
         assert "expirado" in page.locator("#silence-done").inner_text()
 
+        # Every page an approver sees, in Portuguese (longer words), fits the phone too.
+        for path in PAGES[:-1]:
+            look(page, stack.url + path, "pt" + (path.replace("/", "-") if path != "/"
+                                                  else "-incidents"), out)
+            assert page.locator("html").get_attribute("lang") == "pt-BR"
+        page.set_viewport_size(PHONE)
+        page.goto(stack.url + "/silences")
+
         # The switch back to English is remembered (a cookie) over the browser's language.
         with page.expect_navigation():
             page.click("#languages a[hreflang=en]")
