@@ -24,7 +24,7 @@ def PERIODIC(settings) -> dict[str, float]:  # noqa: N802 - the beat's conventio
     if settings.readiness.enabled:
         periodic[READINESS_TASK] = settings.readiness.interval
     d = settings.drills
-    if d.enabled or (d.heartbeats and settings.ingest.frontends):
+    if d.enabled or (d.heartbeats != "off" and settings.ingest.frontends):
         periodic[DRILL_CHECK_TASK] = d.check_interval or min(d.heartbeat_interval, d.interval)
     return periodic
 

@@ -22,7 +22,7 @@ from __future__ import annotations
 import hashlib
 import re
 from dataclasses import dataclass, field
-from typing import Any, Mapping, Sequence
+from typing import Any, Literal, Mapping, Sequence
 
 from pydantic import Field
 
@@ -47,7 +47,10 @@ class DrillConfig(Strict):
     # The front-ends' `oneha-hook --flush` timer period, and how many may be missed.
     heartbeat_interval: Duration = Field(default=60.0, gt=0)  # the README's cron: every minute
     missed_heartbeats: int = Field(default=2, ge=1, le=100)
-    heartbeats: bool = True  # watch heartbeats (every front-end of ingest.frontends)
+    # Whose heartbeats are watched: "seen" every front-end heard from at least once (a gateway
+    # upgraded before its senders pages nobody), "all" every front-end of ingest.frontends
+    # (never heard from counts as silent), "off" none.
+    heartbeats: Literal["off", "seen", "all"] = "seen"
     check_interval: Duration | None = Field(default=None, gt=0)  # default: heartbeat_interval
 
 
@@ -112,8 +115,10 @@ class Watch:
 def assess(w: Watch) -> list[Finding]:
     out: list[Finding] = []
     limit = w.cfg.missed_heartbeats * w.cfg.heartbeat_interval
-    if w.cfg.heartbeats:
-        for fe in sorted(w.frontends):
+    if w.cfg.heartbeats != "off":
+        watched = (w.frontends if w.cfg.heartbeats == "all"
+                   else [fe for fe in w.frontends if fe in w.heartbeats or fe in w.bad_keys])
+        for fe in sorted(watched):
             last = (w.heartbeats.get(fe) or {}).get("at")
             bad = w.bad_keys.get(fe) or {}
             good_after = last is not None and float(last) >= float(bad.get("at") or 0)

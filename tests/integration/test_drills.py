@@ -101,7 +101,7 @@ def setup(sim, key_prefix, redis_url, ops, drill, **drills):
         receivers=[{"name": "ops", "urls": [ops.url()]}, {"name": "drill", "urls": [drill.url()]}],
         route={"group_wait": "0s", "group_interval": "1s"},
         drills={"receiver": "drill", "heartbeat_interval": HEARTBEAT, "missed_heartbeats": 2,
-                "check_interval": CHECK, "timeout": 3, **drills})
+                "check_interval": CHECK, "timeout": 3, "heartbeats": "all", **drills})
     return config, settings_from_dict(config, env={})
 
 
@@ -114,7 +114,7 @@ def install_hooks(settings, command):
 def test_a_drill_reaches_the_drill_receiver_only_through_the_leaders_hook_also_after_a_new_leader(
         sim, key_prefix, redis_url, workers, tmp_path):
     with ChatSink() as ops, ChatSink() as drill:
-        config, settings = setup(sim, key_prefix, redis_url, ops, drill, heartbeats=False)
+        config, settings = setup(sim, key_prefix, redis_url, ops, drill, heartbeats="off")
         gateway = Gateway(settings)
         try:
             fes = Frontends(sim, tmp_path, gateway.url)
@@ -229,7 +229,7 @@ def test_oneha_drill_says_which_front_end_and_a_drill_that_never_comes_back_page
         sim, key_prefix, redis_url, workers, tmp_path):
     from tests.support.worker import write_config
     with ChatSink() as ops, ChatSink() as drill:
-        config, settings = setup(sim, key_prefix, redis_url, ops, drill, heartbeats=False,
+        config, settings = setup(sim, key_prefix, redis_url, ops, drill, heartbeats="off",
                                  enabled=True, timeout=2)
         gateway = Gateway(settings)
         try:

@@ -5,7 +5,7 @@ from gateway.config import settings_from_dict
 from gateway.domain import drills
 from gateway.domain.routing import match_routes
 
-CFG = drills.DrillConfig(heartbeat_interval=60, missed_heartbeats=2, timeout=30)
+CFG = drills.DrillConfig(heartbeat_interval=60, missed_heartbeats=2, timeout=30, heartbeats="all")
 
 
 def watch(**kw):
@@ -31,6 +31,14 @@ def test_silence_longer_than_the_missed_intervals_fires_never_heard_counts_from_
         "heartbeat/fe1": "HEARTBEAT/MISSING", "heartbeat/fe2": "HEARTBEAT/MISSING"}
     (f,) = [f for f in drills.assess(w) if f.firing]
     assert "oneha-hook --flush" in f.summary and f.frontend == "fe1"
+
+
+def test_seen_watches_only_front_ends_heard_from_once_and_off_none():
+    seen = drills.DrillConfig(heartbeat_interval=60, heartbeats="seen")
+    w = watch(cfg=seen, heartbeats={"fe1": {"at": 500.0}}, started=0.0)  # fe2 never heard
+    assert firing(drills.assess(w)) == {"heartbeat/fe1": "HEARTBEAT/MISSING"}
+    off = watch(cfg=drills.DrillConfig(heartbeats="off"), heartbeats={"fe1": {"at": 0.0}})
+    assert [f.key for f in drills.assess(off)] == ["drill/hook"]
 
 
 def test_a_refused_key_fires_until_a_good_heartbeat_comes_after_it():
