@@ -727,6 +727,8 @@ def run_storm(kind, storm: Storm, sink: StampedSink, workdir: Path, args, tag: s
             calls1 = system.redis_calls()
             delta = {k: v - calls0.get(k, 0) for k, v in calls1.items()}
             res.redis_per_event = sum(delta.values()) / storm.events
+            (system.dir / "redis-commands.json").write_text(json.dumps(  # every command, for --keep
+                dict(sorted(delta.items(), key=lambda kv: -kv[1])), indent=1))
             res.redis_top = sorted(((k, v / storm.events) for k, v in delta.items() if v),
                                    key=lambda kv: -kv[1])[:6]
         res.rss = system.peak_rss()
