@@ -307,5 +307,7 @@ def _room_taken(plan: Plan, vms: Sequence[VmInfo]) -> dict[int, tuple[int, int]]
 class ReadinessConfig(Strict):
     """`readiness:` in the YAML: the beat recomputes readiness this often."""
 
-    enabled: bool = True
+    # None: as the reconciler — both read the whole host and VM pools, so a gateway that is
+    # not to poll OpenNebula (reconciler.enabled: false) does not poll it for readiness either.
+    enabled: bool | None = None
     interval: Duration = Field(default=300.0, gt=0)
