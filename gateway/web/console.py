@@ -99,11 +99,13 @@ def incident(incident_id: str):
     # Each message the incident's group sent names its delivery records (composer.sent_entry).
     sent = [nid for e in timeline if e.kind == "notification"
             for nid in (e.data or {}).get("notifications", [])]
+    notifications = NotificationStore.of(rt)
+    sent += notifications.ids_of_incident(incident_id, found.created_at)  # escalations
     # The story people read (the opening, joins told once, no bookkeeping), and every entry as
     # recorded one click away.
     return render_template("console/incident.html", i=found, plans=plans, timeline=timeline,
                            story=story(timeline, limit=len(timeline) + 1),
-                           deliveries=NotificationStore.of(rt).deliveries(sent))
+                           deliveries=notifications.deliveries(sent))
 
 
 @bp.get("/silences")

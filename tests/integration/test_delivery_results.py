@@ -40,3 +40,15 @@ def test_each_url_reads_its_state_attempts_and_last_error(redis_url, key_prefix)
     assert found[1]["urls"] == [{"url_key": "m1", "url": "mailto://smtp/****", "attempts": 1,
                                  "error": "", "state": "sent"}]
     assert store.deliveries([]) == []
+
+
+def test_an_incidents_own_notifications_are_found_from_its_start(redis_url, key_prefix):
+    rt = Runtime.from_settings(settings_from_dict(
+        {"redis_url": redis_url, "key_prefix": key_prefix}, env={}))
+    store = NotificationStore(rt)
+    for nid, at in (("host-7-abc:escalated:0:lead", 200.0), ("host-7-abc:resolved:0:lead", 300.0),
+                    ("host-7-abcd:escalated:0:lead", 250.0),  # another incident's
+                    ("g1:firing:1:mail", 210.0), ("host-7-abc:escalated:0:old", 50.0)):
+        store.open(note(nid, nid.rsplit(":", 1)[1], at), {}, at)
+    assert store.ids_of_incident("host-7-abc", since=100.0) == [
+        "host-7-abc:escalated:0:lead", "host-7-abc:resolved:0:lead"]

@@ -204,6 +204,15 @@ class NotificationStore:
         out["attempts"] = [json.loads(a) for a in self._r.lrange(self._k("attempts", nid), 0, -1)]
         return out
 
+    def ids_of_incident(self, incident_id: str, since: float) -> list[str]:
+        """Notifications named after the incident itself (escalations, and the resolve notice to
+        those it was escalated to; a group's messages are named after the group and listed on
+        the incident's timeline instead), opened since `since` (the incident's start): the log
+        index from then on, filtered."""
+        prefix = f"{incident_id}:"
+        return [m for m in map(_s, self._r.zrangebyscore(self._k("index"), since - 1, "+inf"))
+                if m.startswith(prefix)]
+
     def deliveries(self, notification_ids: list[str]) -> list[dict[str, Any]]:
         """Per notification (oldest first, expired ones left out): receiver, transition,
         created_at, overall status, and each URL masked with its state, attempts and the last
