@@ -55,6 +55,8 @@ def render(report, with_vms: bool = True) -> str:
     for c in report.clusters:
         lines.append(f"cluster {c.label} ({len(c.hosts)} hosts): survives the loss of any one "
                      f"host: {_yes(c.survives_one)}; of any two: {_yes(c.survives_two)}")
+        if c.pairs_of and c.pairs_of < len(c.hosts):
+            lines.append(f"  (any two: the pairs of the {c.pairs_of} hosts with the most to move)")
         for host, n in c.cannot_lose:
             lines.append(f"  cannot lose {host}: {n} VM(s) would not fit")
         for a, b, n in c.cannot_lose_two[:5]:

@@ -34,6 +34,10 @@ from .remediation.plans import Plan, PlanInput, build_plan
 from .remediation.policy import RoutePolicy
 
 AUTO, APPROVAL, PEOPLE = "auto", "approval", "people"
+# N+2 plans every pair of a cluster's hosts (two plans each): 45 hosts are 990 pairs, ~2 s here.
+# A bigger cluster has its pairs among the 45 hosts with the most to move checked (the pairs
+# most likely to fail); the report says so (`ClusterReadiness.pairs_of`).
+MAX_PAIR_HOSTS = 45
 # When no recovery was measured yet: one action and its verification (resched + boot elsewhere).
 DEFAULT_ACTION_SECONDS = 60.0
 PolicyFor = Callable[[Mapping[str, str]], RoutePolicy]
@@ -90,6 +94,7 @@ class ClusterReadiness:
     survives_two: bool | None  # None: fewer than three hosts (losing two leaves nothing)
     cannot_lose: tuple[tuple[str, int], ...] = ()  # (host, VMs that would not fit)
     cannot_lose_two: tuple[tuple[str, str, int], ...] = ()  # (host, host, VMs without room)
+    pairs_of: int = 0  # hosts whose pairs were checked for N+2 (all of them up to MAX_PAIR_HOSTS)
 
     @property
     def label(self) -> str:
@@ -163,11 +168,12 @@ def host_labels(host: HostInfo) -> dict[str, str]:
 
 def plan_loss(host: HostInfo, hosts: Sequence[HostInfo], vms: Sequence[VmInfo],
               policy_for: PolicyFor, now: float, monitoring_interval: float,
-              also_lost: Iterable[int] = ()) -> Plan:
-    """The remediation's plan for `host`'s failure (with `also_lost` down as well)."""
-    labels = host_labels(host)
-    hosts_after, vms_after = failed_world(hosts, vms, {host.id, *also_lost})
-    on_host = [v for v in vms_after if v.host_id == host.id]
+              also_lost: Iterable[int] = (), labels: dict[str, str] | None = None) -> Plan:
+    """The remediation's plan for `host`'s failure (with `also_lost` down as well); `vms` may
+    be the whole pool or only the host's (faster: the plan needs only those)."""
+    labels = host_labels(host) if labels is None else labels
+    on_host = [v for v in vms if v.host_id == host.id]
+    hosts_after, on_host = failed_world(hosts, on_host, {host.id, *also_lost})
     return build_plan(PlanInput(
         plan_id=f"readiness.{host.id}", incident_id=f"readiness:host:{host.id}", now=now,
         policy=policy_for(labels), vms=on_host, hosts=hosts_after, failed_host_id=host.id,
@@ -238,13 +244,13 @@ def assess(inp: Inputs) -> Report:
     is not the next failure) and every cluster."""
     candidates = [h for h in sorted(inp.hosts, key=lambda h: h.id)
                   if h.state == states.HOST_MONITORED]
+    by_host = _vms_by_host(inp.vms)
     results: list[HostReadiness] = []
-    plans: dict[int, Plan] = {}
     for host in candidates:
-        plan = plan_loss(host, inp.hosts, inp.vms, inp.policy_for, inp.now,
-                         inp.monitoring_interval)
-        plans[host.id] = plan
-        policy = inp.policy_for(host_labels(host))
+        labels = host_labels(host)
+        plan = plan_loss(host, inp.hosts, by_host.get(host.id, ()), inp.policy_for, inp.now,
+                         inp.monitoring_interval, labels=labels)
+        policy = inp.policy_for(labels)
         results.append(HostReadiness(
             host_id=host.id, host_name=host.name, cluster_id=host.cluster_id,
             cluster=host.cluster or "", state=host.state_label, mode=plan.mode,
@@ -252,13 +258,20 @@ def assess(inp: Inputs) -> Report:
             seconds=recovery_seconds(plan, policy.grace_cycles, inp.monitoring_interval,
                                      inp.action_seconds, inp.concurrency),
             notes=plan.notes))
-    clusters = _clusters(inp, candidates, results)
+    clusters = _clusters(inp, candidates, results, by_host)
     return Report(at=inp.now, hosts=tuple(results), clusters=clusters,
                   action_seconds=dict(inp.action_seconds), measured=bool(inp.action_seconds))
 
 
-def _clusters(inp: Inputs, candidates: list[HostInfo], results: list[HostReadiness]
-              ) -> tuple[ClusterReadiness, ...]:
+def _vms_by_host(vms: Sequence[VmInfo]) -> dict[int | None, list[VmInfo]]:
+    by_host: dict[int | None, list[VmInfo]] = {}
+    for v in vms:
+        by_host.setdefault(v.host_id, []).append(v)
+    return by_host
+
+
+def _clusters(inp: Inputs, candidates: list[HostInfo], results: list[HostReadiness],
+              by_host: dict[int | None, list[VmInfo]]) -> tuple[ClusterReadiness, ...]:
     by_cluster: dict[int | None, list[HostInfo]] = {}
     for h in candidates:
         by_cluster.setdefault(h.cluster_id, []).append(h)
@@ -267,27 +280,37 @@ def _clusters(inp: Inputs, candidates: list[HostInfo], results: list[HostReadine
     for cid, members in sorted(by_cluster.items(), key=lambda x: (x[0] is None, x[0] or 0)):
         cannot = tuple((h.name, len(found[h.id].wont_fit)) for h in members
                        if not found[h.id].survivable)
-        pairs = (tuple(_pair_loss(inp, a, b) for a, b in combinations(members, 2))
-                 if len(members) >= 3 else ())
+        labels = {h.id: host_labels(h) for h in members}
+        paired = sorted(members, key=lambda h: -_load(by_host.get(h.id, ())))[:MAX_PAIR_HOSTS]
+        paired.sort(key=lambda h: h.id)
+        pairs = (tuple(_pair_loss(inp, a, b, by_host, labels)
+                       for a, b in combinations(paired, 2)) if len(members) >= 3 else ())
         bad_pairs = tuple(p for p in pairs if p[2])
         out.append(ClusterReadiness(
             cluster_id=cid, cluster=members[0].cluster or "", hosts=tuple(h.name for h in members),
             survives_one=not cannot,
             survives_two=None if len(members) < 3 else not bad_pairs,
-            cannot_lose=cannot, cannot_lose_two=bad_pairs))
+            cannot_lose=cannot, cannot_lose_two=bad_pairs,
+            pairs_of=len(paired) if len(members) >= 3 else 0))
     return tuple(out)
 
 
-def _pair_loss(inp: Inputs, a: HostInfo, b: HostInfo) -> tuple[str, str, int]:
+def _load(vms: Sequence[VmInfo]) -> int:
+    """Memory (MB) of the host's VMs that a failure would leave to move."""
+    return sum(v.memory_mb or 0 for v in vms if v.state == states.VM_ACTIVE)
+
+
+def _pair_loss(inp: Inputs, a: HostInfo, b: HostInfo, by_host: dict[int | None, list[VmInfo]],
+               labels: dict[int, dict[str, str]]) -> tuple[str, str, int]:
     """Lose `a`, then `b`: b's VMs get what is left once a's VMs took their room."""
-    first = plan_loss(a, inp.hosts, inp.vms, inp.policy_for, inp.now, inp.monitoring_interval,
-                      also_lost=(b.id,))
-    taken = _room_taken(first, inp.vms)
+    first = plan_loss(a, inp.hosts, by_host.get(a.id, ()), inp.policy_for, inp.now,
+                      inp.monitoring_interval, also_lost=(b.id,), labels=labels[a.id])
+    taken = _room_taken(first, by_host.get(a.id, ()))
     hosts_after = [replace(h, mem_usage=(h.mem_usage or 0) + taken[h.id][0],
                            cpu_usage=(h.cpu_usage or 0) + taken[h.id][1])
                    if h.id in taken else h for h in inp.hosts]
-    second = plan_loss(b, hosts_after, inp.vms, inp.policy_for, inp.now,
-                       inp.monitoring_interval, also_lost=(a.id,))
+    second = plan_loss(b, hosts_after, by_host.get(b.id, ()), inp.policy_for, inp.now,
+                       inp.monitoring_interval, also_lost=(a.id,), labels=labels[b.id])
     lost = sum(1 for s in (*first.skipped, *second.skipped) if s.code == "wont_fit")
     return a.name, b.name, lost
 

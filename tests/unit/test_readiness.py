@@ -164,3 +164,11 @@ def test_the_report_survives_json():
                                                      disks=[disk(True, "ssh")]), vm(2, 2)])
     back = readiness.Report.from_dict(json.loads(json.dumps(report.to_dict())))
     assert back == report
+
+
+def test_a_big_cluster_checks_the_pairs_of_its_most_loaded_hosts(monkeypatch):
+    monkeypatch.setattr(readiness, "MAX_PAIR_HOSTS", 3)
+    hosts = [host(i, used_gb=1 if i != 4 else 3) for i in range(1, 6)]
+    vms = [vm(i, i, mem_gb=1) for i in (1, 2, 3, 5)] + [vm(4, 4, mem_gb=3)]
+    (c,) = assess(hosts, vms).clusters
+    assert c.pairs_of == 3 and c.survives_two is not None
