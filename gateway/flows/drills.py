@@ -127,7 +127,10 @@ class DrillFlow:
         deadline = time.monotonic() + timeout
         while True:
             record = self.status(drill_id) or {}
-            if record.get("delivered") or time.monotonic() >= deadline:
+            if record.get("delivered"):
+                self._close(record, self.rt.clock())  # its job is done: resolve its incident
+                return record
+            if time.monotonic() >= deadline:
                 return record
             time.sleep(poll)
 
@@ -199,7 +202,13 @@ class DrillFlow:
                 continue
             if self._delivered(record) is None:
                 continue
-            done = drills.drill_event(record["id"], record.get("frontend", ""),
-                                      record.get("hook", ""), now, status="resolved")
-            EventStore.of(self.rt).record_finding(done)
-            self.store.update_drill(record["id"], {**record, "closed": now})
+            self._close(record, now)
+
+    def _close(self, record: dict[str, Any], now: float) -> None:
+        if record.get("closed"):
+            return
+        done = drills.drill_event(record["id"], record.get("frontend", ""),
+                                  record.get("hook", ""), now, status="resolved")
+        EventStore.of(self.rt).record_finding(done)
+        self.store.update_drill(record["id"], {k: v for k, v in {**record, "closed": now}.items()
+                                               if k != "delivered"})
