@@ -23,7 +23,8 @@
       if (Math.abs(Math.round(value)) < steps[i][0]) break;  // 59.6 s reads "1 min"
       value = value / steps[i][0];
     }
-    return rel.format(-Math.round(value), unit);
+    // without the abbreviation's final dot ("há 12 min", "in 1 hr"): a sentence may follow
+    return rel.format(-Math.round(value), unit).replace(/\.$/, "");
   }
 
   function render() {

@@ -100,6 +100,8 @@ def test_from_a_phone_a_host_failure_is_approved_and_every_page_fits(stack, brow
             assert box and box["y"] + box["height"] <= PHONE["height"], (button, box)
         assert wider_than_the_screen(page) is None, wider_than_the_screen(page)
         assert not re.search(r"\b1[0-9]{9}\b", page.inner_text("#decide"))  # no unix time
+        expires = page.locator("#expires time")  # the reader's zone (São Paulo) and how soon
+        assert expires.get_attribute("data-local") == "1" and "in 1 hr" in expires.inner_text()
         page.screenshot(path=str(out / "approval-390.png"), full_page=True)
         page.set_viewport_size(DESK)
         page.screenshot(path=str(out / "approval-1280.png"), full_page=True)
