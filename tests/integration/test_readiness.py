@@ -134,3 +134,34 @@ def test_the_beat_recomputes_and_no_opens_an_incident_and_yes_resolves_it(
         assert 'oneha_readiness_survives_host_loss{cluster="default"} 1.0' in text
     finally:
         stop_beats(beats)
+
+
+def test_oneha_readiness_is_a_check_exit_0_when_every_cluster_survives_1_when_not(
+        sim, key_prefix, redis_url, tmp_path):
+    import json
+    import subprocess
+    import sys
+
+    from tests.support.worker import write_config
+
+    config = test_config(key_prefix, redis_url,
+                         opennebula={"endpoints": sim.endpoints, "session": sim.session,
+                                     "timeout": 2.0, "retries": 1},
+                         remediation={"mode": "auto"})
+    path = write_config(config, tmp_path)
+
+    def readiness(*args):
+        return subprocess.run([sys.executable, "-m", "gateway.cli", "-c", str(path), "readiness",
+                               *args], capture_output=True, text=True, timeout=60)
+
+    ok = readiness("--json")
+    assert ok.returncode == 0, ok.stderr
+    report = json.loads(ok.stdout)
+    assert report["clusters"][0]["survives_one"] is True
+    assert {h["host_name"] for h in report["hosts"]} == {"node01", "node02", "node03"}
+    release_extra(sim, OpenNebula.from_settings(settings_from_dict(config, env={})))
+    no = readiness()
+    assert no.returncode == 1
+    assert "survives the loss of any one host: NO" in no.stdout
+    assert "cannot lose node0" in no.stdout and "IF THIS HOST FAILED" in no.stdout
+    assert "no fencing" in no.stdout and "left to people" in no.stdout
