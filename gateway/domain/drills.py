@@ -59,7 +59,8 @@ def drill_route(receiver: str | None) -> Route:
     nobody), whatever the operator's routes say, and at once (no group wait)."""
     return Route(matchers=["resource=DRILL"], receivers=[receiver] if receiver else [],
                  group_by=["..."], group_wait=0.0, group_interval=60.0,
-                 repeat_interval=30 * 86400.0)
+                 repeat_interval=30 * 86400.0,
+                 escalate_to=[])  # never escalated to the root's escalation receivers
 
 
 # ---- the drill's own event -----------------------------------------------------------------

@@ -85,13 +85,15 @@ def test_drill_objects_reach_the_drill_receiver_only_whatever_the_routes_say():
     s = settings_from_dict({
         "receivers": [{"name": "ops", "urls": ["json://a"]}, {"name": "pager", "urls": ["json://b"]},
                       {"name": "drill", "urls": ["json://c"]}],
-        "route": {"routes": [{"matchers": ["severity=~.*"], "receiver": "pager",
+        "route": {"escalate_after": "5m", "escalate_to": ["pager"],
+                  "routes": [{"matchers": ["severity=~.*"], "receiver": "pager",
                               "continue": True}]},
         "drills": {"receiver": "drill"}}, env={})
     names = [r.name for r in s.receivers]
     event = drills.drill_event("0123456789abcdef", "fe1", "oneha-drill", 1.0)
     (m,) = match_routes(s.route, event.labels, names)
     assert m.receivers == ("drill",) and m.group_wait == 0
+    assert m.escalate_to == ()  # an unacknowledged drill escalates to nobody
     # the root's "every receiver" is every receiver people read
     assert s.route.receivers == ["ops", "pager"]
     assert [m.receivers for m in match_routes(s.route, {"resource": "HOST"}, names)] == [
