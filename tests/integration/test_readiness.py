@@ -92,6 +92,12 @@ def test_yes_then_no_beyond_capacity_then_yes_again_with_the_reasons(sim, key_pr
     after = flow.compute()
     assert after.clusters[0].survives_one
 
+    # read-only: with the leader dead the followers answer (no write is ever made)
+    writes = len(sim.action_log)
+    sim.kill_leader()
+    assert ReadinessFlow(rt, OpenNebula.from_settings(settings)).compute().clusters[0].survives_one
+    assert len(sim.action_log) == writes
+
 
 def test_the_beat_recomputes_and_no_opens_an_incident_and_yes_resolves_it(
         sim, key_prefix, redis_url, chat_sink, workers, tmp_path):
