@@ -21,6 +21,7 @@ from typing import Any, Callable, Iterable
 
 from gateway.adapters.store.incident_tx import Tx
 from gateway.adapters.store.incidents import PLAN_REMEDIATION_TASK, IncidentStore
+from gateway.adapters.store.pending import PendingEvents
 from gateway.domain import composer, correlation, grouping, incidents as inc_mod, muting
 from gateway.domain.events import Event
 from gateway.domain.impact import merge_rows
@@ -34,6 +35,8 @@ DELIVER_TASK = "oneha.deliver"
 FLUSH_DUE_TASK = "oneha.flush_due"
 NOTICE_COALESCE = 0.2  # notices added within this time leave in one message
 TIMELINE_READ = 200  # entries a message's story is told from (`story.story` picks)
+MAX_HOLD = 10.0  # seconds a due group waits at most for events recorded before it was due
+HOLD_POLL = 0.05  # how soon a held group is looked at again
 
 Change = Callable[[Incident, float], tuple[Incident, list[TimelineEntry]]]
 
@@ -52,11 +55,18 @@ class FlushReport:
     notifications: list[str] = field(default_factory=list)
 
 
+def _index_keys(event: Event) -> tuple[str, ...]:
+    """The index entries applying `event` reads (fetched for a whole batch in one round trip)."""
+    host = correlation.event_labels(event).get("host", "")
+    return (event.object_key, f"hostname:{host}") if host else (event.object_key,)
+
+
 class IncidentFlow:
     def __init__(self, runtime: Runtime, send: Callable[..., Any] | None = None):
         self.rt = runtime
         self.settings = runtime.settings
         self.store = IncidentStore(runtime, send=send)
+        self.pending = PendingEvents.of(runtime)
 
     # -- what remediation reads and marks through the flow (the repository keeps it) -------------
     def get(self, incident_id: str) -> Incident | None:
@@ -81,25 +91,47 @@ class IncidentFlow:
         rules = self.settings.inhibit_rules
         return DEFAULT_INHIBIT_RULES if rules is None else tuple(rules)
 
-    # -- apply an event ------------------------------------------------------------------------
+    # -- apply events ----------------------------------------------------------------------------
     def apply_event(self, event: Event, now: float | None = None) -> Applied:
+        return self.apply_events([(event, None)], now=now)[0]
+
+    def apply_events(self, batch: list[tuple[Event, float | None]], now: float | None = None,
+                     also: Callable[[Any], object] | None = None) -> list[Applied]:
+        """Apply events in order, in one transaction: each is decided against the incidents as
+        the ones before it left them, and each incident is written once. `(event, heard_at)`:
+        when the gateway recorded it, which starts its new group's group_wait (a backlog does
+        not delay the first message). `also`: a write that commits with it (the batch's
+        acknowledgement)."""
+        def attempt(tx: Tx) -> list[Applied]:
+            tx.prefetch_index(key for e, _ in batch for key in _index_keys(e))
+            applied = [self._apply(tx, event, heard_at) for event, heard_at in batch]
+            if also is not None:
+                tx.also(also)
+            elif all(a.decision.action == "duplicate" for a in applied):
+                return tx.abort(applied)
+            return applied
+
+        what = (f"event {batch[0][0].event_id} for {batch[0][0].object_key}" if len(batch) == 1
+                else f"{len(batch)} events")
+        return self.store.transact(attempt, what, now)
+
+    def _apply(self, tx: Tx, event: Event, heard_at: float | None) -> Applied:
+        """One event: load the context → decide (pure) → save → route into groups → planning."""
         labels = correlation.event_labels(event)
         host = labels.get("host", "")
-
-        def attempt(tx: Tx) -> Applied:
-            ctx = self._context(tx, event, host)
-            outcome = correlation.decide(event, ctx, tx.now, labels)
-            if outcome.decision.action == "duplicate":
-                return tx.abort(Applied(outcome.decision))
-            tx.watch_incidents([i.id for i in outcome.save])
-            new_groups = self._save(tx, outcome.save, outcome.timeline, outcome.plan_remediation)
-            if host and outcome.maintenance is not None:
-                tx.set_maintenance(host, outcome.maintenance)
-            if outcome.forget_own_host_state:
-                tx.forget_own_host_state(event.object_id)
-            return Applied(outcome.decision, new_groups=new_groups)
-
-        return self.store.transact(attempt, f"event {event.event_id} for {event.object_key}", now)
+        ctx = self._context(tx, event, host)
+        outcome = correlation.decide(event, ctx, tx.now, labels)
+        if outcome.decision.action == "duplicate":
+            return Applied(outcome.decision)
+        tx.watch_incidents([i.id for i in outcome.save])
+        started = tx.now if heard_at is None else min(heard_at, tx.now)
+        new_groups = self._save(tx, outcome.save, outcome.timeline, outcome.plan_remediation,
+                                started)
+        if host and outcome.maintenance is not None:
+            tx.set_maintenance(host, outcome.maintenance)
+        if outcome.forget_own_host_state:
+            tx.forget_own_host_state(event.object_id)
+        return Applied(outcome.decision, new_groups=new_groups)
 
     def _context(self, tx: Tx, event: Event, host: str) -> correlation.Context:
         holding = tx.incident(tx.indexed(event.object_key))
@@ -113,12 +145,13 @@ class IncidentFlow:
         return correlation.Context(holding, host_incident, vm_incidents, tx.in_maintenance(host), own)
 
     def _save(self, tx: Tx, save: Iterable[Incident],
-              timeline: dict[str, Iterable[TimelineEntry]], plan_remediation: Iterable[str]
-              ) -> list[tuple[str, float]]:
+              timeline: dict[str, Iterable[TimelineEntry]], plan_remediation: Iterable[str],
+              started: float | None = None) -> list[tuple[str, float]]:
         """Save incidents (resolved first: open ones re-claim the index), route each into its
-        groups, start escalation clocks of new ones, ask for planning. New groups' first due."""
+        groups, start escalation clocks of new ones, ask for planning. New groups' first due;
+        a new group's group_wait runs from `started` (default: now)."""
         save = sorted(save, key=lambda i: i.is_open)
-        groups = self._groups_of(tx, save)
+        groups = self._groups_of(tx, save, tx.now if started is None else started)
         extra = {iid: [TimelineEntry(tx.now, "remediation", "remediation planning requested")]
                  for iid in plan_remediation}
         for iid in plan_remediation:
@@ -142,7 +175,7 @@ class IncidentFlow:
                 self._start_escalation(tx, i)
         return new_groups
 
-    def _groups_of(self, tx: Tx, save: Iterable[Incident]
+    def _groups_of(self, tx: Tx, save: Iterable[Incident], started: float
                    ) -> dict[str, tuple[grouping.GroupState, list[str], bool]]:
         """The groups the saved incidents belong to (read while watching, before writing)."""
         out: dict[str, tuple[grouping.GroupState, list[str], bool]] = {}
@@ -159,7 +192,7 @@ class IncidentFlow:
                 if state is not None:
                     out[gid] = (state, [i.id], False)
                 elif i.is_open:
-                    out[gid] = (self._new_group(route, key, i, tx.now), [i.id], True)
+                    out[gid] = (self._new_group(route, key, i, started), [i.id], True)
         return out
 
     def _new_group(self, route: RouteMatch, key: str, incident: Incident, now: float
@@ -251,24 +284,35 @@ class IncidentFlow:
     # -- what is due -----------------------------------------------------------------------------
     def flush_due(self, now: float | None = None, limit: int = 500) -> list[FlushReport]:
         """Every due group and escalation; also re-sends what a crashed worker left in the
-        outbox. A silence that ended wakes every group: what it muted is looked at now."""
+        outbox. A silence that ended wakes every group: what it muted is looked at now.
+
+        A group is held while an event recorded before it became due waits to be applied (the
+        applier is behind, in a storm): its message then names everything that arrived within
+        group_wait, as Alertmanager's does. Held at most MAX_HOLD past its due time, so a
+        stuck applier delays people's message, never stops it."""
         now = self.rt.clock() if now is None else now
         self.store.resend_stale_outbox(now)
         due = self.store.due_members(now, limit)
-        ended = [m for m in due if m.startswith("silence|")]
+        ended = [m for m, _ in due if m.startswith("silence|")]
         if ended:
             self.store.wake_all_groups(now)
             self.store.drop_due(*ended)
             due = self.store.due_members(now, limit)
-        reports = []
-        for member in due:
+        waiting = self.pending.oldest_heard() if due else None
+        reports, held = [], 0
+        for member, at in due:
             if member.startswith("group|"):
+                if waiting is not None and waiting <= at and now - at < MAX_HOLD:
+                    held += 1
+                    continue
                 reports.append(self.flush_group(member.split("|", 1)[1], now))
             elif member.startswith("esc|"):
                 reports.append(self._escalate(member, now))
             else:
                 log.error("unknown due member %r removed", member)
                 self.store.drop_due(member)
+        if held:
+            self.store.send_now(FLUSH_DUE_TASK, countdown=HOLD_POLL)
         return reports
 
     def flush_group(self, gid: str, now: float | None = None) -> FlushReport:

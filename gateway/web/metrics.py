@@ -75,7 +75,8 @@ class _Snapshot:
                                 f"{ALIVE_FOR:.0f} s (alert on 0: events queue up unprocessed).",
                                 value=g["workers"])
         backlog = GaugeMetricFamily("oneha_queue_messages", "Messages waiting for a worker "
-                                    "(tasks: events and remediation; notify: deliveries).",
+                                    "(events: recorded, not yet applied; tasks: wake-ups and "
+                                    "remediation; notify: deliveries).",
                                     labels=["queue"])
         for queue, n in sorted(g["backlog"].items()):
             backlog.add_metric([queue], n)
