@@ -9,14 +9,14 @@ repository (`IncidentStore.transact`), so a conflicting write by another worker 
                       messages → save the group → hand the messages to the outbox
     escalate:         load the incident → mute → plan the escalation (pure) → compose → outbox
 
-Every message an incident's story tells leaves from `flush_group` / `_escalate` (composed by
+Every message an incident's story tells leaves from `flush_group` / `escalation.escalate` (composed by
 `gateway/domain/composer.py`), never from anywhere else: this is what keeps [FIRING] first.
 """
 
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 from typing import Any, Callable, Iterable
 
 from gateway.adapters.store.incident_tx import Tx
@@ -27,38 +27,19 @@ from gateway.domain.events import Event
 from gateway.domain.impact import merge_rows
 from gateway.domain.incidents import Incident, TimelineEntry
 from gateway.domain.routing import DEFAULT_INHIBIT_RULES, RouteMatch, match_routes
+from gateway.flows import escalation
+from gateway.flows.escalation import DELIVER_TASK, TIMELINE_READ
+from gateway.flows.outcomes import Applied, FlushReport
 from gateway.runtime import Runtime
 
 log = logging.getLogger("oneha.incidents")
 
-DELIVER_TASK = "oneha.deliver"
 FLUSH_DUE_TASK = "oneha.flush_due"
 NOTICE_COALESCE = 0.2  # notices added within this time leave in one message
-TIMELINE_READ = 200  # entries a message's story is told from (`story.story` picks)
 MAX_HOLD = 10.0  # seconds a due group waits at most for events recorded before it was due
 HOLD_POLL = 0.05  # how soon a held group is looked at again
 
 Change = Callable[[Incident, float], tuple[Incident, list[TimelineEntry]]]
-
-
-@dataclass
-class Applied:
-    decision: correlation.Decision
-    new_groups: list[tuple[str, float]] = field(default_factory=list)  # (gid, first due)
-
-
-@dataclass
-class FlushReport:
-    member: str
-    sent: bool
-    reason: str
-    notifications: list[str] = field(default_factory=list)
-
-
-def _index_keys(event: Event) -> tuple[str, ...]:
-    """The index entries applying `event` reads (fetched for a whole batch in one round trip)."""
-    host = correlation.event_labels(event).get("host", "")
-    return (event.object_key, f"hostname:{host}") if host else (event.object_key,)
 
 
 class IncidentFlow:
@@ -103,7 +84,7 @@ class IncidentFlow:
         not delay the first message). `also`: a write that commits with it (the batch's
         acknowledgement)."""
         def attempt(tx: Tx) -> list[Applied]:
-            tx.prefetch_index(key for e, _ in batch for key in _index_keys(e))
+            tx.prefetch_index(key for e, _ in batch for key in correlation.index_keys(e))
             applied = [self._apply(tx, event, heard_at) for event, heard_at in batch]
             if also is not None:
                 tx.also(also)
@@ -172,7 +153,7 @@ class IncidentFlow:
             tx.touch_group(gid, members)
         for i in save:
             if i.version == 1 and i.is_open:
-                self._start_escalation(tx, i)
+                escalation.start(self, tx, i)
         return new_groups
 
     def _groups_of(self, tx: Tx, save: Iterable[Incident], started: float
@@ -204,12 +185,6 @@ class IncidentFlow:
         known = {r.name for r in self.settings.receivers}
         add = tuple(r for r in extra if r in known and r not in state.receivers)
         return replace(state, receivers=state.receivers + add) if add else state
-
-    def _start_escalation(self, tx: Tx, incident: Incident) -> None:
-        for route in self.routes_for(incident.labels):
-            if route.escalate_after is not None and route.escalate_to:
-                due = grouping.escalation_due(incident.created_at, route.escalate_after, 0)
-                tx.due(f"esc|{incident.id}|{route.route_id}|0", due)
 
     # -- change one incident ---------------------------------------------------------------------
     def update(self, incident_id: str, change: Change) -> Incident:
@@ -307,7 +282,7 @@ class IncidentFlow:
                     continue
                 reports.append(self.flush_group(member.split("|", 1)[1], now))
             elif member.startswith("esc|"):
-                reports.append(self._escalate(member, now))
+                reports.append(escalation.escalate(self, member, now))
             else:
                 log.error("unknown due member %r removed", member)
                 self.store.drop_due(member)
@@ -325,7 +300,7 @@ class IncidentFlow:
                 tx.due(member, None)
                 return FlushReport(member, False, "group no longer exists")
             members = tx.members(gid)
-            mutes = self._mutes(tx, members, t)
+            mutes = self.mutes(tx, members, t)
             plan = grouping.plan_flush(group, members, mutes, t)
             messages, state, entries = self._compose(tx, plan, group, t)
             self._save_flush(tx, plan, group, state, members, member)
@@ -341,7 +316,7 @@ class IncidentFlow:
                                          "reason": report.reason})
         return report
 
-    def _mutes(self, tx: Tx, members: list[Incident], now: float) -> dict[str, muting.Mute]:
+    def mutes(self, tx: Tx, members: list[Incident], now: float) -> dict[str, muting.Mute]:
         silences, sources = tx.silences(), tx.open_labels()
         return {i.id: muting.mute(i.id, i.labels, now, silences, sources, self.inhibit_rules)
                 for i in members}
@@ -377,34 +352,3 @@ class IncidentFlow:
         tx.forget_members(state.id, [i.id for i in members if i.merged_into or (
             i.state == inc_mod.RESOLVED and (i in plan.resolved or i.id not in group.notified))])
         tx.due(member, plan.next_due)
-
-    def _escalate(self, member: str, now: float) -> FlushReport:
-        _, iid, route_id, level_s = member.split("|")
-        level = int(level_s)
-
-        def attempt(tx: Tx) -> FlushReport:
-            inc = tx.incident(iid)
-            route = next((r for r in self.routes_for(inc.labels) if r.route_id == route_id),
-                         None) if inc else None
-            if inc is None or route is None:
-                plan = grouping.EscalationPlan(False, "incident or route is gone")
-            else:
-                plan = grouping.plan_escalation(inc, route, level,
-                                                self._mutes(tx, [inc], now)[inc.id], now)
-            tx.due(member, None)
-            sent: list[str] = []
-            if plan.send:
-                summary = composer.incident_summary(inc, self.store.timeline(iid, TIMELINE_READ),
-                                                    self.settings.public_url)
-                n = composer.escalation_message(inc, summary, level, plan.receiver, plan.reason,
-                                                now)
-                tx.send(DELIVER_TASK, [n.to_json()])
-                tx.note_escalated(iid, plan.receiver)
-                tx.add_timeline(iid, [TimelineEntry(now, "escalation", plan.reason,
-                                                    data={"level": level + 1})])
-                sent.append(n.notification_id)
-            if plan.next_due is not None:
-                nxt = level + 1 if plan.send else level
-                tx.due(f"esc|{iid}|{route_id}|{nxt}", plan.next_due)
-            return FlushReport(member, plan.send, plan.reason, sent)
-        return self.store.transact(attempt, f"escalation {member}", now)
