@@ -1,8 +1,9 @@
 """The applier: recorded events → incidents, in batches, by one worker at a time.
 
     take the lease → read a batch from the head of the pending stream → apply it in one
-    transaction that also forgets its entries → wake the grouping clock for new groups → repeat
-    until the stream is empty → release the lease → look once more (see `store/pending.py`)
+    transaction that also forgets its entries → wake the grouping clock for new groups, and a
+    flush that waited for this batch → repeat until the stream is empty → release the lease →
+    look once more (see `store/pending.py`)
 
 Why batches: in a storm a host incident gains hundreds of VMs within a second. Applied one per
 transaction, each rewrote the whole incident (O(VMs) per event) and cost a task and ~24 Redis
@@ -76,6 +77,8 @@ class Applier:
                 return
             self._apply(entries, out)
             out.batches += 1
+            if self.pending.take_held_flush():  # a due group waited for this batch
+                self.wake_groups(0.0)
             if not self.pending.renew_lease():
                 raise Transient("the applier lease expired mid-drain; another worker goes on")
 

@@ -37,7 +37,6 @@ log = logging.getLogger("oneha.incidents")
 FLUSH_DUE_TASK = "oneha.flush_due"
 NOTICE_COALESCE = 0.2  # notices added within this time leave in one message
 MAX_HOLD = 10.0  # seconds a due group waits at most for events recorded before it was due
-HOLD_POLL = 0.05  # how soon a held group is looked at again
 
 Change = Callable[[Incident, float], tuple[Incident, list[TimelineEntry]]]
 
@@ -286,8 +285,8 @@ class IncidentFlow:
             else:
                 log.error("unknown due member %r removed", member)
                 self.store.drop_due(member)
-        if held:
-            self.store.send_now(FLUSH_DUE_TASK, countdown=HOLD_POLL)
+        if held:  # the applier wakes the flush after its next batch (the beat's tick, at worst)
+            self.pending.hold_flush(MAX_HOLD)
         return reports
 
     def flush_group(self, gid: str, now: float | None = None) -> FlushReport:

@@ -1,7 +1,8 @@
 """Events recorded but not yet applied to incidents: a Redis stream the applier drains in batches.
 
 Keys (under the key prefix): `events:pending` stream (one entry per recorded event: `e` = the
-event's JSON; the entry id is Redis's time when the gateway recorded it), `events:failed` stream (events that could not be applied, with the error), `events:wake` (set by
+event's JSON; the entry id is Redis's time when the gateway recorded it), `events:failed` stream (events that could not be applied, with the error), `events:flush-held` (a
+due group waits for the applier: it wakes the flush after its next batch), `events:wake` (set by
 the record script when it queues a wake-up task, so a storm queues a handful, not one task per
 event) and `events:applier` (the lease of the one worker applying them).
 
@@ -68,6 +69,7 @@ class PendingEvents:
         self.wake_key = runtime.key("events", "wake")
         self.lease_key = runtime.key("events", "applier")
         self.failed_key = runtime.key("events", "failed")
+        self.held_key = runtime.key("events", "flush-held")
         self._release = self.r.register_script(_RELEASE_LUA)
         self._renew = self.r.register_script(_RENEW_LUA)
         self.holder = f"{socket.gethostname()}:{os.getpid()}:{os.urandom(4).hex()}"
@@ -121,6 +123,17 @@ class PendingEvents:
             rows = self.r.xrevrange(self.failed_key, count=n)
         return [{k.decode(): v.decode("utf-8", "replace") for k, v in f.items()} | {"id": i.decode()}
                 for i, f in rows]
+
+    # -- a flush waiting for the applier -----------------------------------------------------------
+    def hold_flush(self, ttl: float) -> None:
+        """A due group waits for events this applier has not applied yet: wake the flush when
+        it has (`take_held_flush`), rather than have the flush poll (many would, in a storm)."""
+        with unavailable_is_transient("cannot mark a held flush"):
+            self.r.set(self.held_key, "1", px=max(1, int(ttl * 1000)))
+
+    def take_held_flush(self) -> bool:
+        with unavailable_is_transient("cannot read the held flush"):
+            return bool(self.r.getdel(self.held_key))
 
     def waiting(self) -> int:
         with unavailable_is_transient("cannot count the pending events"):
