@@ -27,6 +27,12 @@ services:
 	@command -v chromium >/dev/null 2>&1 && command -v docker-compose >/dev/null 2>&1 || \
 	  (DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends chromium docker-compose >/dev/null || \
 	   (apt-get update -q >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends chromium docker-compose >/dev/null))
+	@# tests/deploy: a Docker engine and base images made from Debian packages; promtool for the
+	@# alert rules; systemd-analyze for the units.
+	@command -v dockerd >/dev/null 2>&1 && command -v mmdebstrap >/dev/null 2>&1 && \
+	  command -v promtool >/dev/null 2>&1 && command -v systemd-analyze >/dev/null 2>&1 || \
+	  (DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends docker.io mmdebstrap prometheus systemd >/dev/null || \
+	   (apt-get update -q >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends docker.io mmdebstrap prometheus systemd >/dev/null))
 	@for i in 1 2 3 4 5 6 7 8 9 10; do redis-cli -h 127.0.0.1 -p 6379 ping >/dev/null 2>&1 && exit 0; sleep 0.5; done; \
 	  echo "redis did not start on 127.0.0.1:6379" >&2; exit 1
 

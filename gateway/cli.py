@@ -9,17 +9,22 @@ import click
 
 from .config import load_settings
 from .errors import ConfigError
+from .local import follow_up
 
 # Each module defines `register(group)`; listed here so `oneha --help` shows one whole tool.
 COMMAND_MODULES = (
-    "gateway.commands.server",  # serve, worker, beat, up, config check
+    "gateway.commands.server",  # serve, worker, up, config check
     "gateway.commands.notifications",  # send-test, notifications failed
     "gateway.commands.incidents",  # incidents, ack, silence, routes test
     "gateway.commands.events",  # events
     "gateway.commands.remediation",  # approve, deny, pause, resume
     "gateway.commands.frontends",  # raft
     "gateway.commands.hooks",  # hooks install|list|remove
+    "gateway.commands.keys",  # keys new
     "gateway.commands.demo",  # demo
+    "gateway.commands.users",  # user add|remove|list, token add|remove
+    "gateway.commands.readiness",  # readiness
+    "gateway.commands.drills",  # drill
 )
 
 
@@ -27,14 +32,17 @@ class Context:
     def __init__(self, config_path: str | None):
         self.config_path = config_path
         self._settings = None
+        self.up_runtime: dict | None = None  # what a running `oneha up` wrote, when followed
 
     @property
     def settings(self):
         if self._settings is None:
             try:
-                self._settings = load_settings(self.config_path)
+                settings = load_settings(self.config_path)
             except ConfigError as exc:
                 raise click.ClickException(str(exc)) from None
+            # No Redis URL given: the one a running `oneha up` uses (gateway/local.py).
+            self._settings, self.up_runtime = follow_up(settings)
         return self._settings
 
 

@@ -80,9 +80,13 @@ def _step(out, text: str) -> None:
     out(f"▶ {text}")
 
 
-def post_json(url: str, body: dict, timeout: float = 10.0) -> tuple[int, dict]:
+def post_json(url: str, body: dict, timeout: float = 10.0,
+              token: str | None = None) -> tuple[int, dict]:
+    headers = {"Content-Type": "application/json"}
+    if token:
+        headers["Authorization"] = f"Bearer {token}"
     req = urllib.request.Request(url, data=json.dumps(body).encode(), method="POST",
-                                 headers={"Content-Type": "application/json"})
+                                 headers=headers)
     try:
         with urllib.request.urlopen(req, timeout=timeout) as resp:
             return resp.status, json.loads(resp.read() or b"{}")
@@ -105,9 +109,29 @@ def wait_ready(url: str, timeout: float, procs: local.Processes) -> None:
     raise DemoFailed(f"the gateway was not ready after {timeout:.0f}s")
 
 
-def demo_config(*, redis_url: str, gateway_url: str, key: str, sim, smtp, chat) -> dict:
+class DemoLogin:
+    """The demo's own credentials, made fresh each run: an admin to log in to the console with
+    (printed), and an approver's API token the demo approves with."""
+
+    def __init__(self):
+        from werkzeug.security import generate_password_hash
+
+        from gateway.domain.auth import new_token, token_digest
+        self.user, self.password, self.token = "admin", secrets.token_urlsafe(12), new_token()
+        # plain http on 127.0.0.1: a Secure cookie would never come back
+        self.section = {"users": [{"name": self.user, "role": "admin",
+                                   "password_hash": generate_password_hash(self.password)}],
+                        "tokens": [{"name": "demo", "role": "approver",
+                                    "sha256": token_digest(self.token)}],
+                        "secure_cookies": False}
+
+
+def demo_config(*, redis_url: str, gateway_url: str, key: str, sim, smtp, chat,
+                login: DemoLogin | None = None) -> dict:
     """A complete configuration for the demo: short timings, approval required."""
+    login = login or DemoLogin()
     return {
+        "auth": login.section,
         "redis_url": redis_url,
         "key_prefix": "oneha:",
         "public_url": gateway_url,
@@ -177,8 +201,10 @@ def run_demo(keep: bool = False, out=print) -> int:
         sim = Simulator(demo_cloud()).start()
         stack.callback(sim.stop)
 
+        login = DemoLogin()
         config = local.write_config(demo_config(redis_url=redis_url, gateway_url=gateway_url,
-                                                key=key, sim=sim, smtp=smtp, chat=chat),
+                                                key=key, sim=sim, smtp=smtp, chat=chat,
+                                                login=login),
                                     base / "oneha.yaml")
         procs = stack.enter_context(local.Processes(config, base / "logs"))
         procs.oneha("gateway", "serve", "--port", str(port), "--workers", "1")
@@ -187,7 +213,9 @@ def run_demo(keep: bool = False, out=print) -> int:
         inbox = Inbox(smtp, chat, out)
         try:
             wait_ready(gateway_url, 30, procs)
-            summary = _scenario(sim, inbox, gateway_url, out)
+            out(f"  console: {gateway_url}/  (log in as {login.user} / {login.password}; "
+                "this run only)")
+            summary = _scenario(sim, inbox, gateway_url, out, login.token)
         except DemoFailed as exc:
             out("")
             out(f"✗ demo failed: {exc}")
@@ -205,7 +233,7 @@ def run_demo(keep: bool = False, out=print) -> int:
     return 0
 
 
-def _scenario(sim, inbox: Inbox, gateway_url: str, out) -> list[str]:
+def _scenario(sim, inbox: Inbox, gateway_url: str, out, token: str) -> list[str]:
     """The story: hooks in, node01 crashes, people are told, approve, the VMs run elsewhere."""
     _install_hooks(sim, out)
     hosts = sim.hosts()
@@ -222,7 +250,7 @@ def _scenario(sim, inbox: Inbox, gateway_url: str, out) -> list[str]:
 
     _step(out, "oneha plans the recovery and asks for approval")
     inbox.wait("the approval request", lambda ib: approval_token(ib.texts()) is not None, 60)
-    _approve(approval_token(inbox.texts()), gateway_url, out)
+    _approve(approval_token(inbox.texts()), gateway_url, out, token)
 
     _step(out, "The VMs are recovered on the other hosts; oneha verifies each one")
     ids = [v["id"] for v in vms]
@@ -245,10 +273,10 @@ def _install_hooks(sim, out) -> None:
         f"(host ERROR/MONITORED, VM UNKNOWN, VM *_FAILURE states)")
 
 
-def _approve(token: str | None, gateway_url: str, out) -> None:
-    _step(out, f"{APPROVER} approves (the same as clicking the link)")
+def _approve(token: str | None, gateway_url: str, out, api_token: str) -> None:
+    _step(out, f"{APPROVER} approves (the same as clicking the link and Approve)")
     status, body = post_json(f"{gateway_url}/v1/approvals/{token}",
-                              {"decision": "approve", "approver": APPROVER})
+                              {"decision": "approve", "approver": APPROVER}, token=api_token)
     if status != 200:
         raise DemoFailed(f"approval answered {status}: {body}")
     out(f"  gateway: {status} {body.get('status', '')} {body.get('detail', '')}".rstrip())

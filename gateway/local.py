@@ -5,6 +5,7 @@ and the beat as child processes that never outlive us. Used by `oneha up` and `o
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import signal
 import socket
@@ -176,3 +177,98 @@ def write_config(data: dict, path: Path) -> Path:
 
 def workdir(prefix: str = "oneha-") -> Path:
     return Path(tempfile.mkdtemp(prefix=prefix))
+
+
+# --- The runtime file: how `oneha …` in another shell finds the Redis a running `oneha up` uses.
+# Written by `up` (0600: the Redis URL may hold a password), read by the CLI only when the Redis URL
+# is not set explicitly (config file, ONEHA_REDIS_URL, REDIS_URL); stale files (their `up` is gone)
+# are ignored, so a crashed `up` never sends the CLI to a Redis that no longer exists.
+
+def runtime_file() -> Path:
+    """$ONEHA_RUNTIME_FILE, else <$XDG_RUNTIME_DIR or the temp dir>/oneha-<uid>/up.json."""
+    explicit = os.environ.get("ONEHA_RUNTIME_FILE")
+    if explicit:
+        return Path(explicit)
+    base = os.environ.get("XDG_RUNTIME_DIR") or tempfile.gettempdir()
+    return Path(base) / f"oneha-{os.getuid()}" / "up.json"
+
+
+def write_runtime(info: dict, path: Path | None = None) -> Path:
+    """Atomically write `info` (plus our pid) where the CLI looks; only we can read it."""
+    path = Path(path or runtime_file())
+    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as f:
+        json.dump({**info, "pid": os.getpid()}, f)
+    os.replace(tmp, path)
+    return path
+
+
+def read_runtime(path: Path | None = None) -> dict | None:
+    """What a *running* `oneha up` wrote, or None (no file, unreadable, or its process is gone)."""
+    path = Path(path or runtime_file())
+    try:
+        info = json.loads(path.read_text())
+        pid = int(info["pid"])
+        str(info["redis_url"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    return info if _alive(pid) else None
+
+
+def remove_runtime(path: Path | None = None) -> None:
+    """Remove the runtime file if it is ours (a later `up` may have replaced it)."""
+    path = Path(path or runtime_file())
+    with contextlib.suppress(OSError, ValueError, KeyError, TypeError):
+        if int(json.loads(path.read_text())["pid"]) == os.getpid():
+            path.unlink()
+
+
+def follow_up(settings, path: Path | None = None):
+    """`(settings, info)`: the settings with the Redis of a running `oneha up` when the Redis URL
+    was not given explicitly; `info` is what `up` wrote, or None when nothing was changed."""
+    if "redis_url" in settings.model_fields_set:
+        return settings, None
+    info = read_runtime(path)
+    if info is None:
+        return settings, None
+    return settings.model_copy(update={"redis_url": info["redis_url"]}), info
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # someone else's process: not our `up`
+        return False
+    return True
+
+
+# --- `oneha up` without an OpenNebula endpoint: alerting only, nothing asks a cloud anything.
+
+def has_opennebula(settings) -> bool:
+    """True when opennebula.endpoints was configured (file or ONEHA_ONE_ENDPOINTS) rather than
+    left at its default, which would be a guess at whatever listens on 127.0.0.1:2633."""
+    return "endpoints" in settings.opennebula.model_fields_set
+
+
+def without_opennebula(raw: dict) -> dict:
+    """The configuration `raw` with every part that reads or writes OpenNebula turned off:
+    remediation reports only, no Raft monitor, no reconciler."""
+    raw = dict(raw or {})
+    raw["remediation"] = {**(raw.get("remediation") or {}), "mode": "off", "overrides": []}
+    raw["raft"] = {**(raw.get("raft") or {}), "enabled": False}
+    raw["reconciler"] = {**(raw.get("reconciler") or {}), "enabled": False}
+    return raw
+
+
+def write_private_config(data: dict, path: Path) -> Path:
+    """Like write_config, readable by us only (the file may carry receivers' secrets)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as f:
+        yaml.safe_dump(data, f, sort_keys=False)
+    return path

@@ -24,7 +24,8 @@ from .codes import (
     UNKNOWN, state_str
 )
 from .errors import ACTION, AUTHORIZATION, INTERNAL, RPC_API, ApiError
-from .hooks import Hook, HookRunner, build_hook, record_xml
+from .hooks import UNSUPPORTED_API_CALLS, Hook, HookRunner, build_hook, record_xml
+from .hooks import parse_template as parse_hook_template
 from .raft import Raft
 from .spec import CloudSpec
 from .states import HOST_STATES, LCM_STATES, VM_STATES
@@ -181,7 +182,8 @@ class Cloud:
             if hooks:
                 xml = host_xml(host, self.vms, self.now())
                 for hook in hooks:
-                    self.hook_runner.submit(hook, xml, remote_host=host.name)
+                    self.hook_runner.submit(hook, xml, remote_host=host.name,
+                                            server_id=self._leader_id())
 
     def _fire_vm_hooks(self, vm: m.Vm) -> None:
         if not self.hook_runner.enabled or not self.hooks:
@@ -192,7 +194,13 @@ class Cloud:
             xml = vm_xml(vm)
             last = vm.last_history
             for hook in hooks:
-                self.hook_runner.submit(hook, xml, remote_host=last.hostname if last else "")
+                self.hook_runner.submit(hook, xml, remote_host=last.hostname if last else "",
+                                        server_id=self._leader_id())
+
+    def _leader_id(self) -> int | None:
+        """State changes are the leader's doing, so the leader's hook manager runs their hooks."""
+        leader = self.raft.leader()
+        return leader.id if leader is not None else None
 
     def _start_phase(self, vm: m.Vm, state: int, lcm: int) -> None:
         self._set_vm(vm, state, lcm)
@@ -843,8 +851,34 @@ class Cloud:
         self.hook_runner.retry(hook, record)
         return hook_id
 
-    def fire_api_hooks(self, method: str, params: list, ok: bool, result, code: int) -> None:
-        """API hooks: CALL_INFO (api_info.xsd) of a finished call, as HookAPI::format_message."""
+    def hook_update(self, user: m.User, hook_id: int, template: str, merge: int) -> int:
+        """RMHookUpdate: replace (0) or merge (1) the hook's template; TYPE, NAME and, for an
+        API hook, a valid CALL stay required (HookAPI::post_update_template)."""
+        if not user.is_admin:
+            raise ApiError.unauthorized(user.id, "hook")
+        hook = self.hooks.get(hook_id)
+        if hook is None:
+            raise ApiError.no_such("hook", hook_id)
+        if merge not in (0, 1):
+            raise ApiError(RPC_API, "Wrong update type")
+        new = parse_hook_template(template)
+        new.pop("NAME", None)
+        new.pop("TYPE", None)
+        merged = {**hook.template, **new} if merge else new
+        if hook.type == "api":
+            call = merged.get("CALL", "")
+            if not call.startswith("one.") or call in UNSUPPORTED_API_CALLS:
+                raise ApiError(INTERNAL, "The CALL attribute is not defined or it's invalid.")
+        if not merged.get("COMMAND"):
+            raise ApiError(INTERNAL, "No COMMAND in template for Hook.")
+        hook.template = merged
+        return hook_id
+
+    def fire_api_hooks(self, method: str, params: list, ok: bool, result, code: int,
+                       server_id: int | None = None, proxied_to: int | None = None) -> None:
+        """API hooks: CALL_INFO (api_info.xsd) of a finished call, as HookAPI::format_message,
+        run by the front-end that served the call (and, for a write a follower proxied, by the
+        leader too: Request::execute raises the event on both)."""
         if not self.hook_runner.enabled:
             return
         hooks = [h for h in self.hooks.values() if h.matches_call(method)]
@@ -859,7 +893,9 @@ class Cloud:
         call_info = (f"<CALL_INFO><RESULT>{int(ok)}</RESULT><PARAMETERS>{ins}{outs}"
                      f"</PARAMETERS><EXTRA/></CALL_INFO>")
         for hook in hooks:
-            self.hook_runner.submit(hook, "", api_xml=call_info)
+            for sid in dict.fromkeys((server_id, proxied_to)):
+                if sid is not None or server_id is None:
+                    self.hook_runner.submit(hook, "", api_xml=call_info, server_id=sid)
 
 
 def _value(v) -> str:

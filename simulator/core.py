@@ -184,6 +184,13 @@ class Simulator:
         with self.cloud.lock:
             self.cloud.raft.append(entries)
 
+    def set_frontend_env(self, server_id: int, env: dict[str, str]) -> None:
+        """The environment front-end `server_id`'s hook manager runs hooks with (on top of the
+        simulator's own): its own sender configuration, as each real front-end has."""
+        self._server(server_id)
+        with self.cloud.hook_runner._lock:
+            self.cloud.hook_runner.frontend_env[server_id] = dict(env)
+
     def set_hooks_enabled(self, enabled: bool) -> None:
         with self.cloud.lock:
             self.cloud.hook_runner.enabled = bool(enabled)

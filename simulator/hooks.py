@@ -5,6 +5,14 @@ RMHookAPI.cc (messages verbatim); execution follows onehem-server.rb: COMMAND re
 hook base path, ARGUMENTS split on spaces with whole `$TEMPLATE`/`$API` tokens replaced, the
 `ARGUMENTS_STDIN` quirk (only "yes", any case, turns stdin on), TIMEOUT, HOOKLOG records with
 base64 STDOUT/STDERR. Commands run in a thread pool so the state machine never waits for them.
+
+Which front-end runs a hook: oned raises hook events where they happen and every front-end runs
+its own hook manager and HEM (there is no leader check in HookManager.cc, one_hm.rb or
+onehem-server.rb). State changes are made by the leader (followers only apply its replicated
+log), so state hooks run on the leader; an API hook runs on the front-end that served the call
+(Request::execute raises the event after serving it, also when a follower only proxied a write
+to the leader, which then raises its own). Each simulated front-end may have its own environment
+(`frontend_env`: e.g. its own `ONEHA_HOOK_CONFIG`), so a hook's sender signs as that front-end.
 """
 
 from __future__ import annotations
@@ -113,6 +121,7 @@ class ExecutionRecord:
     code: int
     remote_host: str = ""
     retry: bool = False  # a run asked for by one.hook.retry
+    server_id: int | None = None  # the front-end whose hook manager ran it
 
 
 @dataclass
@@ -263,23 +272,29 @@ class HookRunner:
         self._idle = threading.Condition(self._lock)
         self._procs: set[subprocess.Popen] = set()
         self._closed = False
+        self.frontend_env: dict[int, dict[str, str]] = {}  # server id -> extra environment
 
-    def submit(self, hook: Hook, object_xml: str, api_xml: str = "", remote_host: str = "") -> None:
-        """Queue one execution; `object_xml` is the `<HOST>`/`<VM>` element ($TEMPLATE)."""
+    def submit(self, hook: Hook, object_xml: str, api_xml: str = "", remote_host: str = "",
+               server_id: int | None = None) -> None:
+        """Queue one execution on front-end `server_id`'s hook manager; `object_xml` is the
+        `<HOST>`/`<VM>` element ($TEMPLATE)."""
         if not self.enabled:
             return
         template_b64 = base64.b64encode(object_xml.encode()).decode() if object_xml else ""
         api_b64 = base64.b64encode(api_xml.encode()).decode() if api_xml else ""
         params = expand_arguments(hook.template.get("ARGUMENTS", ""), template_b64, api_b64)
-        self._start(hook, params, remote_host if hook.template.get("REMOTE") == "YES" else "")
+        self._start(hook, params, remote_host if hook.template.get("REMOTE") == "YES" else "",
+                    server_id=server_id)
 
     def retry(self, hook: Hook, record: ExecutionRecord) -> None:
         """onehem-server.rb `retry_action`: the hook as it is now (COMMAND, ARGUMENTS_STDIN,
         TIMEOUT) run again with the arguments the recorded run had; a new record with RETRY."""
         if self.enabled:
-            self._start(hook, record.arguments, record.remote_host, retry=True)
+            self._start(hook, record.arguments, record.remote_host, retry=True,
+                        server_id=record.server_id)
 
-    def _start(self, hook: Hook, params: str, remote_host: str, retry: bool = False) -> None:
+    def _start(self, hook: Hook, params: str, remote_host: str, retry: bool = False,
+               server_id: int | None = None) -> None:
         command = hook.template["COMMAND"]
         if not command.startswith("/"):
             command = f"{self.base_path}/{command}"
@@ -292,17 +307,18 @@ class HookRunner:
             if self._closed:
                 return
             self._inflight += 1
-        self._pool.submit(self._run, hook, command, stdin, params, remote_host, retry)
+        self._pool.submit(self._run, hook, command, stdin, params, remote_host, retry, server_id)
 
     def _run(self, hook: Hook, command: str, stdin: str | None, params: str, remote: str,
-             retry: bool) -> None:
+             retry: bool, server_id: int | None = None) -> None:
         started = self._clock()
         try:
-            stdout, stderr, code = self._execute(command, stdin, hook.timeout)
+            env = self.frontend_env.get(server_id) if server_id is not None else None
+            stdout, stderr, code = self._execute(command, stdin, hook.timeout, env)
             record = ExecutionRecord(
                 hook_id=hook.id, execution_id=-1, timestamp=int(started), arguments=params,
                 command=command, stdout=stdout, stderr=stderr, code=code, remote_host=remote,
-                retry=retry)
+                retry=retry, server_id=server_id)
             with self._lock:
                 record.execution_id = hook.next_execution
                 hook.next_execution += 1
@@ -312,19 +328,24 @@ class HookRunner:
                 self.executions.append({
                     "hook_id": hook.id, "hook_name": hook.name, "execution_id": record.execution_id,
                     "rc": code, "stdout": stdout, "stderr": stderr, "t": started,
-                    "command": command, "stdin": stdin is not None, "retry": retry})
+                    "command": command, "stdin": stdin is not None, "retry": retry,
+                    "server_id": server_id})
         finally:
             with self._lock:
                 self._inflight -= 1
                 self._idle.notify_all()
 
-    def _execute(self, command: str, stdin: str | None, timeout: float | None):
+    def _execute(self, command: str, stdin: str | None, timeout: float | None,
+                 env: dict[str, str] | None = None):
         # Like Ruby's Open3 on a command string: through /bin/sh; the environment of the
-        # simulator process is passed through unchanged.
+        # simulator process, plus the running front-end's own (`frontend_env`).
+        import os
+
         try:
             proc = subprocess.Popen(command, shell=True, stdin=subprocess.PIPE,
                                     stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                                    start_new_session=True)
+                                    start_new_session=True,
+                                    env={**os.environ, **env} if env else None)
         except OSError as exc:
             return "", f"Internal error {exc}", 255
         with self._lock:

@@ -39,6 +39,7 @@ SIGNATURES: dict[str, tuple[str, str, bool]] = {
     "one.hook.allocate": ("s", "", True),
     "one.hook.info": ("i", "b", False),
     "one.hook.delete": ("i", "", True),
+    "one.hook.update": ("isi", "", True),
     "one.hook.retry": ("ii", "", True),
     "one.hookpool.info": ("", "iii", False),
     "one.hooklog.info": ("iiii", "", False),
@@ -82,7 +83,10 @@ class Api:
                              "args": list(args), "ok": answer[0],
                              "error": None if answer[0] else answer[1],
                              "code": answer[2]})
-                cloud.fire_api_hooks(method, list(params), answer[0], answer[1], answer[2])
+                leader = cloud.raft.leader()
+                proxied = leader.id if leader is not None and leader.id != server_id else None
+                cloud.fire_api_hooks(method, list(params), answer[0], answer[1], answer[2],
+                                     server_id=server_id, proxied_to=proxied)
         delay = self.answer_delays.get(method)
         if delay:  # the call is done and logged; only its answer is late (outside the lock)
             time.sleep(delay)
@@ -150,6 +154,8 @@ class Api:
             return c.hook_info(a[0])
         if method == "one.hook.delete":
             return c.hook_delete(user, a[0])
+        if method == "one.hook.update":
+            return c.hook_update(user, a[0], a[1], a[2])
         if method == "one.hook.retry":
             return c.hook_retry(user, a[0], a[1])
         if method == "one.hookpool.info":

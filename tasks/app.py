@@ -11,7 +11,7 @@ from gateway.runtime import Runtime
 from .heartbeat import Heartbeat
 
 TASK_MODULES = ["tasks.process", "tasks.notify", "tasks.remediate", "tasks.monitor",
-                "tasks.housekeeping"]
+                "tasks.housekeeping", "tasks.readiness"]
 
 
 def create_celery(settings: Settings, runtime: Runtime | None = None) -> Celery:

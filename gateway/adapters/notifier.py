@@ -149,8 +149,8 @@ class Notifier:
         # apprise's thread, so a TIMEOUT is ambiguous and its retry may deliver twice (rare: the
         # plugins' own connect/read timeouts, cto/rto, normally end a send first).
         try:
-            res = obj.notify(body=message.body, title=message.title,
-                             notify_type=message.notify_type, body_format="text",
+            res = obj.notify(body=message.sent_body, title=message.title,
+                             notify_type=message.notify_type, body_format=message.body_format,
                              timeout=self.timeout)
         except Exception as exc:  # noqa: BLE001 — a plugin bug is a failed delivery, recorded
             elapsed = time.monotonic() - started

@@ -4,7 +4,6 @@ periodic tasks) and `oneha reconcile` (a reconciler pass by hand)."""
 from __future__ import annotations
 
 import json
-import logging
 import signal
 import threading
 import time
@@ -118,8 +117,8 @@ def beat(obj, loglevel: str, status: bool) -> None:
             click.echo(f"last reconcile at {rec['at']:.0f}: {rec['hosts']} hosts, {rec['vms']} "
                        f"VMs, {rec['raised']} raised, {rec['resolved']} resolved")
         return
-    logging.basicConfig(level=loglevel.upper(), format="%(asctime)s %(levelname)s %(name)s "
-                                                       "%(message)s")
+    from gateway import logs
+    logs.configure(None, loglevel, settings)  # $ONEHA_LOG_FORMAT: text or json
     app = create_celery(settings)
     stop = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):

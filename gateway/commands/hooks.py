@@ -44,11 +44,22 @@ _endpoint = click.option("--endpoint", default=None,
 @click.option("--templates", "templates", default=None, type=click.Path(file_okay=False),
               help="Directory of *.tmpl files (default: oneha's hook_templates/).")
 @click.option("--dry-run", is_flag=True, help="Print the templates instead of installing them.")
+@click.option("--sender-config", "sender_config", default=None, metavar="PATH",
+              type=click.Path(dir_okay=False),
+              help="Also write the sender's configuration (0600) for --frontend, with its first "
+                   "configured key, e.g. /etc/one/oneha-hook.conf on that front-end.")
+@click.option("--frontend", default=None, help="The front-end the sender's configuration is for.")
+@click.option("--url", "urls", multiple=True, metavar="URL",
+              help="A gateway the sender posts to (repeat for several; default: public_url).")
 @_endpoint
 @click.pass_obj
-def install_cmd(obj, command, templates, dry_run, endpoint) -> None:
-    """Create oneha's hooks; re-running changes only what differs from the templates."""
+def install_cmd(obj, command, templates, dry_run, sender_config, frontend, urls, endpoint) -> None:
+    """Create oneha's hooks; re-running changes only what differs from the templates.
+
+    With --sender-config, also write the configuration oneha-hook reads on the front-end."""
     from gateway.adapters import hooks as adapter
+    if sender_config:
+        _write_sender_config(obj.settings, sender_config, frontend, urls, dry_run)
     try:
         wanted = adapter.load_templates(templates, command)
         if dry_run:
@@ -104,3 +115,21 @@ def sender_path_cmd() -> None:
         click.echo(str(adapter.sender_path()))
     except OneHAError as exc:
         raise click.ClickException(str(exc)) from None
+
+
+def _write_sender_config(settings, path: str, frontend: str | None, urls, dry_run: bool) -> None:
+    from gateway.commands.keys import check_frontend, gateway_urls, sender_config, write_private
+    if not frontend:
+        raise click.UsageError("--sender-config needs --frontend NAME (whose key signs)")
+    check_frontend(frontend)
+    configured = settings.ingest.frontends.get(frontend)
+    if configured is None:
+        known = ", ".join(sorted(settings.ingest.frontends)) or "none"
+        raise click.ClickException(f"front-end {frontend!r} has no key in ingest.frontends "
+                                   f"(configured: {known}); `oneha keys new {frontend}` makes one")
+    text = sender_config(frontend, configured.keys[0].get_secret_value(),
+                         gateway_urls(settings, tuple(urls)))
+    if dry_run:
+        click.echo(f"# would write {path} (0600) for front-end {frontend}")
+        return
+    click.echo(f"wrote {write_private(path, text)} (0600) for front-end {frontend}")

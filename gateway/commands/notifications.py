@@ -7,8 +7,6 @@ while setting oneha up, and it answers at once. URLs are always printed masked.
 from __future__ import annotations
 
 import json
-import time
-import uuid
 
 import click
 
@@ -27,9 +25,7 @@ def register(main: click.Group) -> None:
 @click.pass_obj
 def send_test(obj, names: tuple[str, ...]) -> None:
     """Send a test message to every URL of every receiver; exit 1 if any failed."""
-    from gateway.adapters.notifier import Notifier
-    from gateway.domain.messages import render
-    from gateway.domain.notifications import Notification
+    from gateway.flows.test_message import send_test as send
 
     settings = obj.settings
     receivers = settings.receivers
@@ -41,26 +37,16 @@ def send_test(obj, names: tuple[str, ...]) -> None:
         receivers = [r for r in receivers if r.name in names]
     if not receivers:
         raise click.ClickException("no receivers configured: add `receivers:` with apprise URLs")
-    notifier = Notifier(timeout=settings.notify.send_timeout)
-    run = uuid.uuid4().hex[:8]
     failed = 0
-    for receiver in receivers:
-        n = Notification(notification_id=f"test-{run}:test:0:{receiver.name}",
-                         receiver=receiver.name, transition="test",
-                         incident={"id": f"test-{run}", "title": "oneha test notification",
-                                   "headline": {"key": "test_message"}},
-                         created_at=time.time())
-        for secret in receiver.urls:
-            url = secret.get_secret_value()
-            kind = receiver.kind_of(url)
-            result = notifier.send(url, render(n, kind, receiver.language))
-            failed += not result.ok
-            line = (f"{'OK    ' if result.ok else 'FAILED'}  {receiver.name}  {kind:4}  "
-                    f"{result.elapsed * 1000:6.0f} ms  {result.url}")
-            if not result.ok:
-                line += f"\n        {result.status}{' (permanent)' if result.permanent else ''}: " \
-                        f"{result.error}"
-            click.echo(line)
+    for sent in send(receivers, settings.notify.send_timeout):
+        result = sent.result
+        failed += not result.ok
+        line = (f"{'OK    ' if result.ok else 'FAILED'}  {sent.receiver}  {sent.kind:4}  "
+                f"{result.elapsed * 1000:6.0f} ms  {result.url}")
+        if not result.ok:
+            line += f"\n        {result.status}{' (permanent)' if result.permanent else ''}: " \
+                    f"{result.error}"
+        click.echo(line)
     total = sum(len(r.urls) for r in receivers)
     click.echo(f"{total - failed} of {total} URL(s) delivered")
     if failed:

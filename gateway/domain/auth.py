@@ -18,7 +18,7 @@ import secrets
 from dataclasses import dataclass
 from typing import Literal
 
-from pydantic import Field, SecretStr, model_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 
 from .model import Duration, Strict
 
@@ -46,6 +46,15 @@ class User(Strict):
     role: Role
     password_hash: SecretStr  # werkzeug format, e.g. "scrypt:32768:8:1$<salt>$<hex>"
     language: Literal["en", "pt-BR"] | None = None  # pages in this language; None: the browser's
+
+    @field_validator("password_hash")
+    @classmethod
+    def _werkzeug_format(cls, value: SecretStr) -> SecretStr:
+        method, _, rest = value.get_secret_value().partition(":")
+        if method not in ("scrypt", "pbkdf2") or rest.count("$") != 2:
+            raise ValueError("must be a password hash as `oneha user add` writes it "
+                             "(scrypt:… or pbkdf2:…), never the password itself")
+        return value
 
 
 class ApiToken(Strict):

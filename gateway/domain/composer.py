@@ -64,8 +64,13 @@ def sent_entry(plan: grouping.FlushPlan, group: grouping.GroupState, now: float
                ) -> TimelineEntry:
     """The timeline line each incident of a sent message gets (the console's delivery story)."""
     receivers = ", ".join(plan.state.receivers) or "(no receiver)"
+    transition = plan.transition or "firing"
     return TimelineEntry(now, "notification",
                          f"told {receivers}: {plan.transition} (message {plan.state.seq} of "
                          f"group {group.key})",
                          data={"group": group.id, "seq": plan.state.seq,
-                               "transition": plan.transition})
+                               "transition": plan.transition,
+                               # the delivery records of these messages (the console shows them)
+                               "notifications": [
+                                   notification_id_for(group.id, transition, plan.state.seq, r)
+                                   for r in plan.state.receivers]})

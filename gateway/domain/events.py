@@ -8,7 +8,8 @@ import json
 from dataclasses import dataclass, field
 from typing import Literal
 
-Source = Literal["hook", "reconciler", "raft", "alertmanager", "remediation", "test"]
+Source = Literal["hook", "reconciler", "raft", "alertmanager", "remediation", "readiness", "drill",
+                 "test"]
 Status = Literal["firing", "resolved"]
 
 

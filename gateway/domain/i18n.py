@@ -74,11 +74,11 @@ PT_BR: dict[str, str | tuple[str, str]] = {
         "Afetados (%(count)s): %(names)s e mais %(more)s.",
     "Next: %(step)s — approve or deny: %(url)s": "Próximo passo: %(step)s — aprovar ou negar: "
                                                  "%(url)s",
-    "approve or deny: %(url)s": "Aprovar ou negar: %(url)s",
+    "Approve or deny: %(url)s": "Aprovar ou negar: %(url)s",
     "Next: %(step)s — %(url)s": "Próximo passo: %(step)s — %(url)s",
     "Next: %(step)s": "Próximo passo: %(step)s",
     # mail.j2 (field names are padded by the `field` filter)
-    "Incident": "Incidente", "Object": "Objeto", "State": "Estado", "Host": "Host",
+    "Incident": "Incidente", "Status": "Situação", "Object": "Objeto", "State": "Estado", "Host": "Host",
     "Cluster": "Cluster", "Started": "Início", "Resolved": "Resolvido", "Labels": "Rótulos",
     "Affected": "Afetados",
     "Details:": "Detalhes:", "Affected (%(count)s):": "Afetados (%(count)s):",

@@ -41,6 +41,12 @@ LEFT_ALONE = {
 }
 
 
+def _ack(p: Params, text: str, key: str = "id") -> str:
+    """A part that names oneha's own ids (`oneha ack <incident>`, a plan's id): said in the
+    mail and the records, left out of a short (chat) message — people act from its link."""
+    return "" if p.get("short") else text.format(**{key: p[key]})
+
+
 def _s(n: int, one: str = "", many: str = "s") -> str:
     return one if n == 1 else many
 
@@ -96,22 +102,24 @@ EN: dict[str, Callable[[Params], str]] = {
     "next_acknowledged": lambda p: f"acknowledged by {p['by']}; no reminders until it resolves",
     "next_maintenance": lambda p: "host is in maintenance: no action",
     "next_alert": lambda p: (f"oneha only notifies for this alert (it comes from Alertmanager) "
-                             f"and does not remediate it: a person acts; `oneha ack {p['id']}` "
-                             f"stops the reminders"),
+                             f"and does not remediate it: a person acts"
+                             + _ack(p, "; `oneha ack {id}` stops the reminders")),
     "next_plan": lambda p: (f"oneha plans a recovery (a message follows when there is a plan to "
-                            f"approve or news); `oneha ack {p['id']}` stops the reminders"),
-    "next_person": lambda p: (f"oneha does not remediate this kind of problem: a person acts; "
-                              f"`oneha ack {p['id']}` stops the reminders"),
+                            f"approve or news)"
+                            + _ack(p, "; `oneha ack {id}` stops the reminders")),
+    "next_person": lambda p: (f"oneha does not remediate this kind of problem: a person acts"
+                              + _ack(p, "; `oneha ack {id}` stops the reminders")),
     # remediation's notices
     "approval_needed": lambda p: (f"Approval needed: {', '.join(p['actions'])} {p['count']} "
-                                  f"VM(s) (plan {p['plan']}); the link below is valid until "
-                                  f"{p['until']}."
+                                  f"VM(s)" + _ack(p, " (plan {plan})", "plan")
+                                  + f"; the link below is valid until {p['until']}."
                                   + "".join(f" Warning: {w}." for w in p.get("warnings", ()))),
     "left_alone": _en_left_alone,
     "vm_gave_up": lambda p: (f"VM {p['vm'] or p['id']} ({p['id']}) was not recovered after "
                              f"{p['attempts']} attempt(s): {p['reason']}. oneha leaves it alone "
                              f"now."),
-    "plan_stopped": lambda p: (f"Remediation plan {p['plan']} stopped: {p['error']}. Nothing "
+    "plan_stopped": lambda p: ("Remediation plan" + _ack(p, " {plan}", "plan")
+                               + f" stopped: {p['error']}. Nothing "
                                f"more is done automatically: the VMs not running yet need a "
                                f"human."),
     "host_step_failed": lambda p: (f"{p['action']} of host {p['host']} failed, so its VMs are "
@@ -217,20 +225,22 @@ PT_BR: dict[str, Callable[[Params], str]] = {
     "next_acknowledged": lambda p: f"reconhecido por {p['by']}; sem lembretes até ser resolvido",
     "next_maintenance": lambda p: "o host está em manutenção: nenhuma ação",
     "next_alert": lambda p: (f"o oneha só notifica este alerta (ele vem do Alertmanager) e não "
-                             f"o remedia: uma pessoa age; `oneha ack {p['id']}` interrompe os "
-                             f"lembretes"),
+                             f"o remedia: uma pessoa age"
+                             + _ack(p, "; `oneha ack {id}` interrompe os lembretes")),
     "next_plan": lambda p: (f"o oneha planeja uma recuperação (outra mensagem segue quando houver "
-                            f"um plano para aprovar ou novidades); `oneha ack {p['id']}` "
-                            f"interrompe os lembretes"),
-    "next_person": lambda p: (f"o oneha não remedia este tipo de problema: uma pessoa age; "
-                              f"`oneha ack {p['id']}` interrompe os lembretes"),
+                            f"um plano para aprovar ou novidades)"
+                            + _ack(p, "; `oneha ack {id}` interrompe os lembretes")),
+    "next_person": lambda p: (f"o oneha não remedia este tipo de problema: uma pessoa age"
+                              + _ack(p, "; `oneha ack {id}` interrompe os lembretes")),
     "approval_needed": lambda p: (f"Aprovação necessária: {', '.join(p['actions'])} em "
-                                  f"{p['count']} VM{_s(p['count'])} (plano {p['plan']}); o link "
-                                  f"abaixo vale até {p['until']}."
+                                  f"{p['count']} VM{_s(p['count'])}"
+                                  + _ack(p, " (plano {plan})", "plan")
+                                  + f"; o link abaixo vale até {p['until']}."
                                   + "".join(f" Aviso: {w}." for w in p.get("warnings", ()))),
     "left_alone": _pt_left_alone,
     "vm_gave_up": _pt_vm_gave_up,
-    "plan_stopped": lambda p: (f"O plano de remediação {p['plan']} parou: {p['error']}. Nada "
+    "plan_stopped": lambda p: ("O plano de remediação" + _ack(p, " {plan}", "plan")
+                               + f" parou: {p['error']}. Nada "
                                f"mais será feito automaticamente: as VMs que ainda não voltaram "
                                f"precisam de uma pessoa."),
     "host_step_failed": lambda p: (f"A ação {p['action']} no host {p['host']} falhou; por isso "
@@ -253,12 +263,14 @@ def say(lang: str, key: str, params: Params | None = None) -> str:
     return PHRASES[lang][key](params or {})
 
 
-def localized(lang: str, phrase: Any, recorded: str) -> str:
+def localized(lang: str, phrase: Any, recorded: str, short: bool = False) -> str:
     """`phrase` ({"key": ..., **params}) said in `lang`; the recorded English text for English,
-    for an unknown key and for data that does not fit the key (an old or foreign record)."""
-    if lang == SOURCE or not isinstance(phrase, Mapping) or not isinstance(phrase.get("key"), str):
+    for an unknown key and for data that does not fit the key (an old or foreign record).
+    `short`: the chat form, without oneha's internal ids (English is said again for it)."""
+    if (lang == SOURCE and not short) or not isinstance(phrase, Mapping) \
+            or not isinstance(phrase.get("key"), str):
         return recorded
     try:
-        return say(lang, phrase["key"], phrase)
+        return say(lang, phrase["key"], {**phrase, "short": True} if short else phrase)
     except (KeyError, TypeError, ValueError, AttributeError, IndexError):
         return recorded

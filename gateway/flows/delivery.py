@@ -25,8 +25,9 @@ from dataclasses import dataclass, field
 
 from gateway.adapters.notifier import Notifier, SendResult, url_key
 from gateway.adapters.store.notifications import Claim, NotificationStore
+from gateway.adapters.store.telemetry import Telemetry, latency_of
 from gateway.domain.messages import render
-from gateway.domain.notifications import DEAD, FAILED, Notification, outcome_of
+from gateway.domain.notifications import DEAD, FAILED, SENT, Notification, outcome_of
 from gateway.runtime import Runtime
 
 log = logging.getLogger("oneha.notify")
@@ -147,6 +148,9 @@ class Delivery:
         self.rnd.status = self.store.finish(self.n, key, all_keys, claim, out.state, out.reason,
                                             result.as_dict(), now, not_before=now + out.retry_in)
         self.rnd.done[key] = out.reason
+        Telemetry.of(self.rt).delivered(  # /metrics: per receiver; event → message time
+            self.n.receiver, result.ok, self.n.transition,
+            latency_of(self.n.incident, self.n.transition, now) if out.state == SENT else None)
         (log.info if result.ok else log.warning)(
             "notification_%s id=%s url=%s attempt=%d status=%s elapsed=%.3f reason=%s%s",
             out.state, self.n.notification_id, result.url, claim.attempt, result.status,

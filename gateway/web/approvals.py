@@ -1,15 +1,17 @@
 """Approval links: a page with the plan and the live state (approve / deny), and the same as API.
 
-- `GET  /approvals/<token>`      HTML page; sets a CSRF nonce cookie.
-- `POST /approvals/<token>`      the page's form: decision, approver, csrf (double-submit cookie,
-                                 HMAC-bound to this token) — a forged cross-site form is refused.
+- `GET  /approvals/<token>`      HTML page, open to whoever has the link; sets a CSRF nonce cookie.
+- `POST /approvals/<token>`      the page's form: decision, csrf (double-submit cookie, HMAC-bound
+                                 to this token) — a forged cross-site form is refused.
 - `GET  /v1/approvals/<token>`   JSON: the plan and its status.
 - `POST /v1/approvals/<token>`   JSON `{"decision": "approve"|"deny", "approver": "...",
-                                 "incident_id": optional}`; only `application/json` bodies, which
-                                 a cross-site form cannot send.
-The token is the credential (signed, single-use, expiring); the approver's identity is the
-`X-Remote-User` header when an authenticating proxy sets it, else the name typed in the form,
-and is recorded with the client address in the audit log.
+                                 "incident_id": optional}`; only `application/json` bodies.
+- `GET  /v1/plans/<plan_id>`, `POST /v1/plans/<plan_id>/decision`: the same by plan id, for API
+  clients that were not sent the link (as `oneha approve ID`).
+Looking needs the link; deciding needs a login as an approver (or an approver's bearer token on
+the API; gateway/web/auth.py), who is recorded with the client address in the audit log. A site
+may allow deciding with the link alone (`auth.link_approval`): the name typed is then recorded
+as "<name> (unverified)".
 """
 
 from __future__ import annotations
@@ -19,11 +21,14 @@ import secrets
 from flask import Blueprint, current_app, jsonify, make_response, render_template, request
 
 from gateway.domain import states
-from gateway.domain.approvals import ApprovalRefused, csrf_token, check_csrf
+from gateway.domain.approvals import ApprovalRefused, check_csrf, csrf_token, verify
 from gateway.errors import BadInput, Permanent, Transient
+from gateway.web import auth_text
+from gateway.web.auth import principal
 from gateway.web.bodies import json_object
 
 bp = Blueprint("approvals", __name__)
+bp.record_once(lambda state: auth_text.install(state.app))  # _(), ngettext, |moment
 COOKIE = "oneha_csrf"
 _STATUS = {"malformed": 400, "forged": 403, "csrf": 403, "wrong_incident": 409, "used": 409,
            "expired": 410, "unknown": 404, "bad_decision": 400, "no_approver": 400,
@@ -47,9 +52,12 @@ def _secret() -> str:
     return current_app.extensions["oneha"].settings.secret_key.get_secret_value()
 
 
-def _who(form_value: str | None) -> str:
-    proxy = request.headers.get("X-Remote-User", "").strip()
-    return proxy or (form_value or "").strip()[:120]
+def _who(typed: str | None) -> str:
+    """The logged-in user, a token's name (with the name given), or the typed name, unverified."""
+    who = principal().actor(typed)
+    if not who:
+        raise ApprovalRefused("no_approver", "type your name: it is recorded with the decision")
+    return who
 
 
 def _via(kind: str) -> str:
@@ -76,7 +84,10 @@ def _live(rem, plan) -> list[dict]:
 def _page(template: str, http_status: int = 200, **ctx):
     # The HTTP code is named apart from every template variable: a plan's `status` passed as
     # context once became the response's status line (gunicorn: "Invalid status", a 500).
-    return make_response(render_template(f"approvals/{template}", **ctx), http_status)
+    resp = make_response(render_template(f"approvals/{template}", **ctx), http_status)
+    resp.headers["Cache-Control"] = "no-store"
+    resp.headers["Referrer-Policy"] = "no-referrer"  # the link is a credential
+    return resp
 
 
 @bp.get("/approvals/<token>")
@@ -89,13 +100,11 @@ def page(token: str):
     nonce = request.cookies.get(COOKIE) or secrets.token_urlsafe(16)
     state = rem.store.plan_state(plan.plan_id)
     resp = _page("page.html", plan=plan, state=state, live=_live(rem, plan), claims=claims,
-                 csrf=csrf_token(_secret(), token, nonce), token=token,
-                 proxy_user=request.headers.get("X-Remote-User", ""),
+                 csrf=csrf_token(_secret(), token, nonce), token=token, who=principal(),
+                 link_approval=current_app.extensions["oneha"].settings.auth.link_approval,
                  paused=rem.store.paused())
     resp.set_cookie(COOKIE, nonce, httponly=True, samesite="Strict",
                     secure=request.scheme == "https", path="/approvals/")
-    resp.headers["Cache-Control"] = "no-store"
-    resp.headers["Referrer-Policy"] = "no-referrer"  # the link is a credential
     return resp
 
 
@@ -108,10 +117,12 @@ def decide_form(token: str):
         if decision is None:
             raise ApprovalRefused("bad_decision", "choose approve or deny")
         who = _who(request.form.get("approver"))
+        claims = verify(_secret(), token, rem.ctx.clock())
         status = rem.decide_by_token(token, decision, who, via=_via("web"))
     except ApprovalRefused as exc:
         return _page("refused.html", _STATUS.get(exc.code, 400), error=exc)
-    return _page("done.html", decision=decision, who=who, plan_status=status)
+    return _page("done.html", decision=decision, who=who, plan_status=status,
+                 incident_id=claims.incident_id)
 
 
 @bp.get("/v1/approvals/<token>")
@@ -133,8 +144,36 @@ def api_decide(token: str):
     try:
         if decision is None:
             raise ApprovalRefused("bad_decision", 'decision must be "approve" or "deny"')
+        incident_id = body.get("incident_id")
+        if incident_id is not None and not isinstance(incident_id, str):
+            raise ApprovalRefused("malformed", "incident_id must be a string")
         status = rem.decide_by_token(token, decision, _who(str(body.get("approver") or "")),
-                                     via=_via("api"), incident_id=body.get("incident_id"))
+                                     via=_via("api"), incident_id=incident_id)
+    except ApprovalRefused as exc:
+        raise BadInput(exc.code, exc.message, _STATUS.get(exc.code, 400)) from None
+    return jsonify(decision=decision, status=status)
+
+
+@bp.get("/v1/plans/<plan_id>")
+def plan_get(plan_id: str):
+    rem = _remediator()
+    plan = rem.store.plan(plan_id)
+    if plan is None:
+        raise BadInput("not_found", f"no plan {plan_id}", 404)
+    return jsonify(plan=plan.to_dict(), status=rem.store.plan_state(plan_id))
+
+
+@bp.post("/v1/plans/<plan_id>/decision")
+def plan_decide(plan_id: str):
+    """As `oneha approve|deny ID`: an approver may also approve a plan a guard blocked."""
+    rem = _remediator()
+    body = json_object(like='{"decision": "approve"}')
+    decision = _DECISIONS.get(str(body.get("decision", "")))
+    try:
+        if decision is None:
+            raise ApprovalRefused("bad_decision", 'decision must be "approve" or "deny"')
+        status = rem.decide_plan(plan_id, decision, _who(str(body.get("approver") or "")),
+                                 via=_via("api"))
     except ApprovalRefused as exc:
         raise BadInput(exc.code, exc.message, _STATUS.get(exc.code, 400)) from None
     return jsonify(decision=decision, status=status)

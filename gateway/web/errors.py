@@ -29,6 +29,13 @@ def error_response(status: int, error: str, detail: str = "") -> Response:
     return response
 
 
+def _route() -> str:
+    """What a log line says of the request: its route (`/approvals/<token>`), never the path
+    itself — an approval link's path is a credential, and logs travel further than pages."""
+    rule = request.url_rule
+    return rule.rule if rule is not None else "(no route)"
+
+
 def _wants_json() -> bool:
     return request.path.startswith(API_PREFIX)
 
@@ -38,10 +45,14 @@ def install(app: Flask) -> None:
 
     @app.errorhandler(BadInput)
     def _bad_input(exc: BadInput):
-        return error_response(exc.status, exc.error, exc.detail)
+        if _wants_json():
+            return error_response(exc.status, exc.error, exc.detail)
+        # A page (a console form refused by the login gate, say): a page that says why.
+        return Response(render_template("auth/error.html", status=exc.status, error=exc.error,
+                                        detail=exc.detail), exc.status)
 
     def _unavailable(exc: Exception):
-        log.warning("request_unavailable", extra={"path": request.path, "reason": str(exc)})
+        log.warning("request_unavailable", extra={"route": _route(), "reason": str(exc)})
         cause = redis_cause(exc)
         if isinstance(exc, Transient) or cause is None:
             detail = str(exc)  # a Transient says what it could not do, and why
@@ -73,7 +84,7 @@ def install(app: Flask) -> None:
     @app.errorhandler(Exception)
     def _unexpected(exc: Exception):
         # Flask gives HTTPExceptions to the handler above; this is a bug of ours: log it in full.
-        log.exception("request_failed", extra={"path": request.path})
+        log.exception("request_failed", extra={"route": _route(), "method": request.method})
         if not _wants_json():
             return InternalServerError()
         return error_response(500, "internal_error", f"{type(exc).__name__}; see the gateway log")

@@ -8,6 +8,7 @@ from werkzeug.serving import make_server
 from gateway.app import create_app
 from gateway.config import settings_from_dict
 from gateway.runtime import Runtime
+from tests.support.auth import auth_section, browser_login
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
@@ -44,6 +45,11 @@ class LiveGateway:
         self.thread.start()
         return self
 
+    def login(self, page, role: str = "viewer", then: str = "/"):
+        """Log `page` in through the login form as the user `role` (tests/support/auth.py)."""
+        browser_login(page, self.url, role, then)
+        return page
+
     def stop(self):
         self.server.shutdown()
         self.thread.join(5)
@@ -51,12 +57,13 @@ class LiveGateway:
 
 @pytest.fixture
 def live_gateway(redis_url, key_prefix):
-    """`live_gateway(**settings)` serves create_app(settings) on a free port of 127.0.0.1."""
+    """`live_gateway(**settings)` serves create_app(settings) on a free port of 127.0.0.1, with
+    a user and a bearer token per role (tests/support/auth.py); `gw.login(page, role)`."""
     started = []
 
     def start(**overrides):
         data = {"redis_url": redis_url, "key_prefix": key_prefix, "secret_key": "browser-test",
-                **overrides}
+                "auth": auth_section(), **overrides}
         gw = LiveGateway(settings_from_dict(data, env={})).start()
         data["public_url"] = gw.url
         started.append(gw)

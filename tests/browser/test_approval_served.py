@@ -5,6 +5,7 @@ became the HTTP status line, which werkzeug's test server let pass and gunicorn 
 import pytest
 
 from simulator import CloudSpec, HostSpec, Simulator
+from tests.support.auth import auth_section, browser_login
 from tests.support.procs import oneha_serve
 from tests.support.remediation import Driver, remediation_config, shared_vms
 from tests.support.worker import write_config
@@ -22,7 +23,7 @@ def sim():
 
 
 def test_approve_on_the_served_gateway_answers_200(sim, key_prefix, page, tmp_path):
-    config = remediation_config(key_prefix, sim, mode="approval")
+    config = {**remediation_config(key_prefix, sim, mode="approval"), "auth": auth_section()}
     d = Driver(config)
     sim.crash_host(0)
     sim.wait_for(lambda: all(v.is_unknown for v in d.one.vms()), timeout=10)
@@ -33,12 +34,13 @@ def test_approve_on_the_served_gateway_answers_200(sim, key_prefix, page, tmp_pa
     path = request["approval_url"].split("oneha.test", 1)[1]
 
     with oneha_serve(write_config(config, tmp_path)) as port:
-        assert page.goto(f"http://127.0.0.1:{port}{path}").status == 200
-        page.fill("#approver", "Alice Admin")
+        url = f"http://127.0.0.1:{port}"
+        assert page.goto(url + path).status == 200
+        browser_login(page, url, "approver", then=path)
         with page.expect_navigation() as nav:
             page.click("#approve")
         assert nav.value.status == 200
-        assert "approved by Alice Admin" in page.locator("#result").inner_text()
+        assert "approved by approver" in page.locator("#result").inner_text()
         assert page.locator("#plan-status").inner_text() == "executing"
         page.screenshot(path=str(tmp_path / "approved-served.png"), full_page=True)
     assert d.store.plan_state(pid)["status"] == "executing"

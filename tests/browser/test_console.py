@@ -26,6 +26,7 @@ def _vm_unknown(vm_id: int, name: str, host: str, host_id: int, t: float) -> Eve
 
 def test_a_failed_host_is_one_incident_with_its_vms_and_timeline(live_gateway, page, tmp_path):
     gw = live_gateway()
+    gw.login(page)
     store = IncidentFlow(gw.runtime, send=lambda *a, **k: None)
     now = time.time()
     store.apply_event(_host_error(7, "node07", now), now=now)
@@ -47,6 +48,7 @@ def test_a_failed_host_is_one_incident_with_its_vms_and_timeline(live_gateway, p
 
 def test_unknown_incident_is_a_clear_404(live_gateway, page):
     gw = live_gateway()
+    gw.login(page)
     response = page.goto(gw.url + "/incidents/nope")
     assert response.status == 404
     assert "no incident 'nope'" in page.content()
@@ -54,6 +56,7 @@ def test_unknown_incident_is_a_clear_404(live_gateway, page):
 
 def test_raft_view_before_the_first_poll_says_so(live_gateway, page):
     gw = live_gateway()
+    gw.login(page)
     page.goto(gw.url + "/raft")
     assert "has not polled yet" in page.inner_text("main")
 
@@ -63,6 +66,7 @@ def test_the_event_log_page_shows_what_came_in_and_leads_to_its_incident(live_ga
     from gateway.domain.hook_events import content_digest
 
     gw = live_gateway()
+    gw.login(page)
     incidents = IncidentFlow(gw.runtime, send=lambda *a, **k: None)
     log = EventStore.of(gw.runtime)
     now = time.time()
@@ -86,5 +90,6 @@ def test_the_event_log_page_shows_what_came_in_and_leads_to_its_incident(live_ga
 
 def test_the_event_log_page_before_any_event_says_so(live_gateway, page):
     gw = live_gateway()
+    gw.login(page)
     page.goto(gw.url + "/events")
     assert "no events recorded yet" in page.inner_text("#events")

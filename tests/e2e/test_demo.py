@@ -1,6 +1,7 @@
 """`make demo` as a newcomer runs it: one command, the whole story, nothing left behind."""
 
 import os
+import re
 import subprocess
 import sys
 
@@ -25,6 +26,8 @@ def test_demo_tells_the_whole_story_and_leaves_no_process(tmp_path):
     approval = out.index("Subject: [APPROVAL NEEDED] Host node01")
     resolved = out.index("Subject: [RESOLVED] Host node01 failed — its 4 VMs run again elsewhere")
     assert firing < approval < resolved
+    assert re.search(r"console: http://127\.0\.0\.1:\d+/  \(log in as admin / \S{16}; ", out), \
+        "the demo's own login is printed"
     assert out.count("Subject: [FIRING]") == 1, "one grouped message, not one per VM"
     for vm in ("web-1", "web-2", "db-1", "cache-1"):
         assert f"{vm} (#" in out[resolved:], f"{vm} missing from the impact report"

@@ -75,7 +75,7 @@ class Receiver:
             record = {"path": path, "headers": headers, "body": body}
             self.requests.append(record)
             ts = headers.get("X-OneHA-Timestamp", "")
-            if path != "/v1/events":
+            if path not in ("/v1/events", "/v1/heartbeats", "/v1/drills"):
                 record["verdict"] = "not found"
                 return 404, {"error": "not_found", "detail": path}
             if headers.get("X-OneHA-Frontend") != self.frontend:
@@ -88,6 +88,9 @@ class Receiver:
             if not hmac.compare_digest(sig, expected_signature(self.key, ts, body)):
                 record["verdict"] = "bad signature"
                 return 401, {"error": "bad_signature", "detail": "HMAC does not match"}
+            if path != "/v1/events":  # a heartbeat after --flush, a drill: signed like events
+                record["verdict"] = "accepted"
+                return 202, {"frontend": self.frontend}
             status = self.script.pop(0) if self.script else 202
             if status != 202:
                 record["verdict"] = f"scripted {status}"
@@ -103,9 +106,10 @@ class Receiver:
                 self.accepted.append(event)
             return 202, {"event_id": event["event_id"], "duplicate": duplicate}
 
-    def verdicts(self) -> list[str]:
+    def verdicts(self, path: str = "/v1/events") -> list[str]:
+        """What became of each request to `path` (events by default; also /v1/heartbeats)."""
         with self._lock:
-            return [r["verdict"] for r in self.requests]
+            return [r["verdict"] for r in self.requests if r["path"] == path]
 
     def __enter__(self) -> "Receiver":
         self._thread.start()

@@ -85,7 +85,8 @@ def test_errors_say_which_call_failed(sim, one):
     wrong = OpenNebula(sim.endpoints, "oneadmin:wrong-password", timeout=5, retries=0)
     with pytest.raises(Permanent, match="hookpool.info.*authenticated"):
         adapter.list_hooks(wrong)
-    bogus = adapter.HookTemplate(TEMPLATES[0].path, {**TEMPLATES[0].attributes, "STATE": "BOGUS"})
+    host_error = next(t for t in TEMPLATES if t.name == "oneha-host-error")
+    bogus = adapter.HookTemplate(host_error.path, {**host_error.attributes, "STATE": "BOGUS"})
     with pytest.raises(Permanent, match="hook.allocate.*Invalid STATE: BOGUS"):
         adapter.install(one, [bogus])
     sim.stop()

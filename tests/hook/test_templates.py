@@ -18,6 +18,7 @@ from tests.support.xsd import XSD_DIR
 
 TEMPLATES = adapter.load_templates()
 BY_NAME = {t.name: t for t in TEMPLATES}
+STATE_TEMPLATES = [t for t in TEMPLATES if t.attributes["TYPE"] == "state"]  # all but the drill
 
 
 @pytest.mark.parametrize("fixture, xsd", [("host-error.xml", "host.xsd"),
@@ -45,7 +46,17 @@ def test_the_core_hooks_exist():
     assert BY_NAME["oneha-vm-unknown"].attributes["ON"] == "UNKNOWN"
 
 
-@pytest.mark.parametrize("template", TEMPLATES, ids=lambda t: t.name)
+def test_the_drill_hook_is_an_api_hook_on_the_drills_call_with_the_call_on_stdin():
+    from gateway.domain import drills
+    a = BY_NAME[drills.DRILL_HOOK].attributes
+    assert (a["TYPE"], a["CALL"]) == ("api", drills.DRILL_CALL)
+    assert (a["ARGUMENTS"], a["ARGUMENTS_STDIN"], a["REMOTE"]) == ("--drill $API", "yes", "no")
+    assert a["COMMAND"] == adapter.DEFAULT_COMMAND
+    assert adapter.parse_template(BY_NAME[drills.DRILL_HOOK].render()) == a
+    assert [t.name for t in TEMPLATES if t.attributes["TYPE"] != "state"] == [drills.DRILL_HOOK]
+
+
+@pytest.mark.parametrize("template", STATE_TEMPLATES, ids=lambda t: t.name)
 def test_template_is_ready_for_onehook_create(template):
     a = template.attributes
     assert a["TYPE"] == "state" and a["RESOURCE"] in ("HOST", "VM")
@@ -65,7 +76,7 @@ def test_sender_names_events_after_the_hook_that_fired():
     spec = importlib.util.spec_from_loader(loader.name, loader)
     sender = importlib.util.module_from_spec(spec)
     loader.exec_module(sender)
-    for t in TEMPLATES:
+    for t in STATE_TEMPLATES:
         want = t.expected()
         if want["RESOURCE"] == "HOST":
             xml = f"<HOST><ID>1</ID><NAME>h</NAME><STATE>{states.HOST_STATE_CODES[want['STATE']]}</STATE></HOST>"

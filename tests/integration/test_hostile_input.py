@@ -10,6 +10,7 @@ import pytest
 from gateway.app import create_app
 from gateway.config import settings_from_dict
 from tests.integration.test_ingest import KEYS, host_event, post, vm_event
+from tests.support.auth import auth_section, bearer
 from tests.support.samples import b64, host_xml
 
 API_TOKEN = "api-token-for-tests"
@@ -22,8 +23,11 @@ def client(redis_url, key_prefix):
     settings = settings_from_dict({
         "redis_url": redis_url, "key_prefix": key_prefix, "api": {"tokens": [API_TOKEN]},
         "ingest": {"frontends": {n: {"keys": k} for n, k in KEYS.items()},
-                   "alertmanager_token": AM_TOKEN}}, env={})
-    return create_app(settings).test_client()
+                   "alertmanager_token": AM_TOKEN}, "auth": auth_section()}, env={})
+    client = create_app(settings).test_client()
+    # An approver's token unless a test says otherwise: what is measured is past the login gate.
+    client.environ_base["HTTP_AUTHORIZATION"] = bearer("approver")["Authorization"]
+    return client
 
 
 def refused(response, status: int = 400) -> str:
@@ -34,7 +38,7 @@ def refused(response, status: int = 400) -> str:
 
 
 JSON_ENDPOINTS = [
-    ("/v1/approvals/anything", {}),  # no credentials at all
+    ("/v1/approvals/anything", {}),  # the approver's token of the fixture
     ("/v1/silences", {"Authorization": f"Bearer {API_TOKEN}"}),
     ("/v1/incidents/inc-1/ack", {"Authorization": f"Bearer {API_TOKEN}"}),
     ("/v1/alertmanager", {"Authorization": f"Bearer {AM_TOKEN}"}),

@@ -16,6 +16,7 @@ from gateway.config import settings_from_dict
 from gateway.domain import signing
 from gateway.domain.events import Event
 from gateway.domain.hook_events import content_digest, event_from_hook
+from tests.support.auth import auth_section, bearer
 from tests.support.samples import b64, host_xml, vm_xml
 
 KEYS = {"fe1": ["old-key", "new-key"], "fe2": ["fe2-key"]}
@@ -25,7 +26,7 @@ MAX_BODY = 32 * 1024
 def make_settings(redis_url: str, key_prefix: str, **ingest):
     data = {"redis_url": redis_url, "key_prefix": key_prefix,
             "ingest": {"frontends": {n: {"keys": k} for n, k in KEYS.items()},
-                       "max_body_bytes": MAX_BODY, **ingest}}
+                       "max_body_bytes": MAX_BODY, **ingest}, "auth": auth_section()}
     return settings_from_dict(data, env={})
 
 
@@ -398,6 +399,7 @@ def test_the_event_log_is_read_over_http_and_on_the_command_line(client, setting
     from gateway.cli import main
     assert post(client, host_event()).status_code == 202
     assert post(client, vm_event()).status_code == 202
+    client.environ_base["HTTP_AUTHORIZATION"] = bearer("viewer")["Authorization"]
     listed = client.get("/v1/events?limit=5").get_json()["events"]
     assert [(e["object_id"], e["condition"], e["source"]) for e in listed] == [
         ("42", "VM/ACTIVE/UNKNOWN", "hook"), ("7", "HOST/ERROR", "hook")]
@@ -432,6 +434,7 @@ def test_the_event_log_filtered_by_object_pages_through_the_log(client, settings
     assert [e.object_key for e in store.recent(5, object_key="host:7")] == ["host:7"]
     assert [e.object_key for e in store.recent(5, object_key="host:7", scan=1000)] == []
     assert len(store.recent(3, object_key="vm:2599")) == 1 and store.recent(3, "vm:1") == []
+    client.environ_base["HTTP_AUTHORIZATION"] = bearer("viewer")["Authorization"]
     listed = client.get("/v1/events?object=host:7").get_json()["events"]
     assert [(e["object_id"], e["condition"]) for e in listed] == [("7", "HOST/ERROR")]
     bad = client.get("/v1/events?object=rack 7")

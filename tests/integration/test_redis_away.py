@@ -18,6 +18,7 @@ from gateway.cli import main
 from gateway.config import settings_from_dict
 from gateway.domain.approvals import Claims, csrf_token, sign
 from tests.integration.test_ingest import KEYS, host_event, post, signed_headers
+from tests.support.auth import auth_section, bearer
 from tests.support.procs import oneha_serve
 from tests.support.worker import write_config
 
@@ -28,7 +29,7 @@ SENDER_BUDGET = 3.0  # seconds: hook_templates/oneha-hook gives up on a request 
 
 def config_of(redis_url: str, key_prefix: str) -> dict:
     return {"redis_url": redis_url, "key_prefix": key_prefix, "secret_key": SECRET,
-            "api": {"tokens": ["api-token"]},
+            "api": {"tokens": ["api-token"]}, "auth": auth_section(),
             "ingest": {"frontends": {n: {"keys": k} for n, k in KEYS.items()},
                        "alertmanager_token": "am-token"}}
 
@@ -67,9 +68,16 @@ PAGES = ["/", "/incidents/inc-1", "/silences", "/raft", "/events", "/audit"]
 @pytest.fixture
 def stopped(own_redis, key_prefix):
     """A gateway whose Redis has stopped (connections refused)."""
-    client = create_app(settings_from_dict(config_of(own_redis.url, key_prefix), env={})).test_client()
+    client = signed_in(create_app(settings_from_dict(config_of(own_redis.url, key_prefix), env={})))
     assert client.get("/readyz").status_code == 200
     own_redis.stop()
+    return client
+
+
+def signed_in(app):
+    """A test client sending an admin's bearer token (checking it needs no Redis)."""
+    client = app.test_client()
+    client.environ_base["HTTP_AUTHORIZATION"] = bearer("admin")["Authorization"]
     return client
 
 
@@ -135,7 +143,7 @@ def test_a_frozen_redis_is_a_503_within_the_senders_budget(served, own_redis):
     assert status == 202  # the gateway now keeps connections to Redis
     again = json.dumps(host_event(event_id="9" * 32)).encode()
     requests = [("POST", "/v1/events", again, signed_headers(again)),
-                ("GET", "/v1/incidents", b"", {}), ("GET", "/", b"", {}),
+                ("GET", "/v1/incidents", b"", bearer()), ("GET", "/", b"", bearer()),
                 ("GET", "/readyz", b"", {})]
     with frozen(own_redis):
         for method, path, body, headers in requests:
@@ -146,7 +154,7 @@ def test_a_frozen_redis_is_a_503_within_the_senders_budget(served, own_redis):
 
 
 def test_a_frozen_redis_is_a_503_on_a_fresh_connection_too(own_redis, key_prefix):
-    client = create_app(settings_from_dict(config_of(own_redis.url, key_prefix), env={})).test_client()
+    client = signed_in(create_app(settings_from_dict(config_of(own_redis.url, key_prefix), env={})))
     with frozen(own_redis):
         started = time.monotonic()
         r = post(client, host_event())

@@ -16,6 +16,7 @@ from gateway.app import create_app
 from gateway.config import settings_from_dict
 from gateway.runtime import Runtime
 from simulator import CloudSpec, HostSpec, Simulator, VmSpec
+from tests.support.auth import bearer
 from tests.support.remediation import (hook_event, remediation_config, shared_vms,
                                                      touched_vms, vm_actions, writes)
 from tests.support.worker import Ticker, celery_client, wait_until
@@ -100,7 +101,8 @@ def test_host_of_20_vms_one_approval_two_workers_three_deliveries_each_vm_once(
     assert touched_vms(sim) == []
     client = create_app(s.settings).test_client()
     answer = client.post(f"/v1/approvals/{token}", json={"decision": "approve",
-                                                           "approver": "alice"})
+                                                           "approver": "alice"},
+                         headers=bearer("approver"))
     assert answer.status_code == 200, answer.get_json()
     wait_until(lambda: s.status(pid) == "done", 60, what="plan done")
     assert sorted(vm_actions(sim, "resched")) == list(range(20))
@@ -119,7 +121,8 @@ def test_host_of_20_vms_one_approval_two_workers_three_deliveries_each_vm_once(
         resolve = wait_until(lambda: s.posts("Impact: 20 VM(s)"), 30, what="the resolve notice")
     assert "memory state lost on 20" in resolve[0].message
     approvals = [r for r in s.store.audit_log(500, plan_id=pid) if r["what"] == "plan_approved"]
-    assert [(r["actor"], r["data"]["via"].split()[0]) for r in approvals] == [("alice", "api")]
+    assert [(r["actor"], r["data"]["via"].split()[0]) for r in approvals] == [
+        ("alice (token test-approver)", "api")]
 
 
 @pytest.mark.parametrize("sim", [CloudSpec(
@@ -208,7 +211,7 @@ def test_expired_reused_tampered_and_misdirected_tokens_are_refused(sim, key_pre
     client = create_app(s.settings).test_client()
 
     def decide(token, **extra):
-        r = client.post(f"/v1/approvals/{token}",
+        r = client.post(f"/v1/approvals/{token}", headers=bearer("approver"),
                         json={"decision": "approve", "approver": "eve", **extra})
         return r.status_code, r.get_json()
 

@@ -19,6 +19,7 @@ from gateway.flows.remediation import PLAN_TASK, RUN_TASK, IncidentPort, Remedia
 from gateway.runtime import Runtime
 from simulator import VmSpec
 from tasks.remediate import follow_args
+from tests.support.auth import auth_section
 
 WRITES = ("one.vm.action", "one.vm.recover", "one.host.status", "one.vm.deploy")
 
@@ -81,6 +82,7 @@ def remediation_config(key_prefix, sim, **remediation):
     base.update(remediation)
     return {"redis_url": "redis://127.0.0.1:6379/0", "key_prefix": key_prefix,
             "secret_key": "test-secret", "public_url": "http://oneha.test",
+            "auth": auth_section(),
             "opennebula": {"endpoints": sim.endpoints, "session": sim.session, "timeout": 2,
                            "retries": 1},
             "remediation": base}

@@ -18,7 +18,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from gateway import local
-from gateway.demo import approval_token, demo_config, post_json, running_elsewhere, wait_ready
+from gateway.demo import (DemoLogin, approval_token, demo_config, post_json, running_elsewhere,
+                          wait_ready)
+from tests.support.auth import TOKENS
 from simulator import CloudSpec, Simulator
 from tests.support.sinks import ChatSink, SmtpSink
 
@@ -47,7 +49,10 @@ class Told:
 class Stack:
     def __init__(self, spec: CloudSpec, key_prefix: str, tmp_path: Path, monkeypatch,
                  redis_url: str = "redis://127.0.0.1:6379/0", route: dict | None = None,
-                 **remediation):
+                 receivers: dict | None = None, auth: dict | None = None, **remediation):
+        """`receivers`: per receiver name (mail, chat), fields to add (e.g. a language);
+        `auth`: the config's auth section (users and tokens)."""
+        self.receivers, self.auth = receivers or {}, auth
         self.spec, self.key_prefix, self.base = spec, key_prefix, Path(tmp_path)
         self.monkeypatch, self.redis_url = monkeypatch, redis_url
         self.route, self.remediation = route or {}, remediation
@@ -76,11 +81,18 @@ class Stack:
                             "ONEHA_HOOK_CONFIG": str(self.base / "none.conf")}.items():
             self.monkeypatch.setenv(name, value)
         self.sim = Simulator(self.spec).start()
+        self.login = DemoLogin()
         config = demo_config(redis_url=self.redis_url, gateway_url=self.url, key=key,
-                             sim=self.sim, smtp=self.smtp, chat=self.chat)
+                             sim=self.sim, smtp=self.smtp, chat=self.chat, login=self.login)
         config["key_prefix"] = self.key_prefix
         config["route"].update(self.route)
         config["remediation"].update(self.remediation)
+        for receiver in config["receivers"]:
+            receiver.update(self.receivers.get(receiver["name"], {}))
+        self.api_token = self.login.token  # the demo's approver token
+        if self.auth is not None:
+            config["auth"] = self.auth  # tests/support/auth.py's auth_section(), say
+            self.api_token = TOKENS["approver"]
         self.config = config
         path = local.write_config(config, self.base / "oneha.yaml")
         self.procs = local.Processes(path, self.base / "logs")
@@ -128,7 +140,8 @@ class Stack:
 
     def approve(self, token: str, approver: str = "alice") -> dict:
         status, body = post_json(f"{self.url}/v1/approvals/{token}",
-                                 {"decision": "approve", "approver": approver})
+                                 {"decision": "approve", "approver": approver},
+                                 token=self.api_token)
         assert status == 200, f"approval answered {status}: {body}"
         return body
 

@@ -78,7 +78,7 @@ def test_firing_chat_is_short_and_says_what_where_since_and_next():
     assert lines == [
         "HOST node07 (#7) is in ERROR (cluster default) since 2025-11-25T17:00:00Z (2m 00s).",
         "3 affected: web-000, web-001, web-002.",
-        "Next: waiting for approval to recover 3 VMs — http://gw:8080/incidents/inc-7",
+        "Next: waiting for approval to recover 3 VMs — <http://gw:8080/incidents/inc-7>",
     ]
 
 
@@ -118,7 +118,7 @@ def test_approval_request_carries_the_plan_and_the_link():
     assert "  - VM web-000 (#100): recover --recreate — host down, non-persistent disks" in mail
     assert "Approve or deny the plan:\n  http://gw:8080/approvals/a1?token=t" in mail
     assert chat.strip().splitlines()[-1] == ("Next: waiting for approval to recover 3 VMs — "
-                                             "approve or deny: http://gw:8080/approvals/a1?token=t")
+                                             "approve or deny: <http://gw:8080/approvals/a1?token=t>")
 
 
 def test_resolve_mail_has_the_impact_table_and_no_stale_plan_or_link():
@@ -144,7 +144,7 @@ def test_resolve_mail_has_the_impact_table_and_no_stale_plan_or_link():
 
 
 def test_timeline_shows_the_last_ten_entries_in_utc():
-    n = note(timeline=[{"t": T0 + k * 60, "text": f"step {k}"} for k in range(12)])
+    n = note("resolved", timeline=[{"t": T0 + k * 60, "text": f"step {k}"} for k in range(12)])
     mail = render(n, "mail").body.splitlines()
     assert "Timeline (last 10 of 12):" in mail
     assert "  2025-11-25T17:02:00Z  step 2" in mail
@@ -224,3 +224,33 @@ def test_a_front_end_finding_carries_its_recovery_steps_into_the_mail():
     mail = render(n, "mail").body
     for line in steps:
         assert f"  {line}" in mail.splitlines()
+
+
+def test_an_alertmanager_alert_speaks_with_its_own_words_and_says_oneha_only_notifies():
+    from gateway.domain.alertmanager import events_from_webhook
+    from gateway.domain.correlation import Context, decide
+    from gateway.domain.story import summary
+
+    (event,) = events_from_webhook({"version": "4", "alerts": [{
+        "status": "firing", "fingerprint": "0f712bf7bb55827e",
+        "labels": {"alertname": "OpenNebulaHostDown", "host": "kvm07", "severity": "critical"},
+        "annotations": {"summary": "Host kvm07 is down",
+                        "description": "node_exporter on kvm07 has not answered for 5 minutes."},
+        "startsAt": "2025-11-25T17:00:00Z", "endsAt": "0001-01-01T00:00:00Z"}]})
+    out = decide(event, Context(), T0 + 10)
+    inc = out.save[0]
+    n = Notification("g:firing:1:ops", "ops", "firing",
+                     summary(inc, out.timeline[inc.id], console_url="http://gw/incidents/a"),
+                     T0 + 40)
+    chat, mail = render(n, "chat"), render(n, "mail")
+    assert chat.title == "[FIRING] Host kvm07 is down"
+    assert chat.body.splitlines()[:2] == [
+        "Host kvm07 is down", "node_exporter on kvm07 has not answered for 5 minutes."]
+    assert "oneha only notifies for this alert" in chat.body
+    assert "0f712bf7bb55827e" not in chat.body  # the fingerprint is Alertmanager's id
+    for text in (chat.body, mail.body, mail.html):
+        assert "ALERT/OpenNebulaHostDown" not in text and "remediation follows" not in text
+    lines = mail.body.splitlines()
+    assert "Object:     ALERT OpenNebulaHostDown" in lines
+    assert "Labels:     alertname=OpenNebulaHostDown, host=kvm07, severity=critical" in lines
+    assert "  node_exporter on kvm07 has not answered for 5 minutes." in lines

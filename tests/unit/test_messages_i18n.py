@@ -170,9 +170,11 @@ def test_the_portuguese_story_as_an_operator_writes_it():
     assert "Afetados (3): web-100, web-101, web-102." in firing.body
     approval = render(NOTES["approval_requested"], "chat", "pt-BR")
     assert approval.title.startswith("[APROVAÇÃO NECESSÁRIA] Host node07 em ERRO")
-    assert f"Aprovar ou negar: {APPROVAL}" in approval.body.splitlines()
-    assert ("Aprovação necessária: resched em 3 VMs (plano p1); o link abaixo vale até "
+    assert f"Aprovar ou negar: <{APPROVAL}>" in approval.body.splitlines()
+    # chat names no internal id (the plan's); the mail does
+    assert ("Aprovação necessária: resched em 3 VMs; o link abaixo vale até "
             "2025-11-25T18:00:00Z.") in approval.body
+    assert "(plano p1)" in render(NOTES["approval_requested"], "mail", "pt-BR").body
     human = render(NOTES["needs_human"], "mail", "pt-BR")
     assert human.title.startswith("[PRECISA DE UMA PESSOA] ")
     assert "  - 2 VMs não serão recuperadas pelo oneha — nenhum host restante tem espaço: " \
@@ -250,3 +252,13 @@ def test_a_host_oneha_disabled_reads_so_in_portuguese_and_keeps_its_state_name()
         "[ALERTA] Host node07 em DISABLED (pelo oneha) — 3 VMs afetadas"
     assert "Estado:     DISABLED (pelo oneha)" in render(n, "mail", "pt-BR").body.splitlines()
     assert "State:      DISABLED (by oneha)" in render(n, "mail").body.splitlines()
+
+
+def test_a_sent_message_names_its_delivery_records_on_the_timeline():
+    inc, _timeline = host_incident()
+    g = GroupState.new(ROUTE, "root|host=node07", T0)
+    plan = plan_flush(g, [inc], {}, T0 + 30)
+    (n,), _after = composer.group_messages(plan, g, {inc.id: summary(inc, [], console_url="")},
+                                           {}, T0 + 30)
+    entry = composer.sent_entry(plan, g, T0 + 30)
+    assert entry.data["notifications"] == [n.notification_id]  # what the console reads back

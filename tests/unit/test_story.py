@@ -54,7 +54,7 @@ def test_a_plan_ready_within_group_wait_rides_in_the_first_message():
     (mail, _), state = group_messages(first, group(), {inc.id: summary(inc)}, {}, T0 + 30)
     assert mail.incident["approval_url"] == "http://gw/approvals/tok.sig"
     assert render(mail, "chat").title.startswith("[FIRING]")
-    assert "approve or deny: http://gw/approvals/tok.sig" in render(mail, "chat").body
+    assert "approve or deny: <http://gw/approvals/tok.sig>" in render(mail, "chat").body
     # Told once: the next flush has nothing to say about it.
     assert not plan_flush(state, [inc], {}, T0 + 31).send
 

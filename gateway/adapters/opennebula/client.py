@@ -96,6 +96,10 @@ class OpenNebula(Frontends):
     def hook_delete(self, hook_id: int) -> int:
         return int(self._write("hook.delete", int(hook_id)))
 
+    def hook_update(self, hook_id: int, template: str, merge: bool = True) -> int:
+        """`one.hook.update`: merge (or replace) attributes of the hook's template."""
+        return int(self._write("hook.update", int(hook_id), str(template), 1 if merge else 0))
+
 
 def _parse_config(text: str) -> dict[str, str]:
     root = objects.parse_xml(text, "OPENNEBULA_CONFIGURATION")

@@ -204,6 +204,48 @@ class NotificationStore:
         out["attempts"] = [json.loads(a) for a in self._r.lrange(self._k("attempts", nid), 0, -1)]
         return out
 
+    def deliveries(self, notification_ids: list[str]) -> list[dict[str, Any]]:
+        """Per notification (oldest first, expired ones left out): receiver, transition,
+        created_at, overall status, and each URL masked with its state, attempts and the last
+        attempt's error — what a person asks "did it reach them?" (two round trips)."""
+        ids = list(dict.fromkeys(notification_ids))
+        fields = ("receiver", "transition", "created_at", "status")
+        with self._r.pipeline(transaction=False) as p:
+            for nid in ids:
+                p.hmget(self._k("rec", nid), fields)
+                p.hgetall(self._k("urls", nid))
+                p.hgetall(self._k("count", nid))
+                p.lrange(self._k("attempts", nid), 0, -1)
+            rows = p.execute()
+        found: list[tuple[str, dict[str, Any], list[str]]] = []
+        state_keys: list[str] = []
+        for n, nid in enumerate(ids):
+            rec, urls, counts, attempts = rows[4 * n: 4 * n + 4]
+            if rec[0] is None:
+                continue
+            urls = {_s(k): _s(v) for k, v in urls.items()}
+            counts = {_s(k): int(v) for k, v in counts.items()}
+            last: dict[str, dict] = {}  # url_key -> its latest attempt
+            for raw in attempts:
+                a = json.loads(raw)
+                last[a.get("url_key", "")] = a
+            keys = sorted(urls)
+            item = {"notification_id": nid, **{f: _s(v) if v is not None else ""
+                                               for f, v in zip(fields, rec)},
+                    "urls": [{"url_key": k, "url": urls[k], "attempts": counts.get(k, 0),
+                              "error": "" if last.get(k, {}).get("outcome") in (None, SENT)
+                              else str(last[k].get("error", ""))} for k in keys]}
+            item["created_at"] = float(item["created_at"] or 0)
+            found.append((nid, item, keys))
+            state_keys += [self._k("state", nid, k) for k in keys]
+        states = iter(self._r.mget(state_keys) if state_keys else [])
+        out = []
+        for _nid, item, _keys in found:
+            for u in item["urls"]:
+                u["state"] = _state_name(next(states))
+            out.append(item)
+        return sorted(out, key=lambda d: d["created_at"])
+
     def states(self, notification_id: str, url_keys: list[str]) -> dict[str, str]:
         vals = self._r.mget([self._k("state", notification_id, k) for k in url_keys])
         return {k: _state_name(v) for k, v in zip(url_keys, vals)}

@@ -25,6 +25,8 @@ import redis
 from gateway.domain.objects import Disk, HistoryRecord, Nic, VmInfo
 from gateway.domain.remediation.plans import Plan
 
+from .telemetry import ACTION_OUTCOMES, Telemetry, action_of_step
+
 CLAIM_TTL = 30 * 86400  # longer than any plan lives: a claim must outlive retried messages
 PLAN_TTL = 90 * 86400
 AUDIT_MAXLEN = 100_000
@@ -102,6 +104,7 @@ class RemediationStore:
     def __init__(self, client: redis.Redis, prefix: str, clock=time.time):
         self.r = client
         self.p = prefix + "rem:"
+        self._metrics = Telemetry.counters_key(prefix)
         self.clock = clock
         self._rate = self.r.register_script(_RATE_LUA)
         self._slot = self.r.register_script(_SLOT_LUA)
@@ -232,6 +235,8 @@ class RemediationStore:
         if audit is not None:
             self._xadd(pipe, audit.pop("what"), plan_id, audit.pop("incident_id", ""),
                        audit.pop("actor", "oneha"), audit)
+        if status in ACTION_OUTCOMES and previous.get("status") != status:  # /metrics
+            pipe.hincrby(self._metrics, f"action:{action_of_step(step_key)}:{status}", 1)
         pipe.execute()
         return value
 

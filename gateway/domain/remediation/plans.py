@@ -80,6 +80,9 @@ class Plan:
     # Labels oneha could not read (ONEHA_POLICY=migrate): told to the approver, in the message
     # and in `oneha plans`, never silently read as something else.
     warnings: tuple[str, ...] = ()
+    # (vm id, host id): where the capacity check found room for each moved VM. The scheduler
+    # picks the real host; readiness uses this to stack a second failure on the first (N+2).
+    placements: tuple[tuple[int, int], ...] = ()
 
     @property
     def vm_steps(self) -> list[Step]:
@@ -116,6 +119,7 @@ class Plan:
         d["skipped"] = tuple(Skip(**s) for s in d.get("skipped", ()))
         d["notes"] = tuple(d.get("notes", ()))
         d["warnings"] = tuple(d.get("warnings", ()))
+        d["placements"] = tuple(tuple(p) for p in d.get("placements", ()))
         return cls(**d)
 
 
@@ -152,8 +156,9 @@ def build_plan(inp: PlanInput) -> Plan:
     elsewhere = [v for v in vms if v not in on_failed]
 
     grace_until = 0.0
+    placements: dict[int, int] = {}
     if failed is not None:
-        host_steps, host_skips, host_notes = _host_plan(inp, failed, on_failed, hosts)
+        host_steps, host_skips, host_notes = _host_plan(inp, failed, on_failed, hosts, placements)
         steps += host_steps
         skipped += host_skips
         notes += host_notes
@@ -173,7 +178,7 @@ def build_plan(inp: PlanInput) -> Plan:
                 mode=mode, mode_reason=mode_reason, steps=tuple(steps), skipped=tuple(skipped),
                 host_id=failed.id if failed else None, host_name=failed.name if failed else "",
                 grace_until=grace_until, notes=tuple(notes), labels=dict(inp.labels),
-                warnings=warnings)
+                warnings=warnings, placements=tuple(sorted(placements.items())))
 
 
 def _kind(step: Step) -> str:
@@ -203,8 +208,8 @@ class _Move:
     why: str  # why it is held
 
 
-def _host_plan(inp: PlanInput, failed: HostInfo, vms: list[VmInfo], hosts: dict[int, HostInfo]
-               ) -> tuple[list[Step], list[Skip], list[str]]:
+def _host_plan(inp: PlanInput, failed: HostInfo, vms: list[VmInfo], hosts: dict[int, HostInfo],
+               placements: dict[int, int]) -> tuple[list[Step], list[Skip], list[str]]:
     """The failed host's steps: host steps (fence, disable), then a move per VM that fits."""
     ours = failed.id in inp.own_host_ids
     alone = guards.host_left_alone(failed, by_oneha=ours)
@@ -218,6 +223,7 @@ def _host_plan(inp: PlanInput, failed: HostInfo, vms: list[VmInfo], hosts: dict[
     moves = [c for c in choices if isinstance(c, _Move)]
     skipped = [c for c in choices if isinstance(c, Skip)]
     fits, wont = _capacity([m.vm for m in moves], failed, hosts)
+    placements.update(fits)
     skipped += [Skip(vm.id, vm.name, "wont_fit", reason) for vm, reason in wont]
     notes = [f"{len(wont)} VM(s) will not fit on the remaining hosts"] if wont else []
     moving = [m for m in moves if m.vm.id in fits]
@@ -282,11 +288,11 @@ def _move_step(move: _Move, failed: HostInfo, before: tuple[str, ...]) -> Step:
 
 
 def _capacity(vms: Sequence[VmInfo], failed: HostInfo, hosts: dict[int, HostInfo]
-              ) -> tuple[set[int], list[tuple[VmInfo, str]]]:
+              ) -> tuple[dict[int, int], list[tuple[VmInfo, str]]]:
     """First fit in priority order onto the hosts that remain; what does not fit is named."""
     targets = guards.hosts_with_room(hosts.values(), failed.id, failed.cluster_id)
     free = {h.id: [_free(h.max_mem, h.mem_usage), _free(h.max_cpu, h.cpu_usage)] for h in targets}
-    fits: set[int] = set()
+    fits: dict[int, int] = {}  # vm id -> the host it fits on
     wont: list[tuple[VmInfo, str]] = []
     for vm in vms:  # already sorted by priority
         mem = (vm.memory_mb or 0) * 1024
@@ -297,7 +303,7 @@ def _capacity(vms: Sequence[VmInfo], failed: HostInfo, hosts: dict[int, HostInfo
                     room[0] -= mem
                 if room[1] is not None:
                     room[1] -= cpu
-                fits.add(vm.id)
+                fits[vm.id] = hid
                 break
         else:
             most = max((r[0] or 0 for r in free.values()), default=0)
