@@ -132,6 +132,11 @@ class IncidentFlow:
         a new group's group_wait runs from `started` (default: now)."""
         save = sorted(save, key=lambda i: i.is_open)
         groups = self._groups_of(tx, save, tx.now if started is None else started)
+        # A route whose policy is off plans nothing a VM could opt into (policy.py): asking
+        # would cost two pool reads per incident, a storm's worth of them, to record "off".
+        remediable = {i.id for i in save
+                      if self.settings.remediation.for_labels(i.labels).mode != "off"}
+        plan_remediation = [iid for iid in plan_remediation if iid in remediable]
         extra = {iid: [TimelineEntry(tx.now, "remediation", "remediation planning requested")]
                  for iid in plan_remediation}
         for iid in plan_remediation:
