@@ -608,6 +608,7 @@ class Result:
     reconnects: int = 0
     load_busy: tuple = ()
     error: str = ""
+    rep: int = 0  # which repetition: ratios pair the two systems of one repetition
 
     @property
     def messages(self) -> int:
@@ -726,6 +727,8 @@ def run_storm(kind, storm: Storm, sink: StampedSink, workdir: Path, args, tag: s
             calls1 = system.redis_calls()
             delta = {k: v - calls0.get(k, 0) for k, v in calls1.items()}
             res.redis_per_event = sum(delta.values()) / storm.events
+            (system.dir / "redis-commands.json").write_text(json.dumps(  # every command, for --keep
+                dict(sorted(delta.items(), key=lambda kv: -kv[1])), indent=1))
             res.redis_top = sorted(((k, v / storm.events) for k, v in delta.items() if v),
                                    key=lambda kv: -kv[1])[:6]
         res.rss = system.peak_rss()
@@ -820,7 +823,7 @@ def verdicts(results: list[Result], rest: dict[str, list[float]]) -> list[tuple[
         wants = TIMED_STORMS.get(key, ())
         if "ratio" in wants and ones and ams:
             ratios = [o.all_hosts_s / a.all_hosts_s if o.all_hosts_s and a.all_hosts_s else None
-                      for o, a in zip(ones, ams)]
+                      for o in ones for a in ams if a.rep == o.rep]
             ok = all(x is not None for x in ratios)
             med = statistics.median(ratios) if ok else None
             out.append((f"{label}: all hosts notified, oneha/Alertmanager = "
@@ -914,6 +917,7 @@ def main() -> int:
                     for kind in (kinds if rep % 2 == 0 else kinds[::-1]):
                         tag = f"{storm.hosts}x{storm.vms}-{rep}"
                         r = run_storm(kind, storm, sink, workdir, args, tag)
+                        r.rep = rep
                         results.append(r)
                         print(f"  {storm.label}, {kind.name}: accepted {r.accepted_s:,.0f}/s, all "
                               f"hosts {_s(r.all_hosts_s)}, p99 {_s(r.p99_s)}, {r.first} first, "
@@ -935,9 +939,10 @@ def main() -> int:
     for r in results:
         if r.system == "oneha":
             am = next((a for a in results if a.system == "Alertmanager" and a.storm == r.storm
-                       and a.all_hosts_s), None)
+                       and a.rep == r.rep and a.all_hosts_s), None)
             if am and r.all_hosts_s:
-                print(f"ratio oneha/Alertmanager, all hosts notified, {r.storm.label}: "
+                print(f"ratio oneha/Alertmanager, all hosts notified, {r.storm.label}"
+                      f"{f', run {r.rep + 1}' if args.repeat > 1 else ''}: "
                       f"{r.all_hosts_s / am.all_hosts_s:.2f}")
     print("costs per event:")
     print("\n".join(costs(results)))

@@ -11,6 +11,8 @@ import logging
 
 from celery import shared_task
 
+from gateway.adapters.store import redis_cause
+from gateway.errors import Permanent, Transient
 from gateway.flows.drills import DRILL_CHECK_TASK, DrillFlow
 from gateway.flows.readiness import READINESS_TASK, ReadinessFlow
 
@@ -22,7 +24,7 @@ def PERIODIC(settings) -> dict[str, float]:  # noqa: N802 - the beat's conventio
     if settings.readiness.enabled:
         periodic[READINESS_TASK] = settings.readiness.interval
     d = settings.drills
-    if d.enabled or (d.heartbeats and settings.ingest.frontends):
+    if d.enabled or (d.heartbeats != "off" and settings.ingest.frontends):
         periodic[DRILL_CHECK_TASK] = d.check_interval or min(d.heartbeat_interval, d.interval)
     return periodic
 
@@ -30,7 +32,15 @@ def PERIODIC(settings) -> dict[str, float]:  # noqa: N802 - the beat's conventio
 @shared_task(name=READINESS_TASK, acks_late=True)
 def readiness_check() -> dict:
     from tasks.app import runtime
-    checked = ReadinessFlow(runtime()).check()
+    try:
+        checked = ReadinessFlow(runtime()).check()
+    except (Transient, Permanent) as exc:
+        if redis_cause(exc) is not None:
+            raise
+        # OpenNebula away or refusing: the last report stays (its age is on /metrics); the
+        # next tick tries again. No answer is not a "no": nothing is opened or resolved.
+        log.warning("readiness_skipped reason=%s", exc)
+        return {"skipped": f"OpenNebula could not be read: {exc}"}
     if checked.skipped:
         return {"skipped": checked.skipped}
     report = checked.report

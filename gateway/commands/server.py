@@ -32,7 +32,9 @@ def config_check(obj) -> None:
     problems = receiver_problems(s)
     verdict = f"{len(problems)} error(s)" if problems else "OK"
     click.echo(f"configuration {verdict} ({obj.config_path or 'built-in defaults'})")
-    click.echo(f"  redis:      {masked_url(s.redis_url)}")
+    via_up = (f" (of the running `oneha up`, pid {obj.up_runtime['pid']})"
+              if getattr(obj, "up_runtime", None) else "")
+    click.echo(f"  redis:      {masked_url(s.redis_url)}{via_up}")
     click.echo(f"  opennebula: {', '.join(s.opennebula.endpoints)}")
     click.echo(f"  front-ends: {', '.join(sorted(s.ingest.frontends)) or '(none: no hook can sign)'}")
     for r in s.receivers:

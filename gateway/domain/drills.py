@@ -22,7 +22,7 @@ from __future__ import annotations
 import hashlib
 import re
 from dataclasses import dataclass, field
-from typing import Any, Mapping, Sequence
+from typing import Any, Literal, Mapping, Sequence
 
 from pydantic import Field
 
@@ -45,9 +45,12 @@ class DrillConfig(Strict):
     interval: Duration = Field(default=3600.0, gt=0)  # a drill from the beat this often
     timeout: Duration = Field(default=60.0, gt=0)  # not back within this: not reached
     # The front-ends' `oneha-hook --flush` timer period, and how many may be missed.
-    heartbeat_interval: Duration = Field(default=300.0, gt=0)
+    heartbeat_interval: Duration = Field(default=60.0, gt=0)  # the README's cron: every minute
     missed_heartbeats: int = Field(default=2, ge=1, le=100)
-    heartbeats: bool = True  # watch heartbeats (every front-end of ingest.frontends)
+    # Whose heartbeats are watched: "seen" every front-end heard from at least once (a gateway
+    # upgraded before its senders pages nobody), "all" every front-end of ingest.frontends
+    # (never heard from counts as silent), "off" none.
+    heartbeats: Literal["off", "seen", "all"] = "seen"
     check_interval: Duration | None = Field(default=None, gt=0)  # default: heartbeat_interval
 
 
@@ -112,22 +115,11 @@ class Watch:
 def assess(w: Watch) -> list[Finding]:
     out: list[Finding] = []
     limit = w.cfg.missed_heartbeats * w.cfg.heartbeat_interval
-    if w.cfg.heartbeats:
-        for fe in sorted(w.frontends):
+    if w.cfg.heartbeats != "off":
+        watched = (w.frontends if w.cfg.heartbeats == "all"
+                   else [fe for fe in w.frontends if fe in w.heartbeats or fe in w.bad_keys])
+        for fe in sorted(watched):
             last = (w.heartbeats.get(fe) or {}).get("at")
-            if last is None:
-                why = (f"no heartbeat from front-end {fe}'s sender has reached a gateway in "
-                       f"{w.now - w.started:.0f}s")
-                silent = w.now - w.started > limit
-            else:
-                silent = w.now - float(last) > limit
-                why = (f"front-end {fe}'s sender has not signed a heartbeat for "
-                       f"{w.now - float(last):.0f}s (more than {w.cfg.missed_heartbeats} "
-                       f"intervals of {w.cfg.heartbeat_interval:g}s)")
-            out.append(Finding(f"heartbeat/{fe}", "HEARTBEAT/MISSING", silent,
-                               why + ": check its `oneha-hook --flush` timer, its urls and "
-                                     "that it can reach a gateway" if silent
-                               else f"front-end {fe}'s heartbeats arrive again", fe))
             bad = w.bad_keys.get(fe) or {}
             good_after = last is not None and float(last) >= float(bad.get("at") or 0)
             mismatch = bool(bad) and not good_after
@@ -137,6 +129,21 @@ def assess(w: Watch) -> list[Finding]:
                 f"({bad.get('count', 0)} refused request(s)): its events would be refused too; "
                 f"set the same key in its oneha-hook.conf and in ingest.frontends.{fe}.keys"
                 if mismatch else f"front-end {fe}'s sender signs with a valid key again", fe))
+            if last is None:
+                why = (f"no heartbeat from front-end {fe}'s sender has reached a gateway in "
+                       f"{w.now - w.started:.0f}s")
+                silent = w.now - w.started > limit
+            else:
+                silent = w.now - float(last) > limit
+                why = (f"front-end {fe}'s sender has not signed a heartbeat for "
+                       f"{w.now - float(last):.0f}s (more than {w.cfg.missed_heartbeats} "
+                       f"intervals of {w.cfg.heartbeat_interval:g}s)")
+            # A refused key explains the silence: one incident for one cause.
+            silent = silent and not mismatch
+            out.append(Finding(f"heartbeat/{fe}", "HEARTBEAT/MISSING", silent,
+                               why + ": check its `oneha-hook --flush` timer, its urls and "
+                                     "that it can reach a gateway" if silent
+                               else f"front-end {fe}'s heartbeats arrive again", fe))
     if w.hook_present is not None:
         out.append(Finding(
             "drill/hook", "DRILL/HOOK_MISSING", not w.hook_present,

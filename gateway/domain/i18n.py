@@ -77,6 +77,7 @@ PT_BR: dict[str, str | tuple[str, str]] = {
     "Approve or deny: %(url)s": "Aprovar ou negar: %(url)s",
     "Next: %(step)s — %(url)s": "Próximo passo: %(step)s — %(url)s",
     "Next: %(step)s": "Próximo passo: %(step)s",
+    "… and %(more)s earlier (see the console)": "… e mais %(more)s anteriores (veja o console)",
     # mail.j2 (field names are padded by the `field` filter)
     "Incident": "Incidente", "Status": "Situação", "Object": "Objeto", "State": "Estado", "Host": "Host",
     "Cluster": "Cluster", "Started": "Início", "Resolved": "Resolvido", "Labels": "Rótulos",

@@ -50,6 +50,7 @@ MAIL_IMPACT_SHOWN = 25
 MAIL_TIMELINE_SHOWN = 10
 MAIL_DETAILS_SHOWN = 30  # lines of a finding's explanation (recovery steps)
 CHAT_AFFECTED_NAMES = 3
+CHAT_NOTICES_SHOWN = 4  # the latest; with the other lines a chat message stays within ~10
 # Messages whose mail tells the timeline: those that come after something happened.
 STORY_TRANSITIONS = ("resolved", "repeat", "escalated", "needs_human", "remediation_failed")
 FIELD_WIDTH = 12  # "Incident:   " — a mail's field names and values line up
@@ -171,6 +172,8 @@ def _view(n: Notification, lang: str, short: bool = False) -> dict[str, Any]:
         "affected_shown": affected[:MAIL_AFFECTED_SHOWN],
         "affected_more": count - min(len(affected), MAIL_AFFECTED_SHOWN),
         "chat_names": [a["name"] or f"#{a['id']}" for a in affected[:CHAT_AFFECTED_NAMES]],
+        "chat_notices": notices[-CHAT_NOTICES_SHOWN:],
+        "chat_notices_more": max(len(notices) - CHAT_NOTICES_SHOWN, 0),
         "plan_shown": plan[:MAIL_PLAN_SHOWN], "plan_more": max(len(plan) - MAIL_PLAN_SHOWN, 0),
         "impact_headers": _impact_headers(lang, impact),
         "impact_rows": _impact_rows(lang, impact[:MAIL_IMPACT_SHOWN]),

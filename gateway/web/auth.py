@@ -24,6 +24,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import secrets
+import time
 from datetime import timedelta
 from typing import Callable, TypeVar
 from urllib.parse import quote
@@ -132,10 +133,14 @@ def _from_session() -> Principal:
     name = session.get("user")
     if not name:
         return ANONYMOUS
-    user = current_app.extensions["oneha"].settings.auth.user(name)
-    if user is None or session.get("pw") != password_fingerprint(
+    auth = current_app.extensions["oneha"].settings.auth
+    user = auth.user(name)
+    # The cookie is refreshed on every request; the login itself still ends after
+    # session_lifetime, so a copied cookie does not live on by being used.
+    expired = time.time() - float(session.get("at") or 0) > auth.session_lifetime
+    if user is None or expired or session.get("pw") != password_fingerprint(
             user.password_hash.get_secret_value()):
-        session.clear()  # removed from the config, or the password changed: logged out
+        session.clear()  # removed from the config, the password changed, or too old: logged out
         return ANONYMOUS
     return Principal(user.name, user.role, "session", user.language)
 

@@ -6,6 +6,8 @@
   (`frame-ancestors 'none'`, and `X-Frame-Options` for old browsers).
 - `X-Content-Type-Options: nosniff`; `Referrer-Policy: same-origin` (a view may set a stricter
   one: the approval page and the login page say `no-referrer`, their URLs hold a credential).
+- `Cache-Control: no-store` on whatever a logged-in user or a token was answered: no browser or
+  proxy cache keeps incident data (VM names, hosts, owners) after the session.
 """
 
 from __future__ import annotations
@@ -43,4 +45,7 @@ def install(app: Flask) -> None:
         h.setdefault("X-Content-Type-Options", "nosniff")
         h.setdefault("X-Frame-Options", "DENY")
         h.setdefault("Referrer-Policy", "same-origin")
+        who = g.get("principal")
+        if who is not None and who.authenticated:
+            h.setdefault("Cache-Control", "no-store")
         return response

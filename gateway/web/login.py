@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hmac
 import math
+import time
 
 from flask import (Blueprint, current_app, make_response, redirect, render_template, request,
                    session)
@@ -82,7 +83,7 @@ def login_post():
     throttle.succeeded(address, name)
     session.clear()  # a new session: nothing from before the login carries over
     session.permanent = True
-    session.update(user=user.name, pw=password_fingerprint(stored))
+    session.update(user=user.name, pw=password_fingerprint(stored), at=int(time.time()))
     csrf_token()
     return redirect(_safe_next(request.form.get("next")), 303)
 

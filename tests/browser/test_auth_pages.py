@@ -3,7 +3,7 @@ sideways, and on a phone Approve and Deny are on the first screen. Screenshots a
 
 import pytest
 
-from tests.browser.test_approval_page import CLOUD, awaiting_approval, path_of  # noqa: F401
+from tests.browser.test_approval_page import CLOUD, awaiting_approval
 from simulator import Simulator
 
 pytestmark = pytest.mark.browser

@@ -67,6 +67,7 @@ def test_up_without_endpoint_runs_alerting_only_and_the_cli_follows_its_redis(tm
         check = cli("config", "check")
         assert check.returncode == 0, check.stderr
         assert f"127.0.0.1:{info['redis_url'].rsplit(':', 1)[1].split('/')[0]}" in check.stdout
+        assert f"of the running `oneha up`, pid {proc.pid}" in check.stdout
 
         # A signed event from the real sender; `oneha incidents` in another shell shows it.
         hook = HookRunner(tmp_path / "hook", key=KEY, frontend="fe1")

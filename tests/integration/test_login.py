@@ -105,6 +105,15 @@ def test_security_headers_on_every_response(config, path, headers):
     assert r.headers["X-Frame-Options"] == "DENY"
 
 
+def test_what_a_principal_reads_is_not_cached(config):
+    client = app_of(config).test_client()
+    assert client.get("/v1/incidents", headers={"Authorization": "Bearer test-token-viewer"}
+                      ).headers["Cache-Control"] == "no-store"
+    login(client, "viewer")
+    assert client.get("/").headers["Cache-Control"] == "no-store"
+    assert "Cache-Control" not in client.get("/healthz").headers
+
+
 def test_an_inline_style_is_allowed_by_this_responses_nonce_only(config):
     client = app_of(config).test_client()
     first, second = client.get("/login"), client.get("/login")
@@ -133,6 +142,18 @@ def test_a_removed_user_or_a_changed_password_ends_the_session(config):
         other = app_of(config, **auth).test_client()
         other.set_cookie("oneha_session", cookie)
         assert other.get("/v1/incidents").status_code == 401
+
+
+def test_a_login_ends_after_the_session_lifetime_however_often_it_is_used(config):
+    client = app_of(config).test_client()
+    login(client, "viewer")
+    assert client.get("/v1/incidents").status_code == 200
+    with client.session_transaction() as s:
+        s["at"] -= 12 * 3600 - 60  # logged in 11 h 59 min ago
+    assert client.get("/v1/incidents").status_code == 200
+    with client.session_transaction() as s:
+        s["at"] -= 120  # 12 h 01 min ago
+    assert client.get("/v1/incidents").status_code == 401
 
 
 def test_logout_ends_the_session(config):

@@ -134,3 +134,14 @@ def test_a_message_group_interval_after_the_first_is_news_not_a_duplicate(am):
     soon = posts[:1] + [(4.0, ChatPost("/p", {}, full))]
     res = am.analyse(am.Oneha, storm, sent, soon, strict_names=False)
     assert (res.duplicates, res.updates) == (1, 0)
+
+
+def test_ratios_pair_the_two_systems_of_one_repetition(am):
+    storm = am.Storm(20, 100)
+    runs = [am.Result("Alertmanager", storm, all_hosts_s=1.0, p99_s=1.0, first=20, rep=0),
+            am.Result("Alertmanager", storm, all_hosts_s=2.0, p99_s=1.0, first=20, rep=1),
+            am.Result("oneha", storm, all_hosts_s=1.4, p99_s=1.5, first=20, rep=0),
+            am.Result("oneha", storm, all_hosts_s=2.9, p99_s=1.5, first=20, rep=1)]
+    verdicts = am.verdicts(runs, {})
+    [(text, ok)] = [v for v in verdicts if "oneha/Alertmanager" in v[0]]
+    assert ok and "1.42" in text  # median of 1.40 and 1.45; 2.9 / 1.0 would have missed

@@ -5,7 +5,7 @@ from gateway.config import settings_from_dict
 from gateway.domain import drills
 from gateway.domain.routing import match_routes
 
-CFG = drills.DrillConfig(heartbeat_interval=60, missed_heartbeats=2, timeout=30)
+CFG = drills.DrillConfig(heartbeat_interval=60, missed_heartbeats=2, timeout=30, heartbeats="all")
 
 
 def watch(**kw):
@@ -33,6 +33,14 @@ def test_silence_longer_than_the_missed_intervals_fires_never_heard_counts_from_
     assert "oneha-hook --flush" in f.summary and f.frontend == "fe1"
 
 
+def test_seen_watches_only_front_ends_heard_from_once_and_off_none():
+    seen = drills.DrillConfig(heartbeat_interval=60, heartbeats="seen")
+    w = watch(cfg=seen, heartbeats={"fe1": {"at": 500.0}}, started=0.0)  # fe2 never heard
+    assert firing(drills.assess(w)) == {"heartbeat/fe1": "HEARTBEAT/MISSING"}
+    off = watch(cfg=drills.DrillConfig(heartbeats="off"), heartbeats={"fe1": {"at": 0.0}})
+    assert [f.key for f in drills.assess(off)] == ["drill/hook"]
+
+
 def test_a_refused_key_fires_until_a_good_heartbeat_comes_after_it():
     bad = {"fe2": {"at": 995.0, "count": 3}}
     w = watch(heartbeats={"fe1": {"at": 990.0}, "fe2": {"at": 990.0}}, bad_keys=bad)
@@ -41,6 +49,9 @@ def test_a_refused_key_fires_until_a_good_heartbeat_comes_after_it():
     assert "3 refused" in f.summary and "ingest.frontends.fe2.keys" in f.summary
     fixed = watch(heartbeats={"fe1": {"at": 990.0}, "fe2": {"at": 999.0}}, bad_keys=bad)
     assert firing(drills.assess(fixed)) == {}
+    # refused for long: silent too, but the key is the one cause told
+    long_ago = watch(heartbeats={"fe1": {"at": 990.0}, "fe2": {"at": 500.0}}, bad_keys=bad)
+    assert firing(drills.assess(long_ago)) == {"key/fe2": "HEARTBEAT/KEY_MISMATCH"}
 
 
 def test_a_missing_hook_and_a_drill_that_did_not_come_back_fire():

@@ -254,3 +254,13 @@ def test_an_alertmanager_alert_speaks_with_its_own_words_and_says_oneha_only_not
     assert "Object:     ALERT OpenNebulaHostDown" in lines
     assert "Labels:     alertname=OpenNebulaHostDown, host=kvm07, severity=critical" in lines
     assert "  node_exporter on kvm07 has not answered for 5 minutes." in lines
+
+
+def test_a_chat_message_stays_short_however_many_notices_the_incident_has():
+    notices = [{"kind": "needs_human", "text": f"VM web-{k} ({k}) was not recovered"}
+               for k in range(12)]
+    body = render(note("needs_human", notices=notices), "chat").body.splitlines()
+    assert len(body) <= 10, body
+    assert "… and 8 earlier (see the console)" in body
+    assert "- VM web-11 (11) was not recovered" in body and "- VM web-7 (7) was not recovered" \
+        not in body
