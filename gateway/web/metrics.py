@@ -53,7 +53,8 @@ def _gauges(rt) -> dict:
             "heartbeats": ReadinessStore.of(rt).heartbeats(), "now": rt.clock()}
 
 
-SIGNED_BY_FRONTENDS = ("/v1/events", "/v1/heartbeats", "/v1/drills")
+# Events are counted by the record script itself (store/events.py): one round trip per event.
+SIGNED_BY_FRONTENDS = ("/v1/heartbeats", "/v1/drills")
 
 
 @bp.after_app_request
@@ -64,8 +65,7 @@ def _frontend_seen(response):
     if response.status_code == 202 and request.path in SIGNED_BY_FRONTENDS:
         frontend = request.headers.get("X-OneHA-Frontend", "")
         if frontend:
-            Telemetry.of(current_app.extensions["oneha"]).frontend_seen(
-                frontend, event=request.path == "/v1/events")
+            Telemetry.of(current_app.extensions["oneha"]).frontend_seen(frontend, event=False)
     return response
 
 

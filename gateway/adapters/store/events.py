@@ -7,7 +7,8 @@
   3. else `XADD <p>events:log MAXLEN ~ <n>` (the append-only log the UI and CLI read), `XADD
      <p>events:pending` (what the applier has not applied yet, see `store/pending.py`), the
      `LPUSH` of an `oneha.apply_pending` wake-up when no wake-up is outstanding, and the metric
-     counters.
+     counters — and, first, when the front-end that signed it was last heard from (`/metrics`;
+     in the same script, so an event costs the gateway one round trip, not two).
 All of it or nothing: a Lua script is atomic, so no event is logged without being queued or
 queued without being claimed. With AOF on, Redis has it before the 202 leaves. A storm of 2,000
 events queues a handful of wake-ups, not 2,000 tasks: the applier drains the stream in batches.
@@ -54,12 +55,21 @@ APPLY_PENDING_TASK = "oneha.apply_pending"
 
 
 RECORD_LUA = """
--- KEYS: dedup key, event log stream, pending stream, wake marker, task queue, metrics hash
+-- KEYS: dedup key, event log stream, pending stream, wake marker, task queue, metrics hash,
+--       front-ends' last-seen hash
 -- ARGV: body sha, dedup ttl, log maxlen, event id, object key, event json, wake-up task message,
---       accepted counter field, wake marker ttl (ms)
+--       accepted counter field, wake marker ttl (ms), the front-end that signed it (or '')
+local function seen()  -- accepted (a duplicate too): the signing front-end is heard from
+  if ARGV[10] ~= '' then
+    local now = redis.call('TIME')
+    local t = now[1] .. '.' .. string.format('%06d', tonumber(now[2]))
+    redis.call('HSET', KEYS[7], 'seen:' .. ARGV[10], t, 'event:' .. ARGV[10], t)
+  end
+end
 if not redis.call('SET', KEYS[1], ARGV[1], 'NX', 'EX', ARGV[2]) then
   if redis.call('GET', KEYS[1]) == ARGV[1] then
     redis.call('HINCRBY', KEYS[6], 'duplicate', 1)
+    seen()
     return 1
   end
   redis.call('HINCRBY', KEYS[6], 'rejected:event_id_conflict', 1)
@@ -72,6 +82,7 @@ if redis.call('SET', KEYS[4], '1', 'NX', 'PX', ARGV[9]) then
   redis.call('LPUSH', KEYS[5], ARGV[7])
 end
 redis.call('HINCRBY', KEYS[6], ARGV[8], 1)
+seen()
 return 0
 """
 
@@ -98,6 +109,7 @@ class EventStore:
         self._dedup = runtime.key("events", "dedup", "")
         self._log = runtime.key("events", "log")
         self._metrics = runtime.key("metrics", "ingest")
+        self._frontends = runtime.key("metrics", "frontends")  # store/telemetry.py reads it
         self._queue = settings.task_queue
         self._notify_queue = settings.notify_queue
         self._ttl = str(max(1, int(settings.ingest.dedup_ttl)))
@@ -113,7 +125,7 @@ class EventStore:
         """The process's store (the script object and key names are built once)."""
         return runtime.cached("event_store", lambda: cls(runtime))
 
-    def record(self, event: Event, body_sha256: str) -> RecordResult:
+    def record(self, event: Event, body_sha256: str, signed_by: str = "") -> RecordResult:
         """Claim `event.event_id`, log and queue the event; `Transient` when Redis is away.
 
         Runs on every ingest request, so it skips redis-py's command layers (see
@@ -121,7 +133,7 @@ class EventStore:
         every kept one is dead — and a script Redis forgot (a restart flushes them) is loaded
         again. A retried script that had already run finds its own claim: a duplicate, recorded
         once."""
-        script = self._script_input(event, body_sha256)
+        script = self._script_input(event, body_sha256, signed_by)
         command = ("EVALSHA", self._record.sha, len(script["keys"]), *script["keys"],
                    *script["args"])
         what = f"cannot record event {event.event_id}: Redis unreachable"
@@ -165,15 +177,16 @@ class EventStore:
             raise Transient(f"cannot record {len(items)} events: Redis unreachable ({exc})") from exc
         return [_RESULTS[int(code)] for code in codes]
 
-    def _script_input(self, event: Event, body_sha256: str) -> dict:
+    def _script_input(self, event: Event, body_sha256: str, signed_by: str = "") -> dict:
         event_json = event.to_json(with_xml=False)
         # Built for every event, used by the few that find no wake-up outstanding: the delivery
         # tag must be unique per message, and ~10 µs is less than a second round trip.
         wake = celery_task_message(APPLY_PENDING_TASK, "ingest", self._queue)
         return {"keys": [self._dedup + event.event_id, self._log, self._pending, self._wake,
-                         self._queue, self._metrics],
+                         self._queue, self._metrics, self._frontends],
                 "args": [body_sha256, self._ttl, self._maxlen, event.event_id, event.object_key,
-                         event_json, wake, "accepted:" + event.resource, self._wake_ttl]}
+                         event_json, wake, "accepted:" + event.resource, self._wake_ttl,
+                         signed_by]}
 
     def backlog(self) -> dict[str, int]:
         """Work waiting for a worker: `events` recorded but not applied, `tasks` (wake-ups,
