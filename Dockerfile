@@ -25,12 +25,14 @@ RUN python3 -m venv /opt/oneha \
  && /opt/oneha/bin/pip uninstall -y -q pip setuptools wheel
 
 FROM ${BASE_IMAGE}
+# A numeric user needs no /etc/passwd entry, so the runtime stage is one layer (no RUN): with
+# the vfs storage driver every layer is a full copy of the file system. HOME for libraries that
+# look for one; the root file system is read-only in compose, /tmp a tmpfs.
 ENV PATH=/opt/oneha/bin:$PATH \
+    HOME=/tmp \
     PYTHONDONTWRITEBYTECODE=1 \
     PYTHONUNBUFFERED=1
 COPY --from=builder /opt/oneha /opt/oneha
-RUN useradd --system --uid 10001 --home-dir /nonexistent --no-create-home \
-        --shell /usr/sbin/nologin oneha
 USER 10001:10001
 EXPOSE 8080
 # `oneha health` checks what process 1 runs: serve -> /readyz is 200 (Redis reachable);

@@ -21,7 +21,8 @@ log = logging.getLogger("oneha.readiness")
 
 def PERIODIC(settings) -> dict[str, float]:  # noqa: N802 - the beat's convention
     periodic = {}
-    if settings.readiness.enabled:
+    enabled = settings.readiness.enabled
+    if settings.reconciler.enabled if enabled is None else enabled:
         periodic[READINESS_TASK] = settings.readiness.interval
     d = settings.drills
     if d.enabled or (d.heartbeats != "off" and settings.ingest.frontends):

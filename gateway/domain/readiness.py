@@ -187,7 +187,9 @@ def outcomes(plan: Plan) -> tuple[VmOutcome, ...]:
         why = step.approval_reason or (plan.mode_reason if plan.mode == "approval" else "")
         if label in notes:
             why = notes[label]
-        reason = f"{step.action}: {step.reason}" + (f"; approval: {why}" if held and why else "")
+        # held: what it waits for is the news (the move itself is the usual one)
+        reason = (f"{step.action} after approval: {why}" if held and why
+                  else f"{step.action}: {step.reason}")
         out.append(VmOutcome(step.vm_id, step.vm_name, APPROVAL if held else AUTO, step.action,
                              "", reason))
     for skip in plan.skipped:
@@ -307,5 +309,7 @@ def _room_taken(plan: Plan, vms: Sequence[VmInfo]) -> dict[int, tuple[int, int]]
 class ReadinessConfig(Strict):
     """`readiness:` in the YAML: the beat recomputes readiness this often."""
 
-    enabled: bool = True
+    # None: as the reconciler — both read the whole host and VM pools, so a gateway that is
+    # not to poll OpenNebula (reconciler.enabled: false) does not poll it for readiness either.
+    enabled: bool | None = None
     interval: Duration = Field(default=300.0, gt=0)

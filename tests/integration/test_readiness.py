@@ -100,7 +100,7 @@ def test_the_beat_recomputes_and_no_opens_an_incident_and_yes_resolves_it(
         opennebula={"endpoints": sim.endpoints, "session": sim.session, "timeout": 2.0,
                     "retries": 1},
         remediation={"mode": "auto"}, raft={"enabled": False}, reconciler={"enabled": False},
-        readiness={"interval": 0.5},
+        readiness={"enabled": True, "interval": 0.5},
         receivers=[{"name": "ops", "urls": [chat_sink.url()]}],
         route={"group_wait": "0s", "group_interval": "1s"})
     settings = settings_from_dict(config, env={})
