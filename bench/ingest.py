@@ -297,7 +297,7 @@ def run_load(servers: dict[str, dict], slice_size: int, rounds: int, warmup: int
         if bad:
             raise RuntimeError(f"{kind}: answers other than 202: {bad}")
         if kind == "oneha":  # everything answered 202 was really recorded and queued
-            logged, queued = r.xlen("bench:events:log"), r.llen("bench.tasks")
+            logged, queued = r.xlen("bench:events:log"), r.xlen("bench:events:pending")
             if logged != queued or logged != n:
                 raise RuntimeError(f"oneha recorded {logged} and queued {queued} of {n} events")
         return res

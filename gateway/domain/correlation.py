@@ -19,6 +19,12 @@ from .incidents import (FIRING, MAX_EVENT_IDS, RESOLVED, Incident, ObjectState, 
 
 
 # -- labels ---------------------------------------------------------------------------------
+def index_keys(event: Event) -> tuple[str, ...]:
+    """The incident-index entries deciding on `event` reads: its object, and its host's."""
+    host = event_labels(event).get("host", "")
+    return (event.object_key, f"hostname:{host}") if host else (event.object_key,)
+
+
 def event_labels(event: Event) -> dict[str, str]:
     """Routing labels of the event's object: what the event carries (a hook's event carries
     everything its XML said, `hook_events.py`), completed with what the event itself names."""

@@ -9,47 +9,36 @@ repository (`IncidentStore.transact`), so a conflicting write by another worker 
                       messages → save the group → hand the messages to the outbox
     escalate:         load the incident → mute → plan the escalation (pure) → compose → outbox
 
-Every message an incident's story tells leaves from `flush_group` / `_escalate` (composed by
+Every message an incident's story tells leaves from `flush_group` / `escalation.escalate` (composed by
 `gateway/domain/composer.py`), never from anywhere else: this is what keeps [FIRING] first.
 """
 
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 from typing import Any, Callable, Iterable
 
 from gateway.adapters.store.incident_tx import Tx
 from gateway.adapters.store.incidents import PLAN_REMEDIATION_TASK, IncidentStore
+from gateway.adapters.store.pending import PendingEvents
 from gateway.domain import composer, correlation, grouping, incidents as inc_mod, muting
 from gateway.domain.events import Event
 from gateway.domain.impact import merge_rows
 from gateway.domain.incidents import Incident, TimelineEntry
 from gateway.domain.routing import DEFAULT_INHIBIT_RULES, RouteMatch, match_routes
+from gateway.flows import escalation
+from gateway.flows.escalation import DELIVER_TASK, TIMELINE_READ
+from gateway.flows.outcomes import Applied, FlushReport
 from gateway.runtime import Runtime
 
 log = logging.getLogger("oneha.incidents")
 
-DELIVER_TASK = "oneha.deliver"
 FLUSH_DUE_TASK = "oneha.flush_due"
 NOTICE_COALESCE = 0.2  # notices added within this time leave in one message
-TIMELINE_READ = 200  # entries a message's story is told from (`story.story` picks)
+MAX_HOLD = 10.0  # seconds a due group waits at most for events recorded before it was due
 
 Change = Callable[[Incident, float], tuple[Incident, list[TimelineEntry]]]
-
-
-@dataclass
-class Applied:
-    decision: correlation.Decision
-    new_groups: list[tuple[str, float]] = field(default_factory=list)  # (gid, first due)
-
-
-@dataclass
-class FlushReport:
-    member: str
-    sent: bool
-    reason: str
-    notifications: list[str] = field(default_factory=list)
 
 
 class IncidentFlow:
@@ -57,6 +46,7 @@ class IncidentFlow:
         self.rt = runtime
         self.settings = runtime.settings
         self.store = IncidentStore(runtime, send=send)
+        self.pending = PendingEvents.of(runtime)
 
     # -- what remediation reads and marks through the flow (the repository keeps it) -------------
     def get(self, incident_id: str) -> Incident | None:
@@ -81,25 +71,47 @@ class IncidentFlow:
         rules = self.settings.inhibit_rules
         return DEFAULT_INHIBIT_RULES if rules is None else tuple(rules)
 
-    # -- apply an event ------------------------------------------------------------------------
+    # -- apply events ----------------------------------------------------------------------------
     def apply_event(self, event: Event, now: float | None = None) -> Applied:
+        return self.apply_events([(event, None)], now=now)[0]
+
+    def apply_events(self, batch: list[tuple[Event, float | None]], now: float | None = None,
+                     also: Callable[[Any], object] | None = None) -> list[Applied]:
+        """Apply events in order, in one transaction: each is decided against the incidents as
+        the ones before it left them, and each incident is written once. `(event, heard_at)`:
+        when the gateway recorded it, which starts its new group's group_wait (a backlog does
+        not delay the first message). `also`: a write that commits with it (the batch's
+        acknowledgement)."""
+        def attempt(tx: Tx) -> list[Applied]:
+            tx.prefetch_index(key for e, _ in batch for key in correlation.index_keys(e))
+            applied = [self._apply(tx, event, heard_at) for event, heard_at in batch]
+            if also is not None:
+                tx.also(also)
+            elif all(a.decision.action == "duplicate" for a in applied):
+                return tx.abort(applied)
+            return applied
+
+        what = (f"event {batch[0][0].event_id} for {batch[0][0].object_key}" if len(batch) == 1
+                else f"{len(batch)} events")
+        return self.store.transact(attempt, what, now)
+
+    def _apply(self, tx: Tx, event: Event, heard_at: float | None) -> Applied:
+        """One event: load the context → decide (pure) → save → route into groups → planning."""
         labels = correlation.event_labels(event)
         host = labels.get("host", "")
-
-        def attempt(tx: Tx) -> Applied:
-            ctx = self._context(tx, event, host)
-            outcome = correlation.decide(event, ctx, tx.now, labels)
-            if outcome.decision.action == "duplicate":
-                return tx.abort(Applied(outcome.decision))
-            tx.watch_incidents([i.id for i in outcome.save])
-            new_groups = self._save(tx, outcome.save, outcome.timeline, outcome.plan_remediation)
-            if host and outcome.maintenance is not None:
-                tx.set_maintenance(host, outcome.maintenance)
-            if outcome.forget_own_host_state:
-                tx.forget_own_host_state(event.object_id)
-            return Applied(outcome.decision, new_groups=new_groups)
-
-        return self.store.transact(attempt, f"event {event.event_id} for {event.object_key}", now)
+        ctx = self._context(tx, event, host)
+        outcome = correlation.decide(event, ctx, tx.now, labels)
+        if outcome.decision.action == "duplicate":
+            return Applied(outcome.decision)
+        tx.watch_incidents([i.id for i in outcome.save])
+        started = tx.now if heard_at is None else min(heard_at, tx.now)
+        new_groups = self._save(tx, outcome.save, outcome.timeline, outcome.plan_remediation,
+                                started)
+        if host and outcome.maintenance is not None:
+            tx.set_maintenance(host, outcome.maintenance)
+        if outcome.forget_own_host_state:
+            tx.forget_own_host_state(event.object_id)
+        return Applied(outcome.decision, new_groups=new_groups)
 
     def _context(self, tx: Tx, event: Event, host: str) -> correlation.Context:
         holding = tx.incident(tx.indexed(event.object_key))
@@ -113,12 +125,18 @@ class IncidentFlow:
         return correlation.Context(holding, host_incident, vm_incidents, tx.in_maintenance(host), own)
 
     def _save(self, tx: Tx, save: Iterable[Incident],
-              timeline: dict[str, Iterable[TimelineEntry]], plan_remediation: Iterable[str]
-              ) -> list[tuple[str, float]]:
+              timeline: dict[str, Iterable[TimelineEntry]], plan_remediation: Iterable[str],
+              started: float | None = None) -> list[tuple[str, float]]:
         """Save incidents (resolved first: open ones re-claim the index), route each into its
-        groups, start escalation clocks of new ones, ask for planning. New groups' first due."""
+        groups, start escalation clocks of new ones, ask for planning. New groups' first due;
+        a new group's group_wait runs from `started` (default: now)."""
         save = sorted(save, key=lambda i: i.is_open)
-        groups = self._groups_of(tx, save)
+        groups = self._groups_of(tx, save, tx.now if started is None else started)
+        # A route whose policy is off plans nothing a VM could opt into (policy.py): asking
+        # would cost two pool reads per incident, a storm's worth of them, to record "off".
+        remediable = {i.id for i in save
+                      if self.settings.remediation.for_labels(i.labels).mode != "off"}
+        plan_remediation = [iid for iid in plan_remediation if iid in remediable]
         extra = {iid: [TimelineEntry(tx.now, "remediation", "remediation planning requested")]
                  for iid in plan_remediation}
         for iid in plan_remediation:
@@ -139,10 +157,10 @@ class IncidentFlow:
             tx.touch_group(gid, members)
         for i in save:
             if i.version == 1 and i.is_open:
-                self._start_escalation(tx, i)
+                escalation.start(self, tx, i)
         return new_groups
 
-    def _groups_of(self, tx: Tx, save: Iterable[Incident]
+    def _groups_of(self, tx: Tx, save: Iterable[Incident], started: float
                    ) -> dict[str, tuple[grouping.GroupState, list[str], bool]]:
         """The groups the saved incidents belong to (read while watching, before writing)."""
         out: dict[str, tuple[grouping.GroupState, list[str], bool]] = {}
@@ -159,7 +177,7 @@ class IncidentFlow:
                 if state is not None:
                     out[gid] = (state, [i.id], False)
                 elif i.is_open:
-                    out[gid] = (self._new_group(route, key, i, tx.now), [i.id], True)
+                    out[gid] = (self._new_group(route, key, i, started), [i.id], True)
         return out
 
     def _new_group(self, route: RouteMatch, key: str, incident: Incident, now: float
@@ -171,12 +189,6 @@ class IncidentFlow:
         known = {r.name for r in self.settings.receivers}
         add = tuple(r for r in extra if r in known and r not in state.receivers)
         return replace(state, receivers=state.receivers + add) if add else state
-
-    def _start_escalation(self, tx: Tx, incident: Incident) -> None:
-        for route in self.routes_for(incident.labels):
-            if route.escalate_after is not None and route.escalate_to:
-                due = grouping.escalation_due(incident.created_at, route.escalate_after, 0)
-                tx.due(f"esc|{incident.id}|{route.route_id}|0", due)
 
     # -- change one incident ---------------------------------------------------------------------
     def update(self, incident_id: str, change: Change) -> Incident:
@@ -251,24 +263,35 @@ class IncidentFlow:
     # -- what is due -----------------------------------------------------------------------------
     def flush_due(self, now: float | None = None, limit: int = 500) -> list[FlushReport]:
         """Every due group and escalation; also re-sends what a crashed worker left in the
-        outbox. A silence that ended wakes every group: what it muted is looked at now."""
+        outbox. A silence that ended wakes every group: what it muted is looked at now.
+
+        A group is held while an event recorded before it became due waits to be applied (the
+        applier is behind, in a storm): its message then names everything that arrived within
+        group_wait, as Alertmanager's does. Held at most MAX_HOLD past its due time, so a
+        stuck applier delays people's message, never stops it."""
         now = self.rt.clock() if now is None else now
         self.store.resend_stale_outbox(now)
         due = self.store.due_members(now, limit)
-        ended = [m for m in due if m.startswith("silence|")]
+        ended = [m for m, _ in due if m.startswith("silence|")]
         if ended:
             self.store.wake_all_groups(now)
             self.store.drop_due(*ended)
             due = self.store.due_members(now, limit)
-        reports = []
-        for member in due:
+        waiting = self.pending.oldest_heard() if due else None
+        reports, held = [], 0
+        for member, at in due:
             if member.startswith("group|"):
+                if waiting is not None and waiting <= at and now - at < MAX_HOLD:
+                    held += 1
+                    continue
                 reports.append(self.flush_group(member.split("|", 1)[1], now))
             elif member.startswith("esc|"):
-                reports.append(self._escalate(member, now))
+                reports.append(escalation.escalate(self, member, now))
             else:
                 log.error("unknown due member %r removed", member)
                 self.store.drop_due(member)
+        if held:  # the applier wakes the flush after its next batch (the beat's tick, at worst)
+            self.pending.hold_flush(MAX_HOLD)
         return reports
 
     def flush_group(self, gid: str, now: float | None = None) -> FlushReport:
@@ -281,7 +304,7 @@ class IncidentFlow:
                 tx.due(member, None)
                 return FlushReport(member, False, "group no longer exists")
             members = tx.members(gid)
-            mutes = self._mutes(tx, members, t)
+            mutes = self.mutes(tx, members, t)
             plan = grouping.plan_flush(group, members, mutes, t)
             messages, state, entries = self._compose(tx, plan, group, t)
             self._save_flush(tx, plan, group, state, members, member)
@@ -297,7 +320,7 @@ class IncidentFlow:
                                          "reason": report.reason})
         return report
 
-    def _mutes(self, tx: Tx, members: list[Incident], now: float) -> dict[str, muting.Mute]:
+    def mutes(self, tx: Tx, members: list[Incident], now: float) -> dict[str, muting.Mute]:
         silences, sources = tx.silences(), tx.open_labels()
         return {i.id: muting.mute(i.id, i.labels, now, silences, sources, self.inhibit_rules)
                 for i in members}
@@ -333,34 +356,3 @@ class IncidentFlow:
         tx.forget_members(state.id, [i.id for i in members if i.merged_into or (
             i.state == inc_mod.RESOLVED and (i in plan.resolved or i.id not in group.notified))])
         tx.due(member, plan.next_due)
-
-    def _escalate(self, member: str, now: float) -> FlushReport:
-        _, iid, route_id, level_s = member.split("|")
-        level = int(level_s)
-
-        def attempt(tx: Tx) -> FlushReport:
-            inc = tx.incident(iid)
-            route = next((r for r in self.routes_for(inc.labels) if r.route_id == route_id),
-                         None) if inc else None
-            if inc is None or route is None:
-                plan = grouping.EscalationPlan(False, "incident or route is gone")
-            else:
-                plan = grouping.plan_escalation(inc, route, level,
-                                                self._mutes(tx, [inc], now)[inc.id], now)
-            tx.due(member, None)
-            sent: list[str] = []
-            if plan.send:
-                summary = composer.incident_summary(inc, self.store.timeline(iid, TIMELINE_READ),
-                                                    self.settings.public_url)
-                n = composer.escalation_message(inc, summary, level, plan.receiver, plan.reason,
-                                                now)
-                tx.send(DELIVER_TASK, [n.to_json()])
-                tx.note_escalated(iid, plan.receiver)
-                tx.add_timeline(iid, [TimelineEntry(now, "escalation", plan.reason,
-                                                    data={"level": level + 1})])
-                sent.append(n.notification_id)
-            if plan.next_due is not None:
-                nxt = level + 1 if plan.send else level
-                tx.due(f"esc|{iid}|{route_id}|{nxt}", plan.next_due)
-            return FlushReport(member, plan.send, plan.reason, sent)
-        return self.store.transact(attempt, f"escalation {member}", now)

@@ -44,7 +44,8 @@ def post_event():
     runtime: Runtime = current_app.extensions["oneha"]
     with counted(IngestCounters.of(runtime)):
         event, digest = _validated_event(runtime)
-        result = EventStore.of(runtime).record(event, digest)
+        # A 202 means its signature was verified: the front-end is heard from (`/metrics`).
+        result = EventStore.of(runtime).record(event, digest, signed_by=event.frontend)
     if result.conflict:  # counted by the store's script
         raise BadInput("event_id_conflict", f"event_id {event.event_id} replayed with a different "
                                             "body", 409)

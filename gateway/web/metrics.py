@@ -53,7 +53,8 @@ def _gauges(rt) -> dict:
             "heartbeats": ReadinessStore.of(rt).heartbeats(), "now": rt.clock()}
 
 
-SIGNED_BY_FRONTENDS = ("/v1/events", "/v1/heartbeats", "/v1/drills")
+# Events are counted by the record script itself (store/events.py): one round trip per event.
+SIGNED_BY_FRONTENDS = ("/v1/heartbeats", "/v1/drills")
 
 
 @bp.after_app_request
@@ -64,8 +65,7 @@ def _frontend_seen(response):
     if response.status_code == 202 and request.path in SIGNED_BY_FRONTENDS:
         frontend = request.headers.get("X-OneHA-Frontend", "")
         if frontend:
-            Telemetry.of(current_app.extensions["oneha"]).frontend_seen(
-                frontend, event=request.path == "/v1/events")
+            Telemetry.of(current_app.extensions["oneha"]).frontend_seen(frontend, event=False)
     return response
 
 
@@ -100,7 +100,8 @@ class _Snapshot:
                                 f"{ALIVE_FOR:.0f} s (alert on 0: events queue up unprocessed).",
                                 value=g["workers"])
         backlog = GaugeMetricFamily("oneha_queue_messages", "Messages waiting for a worker "
-                                    "(tasks: events and remediation; notify: deliveries).",
+                                    "(events: recorded, not yet applied; tasks: wake-ups and "
+                                    "remediation; notify: deliveries).",
                                     labels=["queue"])
         for queue, n in sorted(g["backlog"].items()):
             backlog.add_metric([queue], n)

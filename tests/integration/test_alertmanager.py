@@ -49,12 +49,13 @@ def test_alerts_are_recorded_queued_and_retries_are_duplicates(client, traces):
     logged = traces.log()
     assert [e.object_key for e in logged] == ["alert:3f2c1a9b8e7d6c5a", "alert:aa00bb11cc22dd33"]
     assert logged[0].labels["host"] == "node07" and logged[0].source == "alertmanager"
-    assert [m["headers"]["task"] for m in traces.queued()] == ["oneha.process_event"] * 2
+    assert [e.object_key for e in traces.pending()] == [e.object_key for e in logged]
+    assert traces.wakeups() == ["oneha.apply_pending"]  # one wake-up for both
 
     r = send(client, PAYLOAD)  # Alertmanager re-sends the group: nothing is processed twice
     assert r.status_code == 202 and r.json["accepted"] == 0 and r.json["duplicates"] == 2
     assert all(a["duplicate"] for a in r.json["events"])
-    assert len(traces.log()) == 2 and len(traces.queued()) == 2
+    assert len(traces.log()) == 2 and len(traces.pending()) == 2 and len(traces.queued()) == 1
     assert traces.counters() == {"accepted:ALERT": 2, "duplicate": 2}
 
 

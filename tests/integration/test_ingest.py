@@ -78,7 +78,17 @@ class Traces:
                 for _id, f in self.r.xrange(self.settings.key_prefix + "events:log")]
 
     def queued(self) -> list[dict]:
+        """The task queue's messages (Celery's JSON)."""
         return [json.loads(m) for m in self.r.lrange(self.settings.task_queue, 0, -1)]
+
+    def pending(self) -> list[Event]:
+        """The events recorded and waiting for the applier, oldest first."""
+        return [Event.from_json(f[b"e"])
+                for _id, f in self.r.xrange(self.settings.key_prefix + "events:pending")]
+
+    def wakeups(self) -> list[str]:
+        """The task names queued (one `oneha.apply_pending` per wake-up, not one per event)."""
+        return [m["headers"]["task"] for m in self.queued()]
 
     def counters(self) -> dict[str, int]:
         return {k.decode(): int(v) for k, v in self.r.hgetall(self.metrics_key).items()}
@@ -112,8 +122,8 @@ def test_valid_host_event_is_recorded_queued_and_acknowledged(client, traces, se
     [event] = traces.log()
     assert (event.object_key, event.status, event.condition, event.frontend) == (
         "host:7", "firing", "HOST/ERROR", "fe1")
-    [message] = traces.queued()
-    assert message["headers"]["task"] == "oneha.process_event"
+    assert traces.pending() == [event]
+    assert traces.wakeups() == ["oneha.apply_pending"]
     dedup = settings.key_prefix + "events:dedup:" + payload["event_id"]
     assert 0 < traces.r.ttl(dedup) <= settings.ingest.dedup_ttl
     assert traces.counters() == {"accepted:HOST": 1}
@@ -127,9 +137,10 @@ def test_valid_vm_event_is_recorded_with_its_host(client, traces):
         "vm:42", "VM/ACTIVE/UNKNOWN", "node07")
     assert event.xml is None  # read once, at ingest: what the tasks need of it travels as fields
     assert event.last_poll == 1764092300  # vm_xml()'s LAST_POLL
+    assert traces.pending() == [event]  # what is logged is what the applier gets
     [message] = traces.queued()
-    [[queued_json], _kwargs, _embed] = json.loads(base64.b64decode(message["body"]))
-    assert Event.from_json(queued_json) == event
+    [[why], _kwargs, _embed] = json.loads(base64.b64decode(message["body"]))
+    assert (message["headers"]["task"], why) == ("oneha.apply_pending", "ingest")
 
 
 def test_same_event_twice_is_a_duplicate_and_processed_once(client, traces):
@@ -139,7 +150,7 @@ def test_same_event_twice_is_a_duplicate_and_processed_once(client, traces):
     again = post(client, {**payload, "sent_at": payload["sent_at"] + 5}, ts=int(time.time()) + 1)
     assert again.status_code == 202 and again.json == {"event_id": payload["event_id"],
                                                        "duplicate": True}
-    assert len(traces.log()) == 1 and len(traces.queued()) == 1
+    assert len(traces.log()) == 1 and len(traces.pending()) == 1 and len(traces.queued()) == 1
     assert traces.counters() == {"accepted:HOST": 1, "duplicate": 1}
 
 
@@ -149,7 +160,7 @@ def test_same_event_id_with_another_body_is_a_conflict(client, traces):
     assert r.status_code == 409
     assert r.json == {"error": "event_id_conflict",
                       "detail": f"event_id {'1' * 32} replayed with a different body"}
-    assert len(traces.log()) == 1 and len(traces.queued()) == 1
+    assert len(traces.log()) == 1 and len(traces.pending()) == 1 and len(traces.queued()) == 1
     assert traces.counters()["rejected:event_id_conflict"] == 1
 
 
@@ -270,17 +281,19 @@ def test_metrics_show_the_backlog_open_incidents_dead_letters_and_a_pause(client
                                                                   "oneha_outbox", "oneha_notif",
                                                                   "oneha_remed"))}
 
-    assert gauges() == {'oneha_queue_messages{queue="notify"}': 0.0,
+    assert gauges() == {'oneha_queue_messages{queue="events"}': 0.0,
+                        'oneha_queue_messages{queue="notify"}': 0.0,
                         'oneha_queue_messages{queue="tasks"}': 0.0, "oneha_incidents_open": 0.0,
                         "oneha_outbox_pending": 0.0, "oneha_notifications_dead_letters": 0.0,
                         "oneha_remediation_paused": 0.0}
     post(client, host_event())
-    post(client, vm_event())  # no worker here: both wait in the task queue
+    post(client, vm_event())  # no worker here: both wait to be applied, behind one wake-up
     rt = client.application.extensions["oneha"]
     IncidentFlow(rt, send=lambda *a, **k: None).apply_event(Traces(settings).log()[0])
     RemediationStore.from_runtime(rt).pause("ann", "maintenance window")
     got = gauges()
-    assert got['oneha_queue_messages{queue="tasks"}'] == 2.0
+    assert got['oneha_queue_messages{queue="events"}'] == 2.0
+    assert got['oneha_queue_messages{queue="tasks"}'] == 1.0
     assert got["oneha_incidents_open"] == 1.0 and got["oneha_remediation_paused"] == 1.0
     RemediationStore.from_runtime(rt).resume()
     assert gauges()["oneha_remediation_paused"] == 0.0
@@ -348,7 +361,9 @@ def test_events_recorded_from_many_threads_at_once_each_get_their_own_answer(red
         by_id.setdefault(event_id, []).append(result.duplicate)
     assert all(sorted(d) == [False, True] for d in by_id.values()) and len(by_id) == 200
     traces = Traces(settings)
-    assert len(traces.log()) == 200 and len(traces.queued()) == 200
+    assert len(traces.log()) == 200 and len(traces.pending()) == 200
+    # No worker consumed the wake-up: its marker holds, so 200 events queued one task, not 200.
+    assert traces.wakeups() == ["oneha.apply_pending"]
 
 
 def test_the_record_command_is_packed_as_redis_py_packs_it():

@@ -1,5 +1,6 @@
 """The task message ingest pushes in its Lua script is a real Celery message: byte for byte what
-Celery itself pushes, and a real worker process runs it and gets the exact Event back."""
+Celery itself pushes, and a real worker process runs the wake-up and finds the exact Events in the
+pending stream."""
 
 from __future__ import annotations
 
@@ -25,7 +26,8 @@ from tests.support.samples import vm_xml
 
 ROOT = Path(__file__).resolve().parents[2]
 
-# A stand-in for tasks/process.py: registered under the real task name, it stores what it got.
+# A stand-in for tasks/process.py: registered under the real wake-up's name, it drains the pending
+# stream as the applier does and stores what it found.
 PROBE_TASKS = textwrap.dedent("""
     import os
     import redis
@@ -37,10 +39,14 @@ PROBE_TASKS = textwrap.dedent("""
     app = create_celery(settings)
     app.conf.include = []  # only this module's task, even once tasks/process.py exists
 
-    @app.task(name="oneha.process_event")
-    def process_event(event_json):
-        redis.Redis.from_url(settings.redis_url).rpush(settings.key_prefix + "probe:received",
-                                                       event_json)
+    @app.task(name="oneha.apply_pending")
+    def apply_pending(why):
+        r = redis.Redis.from_url(settings.redis_url)
+        stream = settings.key_prefix + "events:pending"
+        for entry_id, fields in r.xrange(stream):
+            r.rpush(settings.key_prefix + "probe:received", fields[b"e"])
+            r.xdel(stream, entry_id)
+        r.delete(settings.key_prefix + "events:wake")
 """)
 
 
@@ -139,12 +145,13 @@ def test_a_real_worker_runs_the_queued_message_and_gets_the_exact_event(
         assert post(client, payload).status_code == 202
     logged = [Event.from_json(f[b"event"]) for _id, f in r.xrange(key_prefix + "events:log")]
     got = _received(r, key_prefix + "probe:received", 2)
-    assert got == logged  # the log entry and the task's argument are the same event
+    assert got == logged  # the log entry and the pending entry are the same event
     assert [e.object_key for e in got] == ["host:7", "vm:42"]
     assert got[1].labels["host"] == "node07" and got[1].last_poll == 1764092300
     assert got[0].xml is None and got[1].xml is None  # read once, at the gateway
     time.sleep(0.3)  # a duplicate must not be queued: give a wrongly queued one time to run
     assert r.llen(key_prefix + "probe:received") == 2 and r.llen(settings.task_queue) == 0
+    assert r.xlen(key_prefix + "events:pending") == 0
     assert probe_worker.poll() is None, probe_worker.stdout.read().decode()
 
 

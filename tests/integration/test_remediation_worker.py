@@ -108,7 +108,10 @@ def test_host_of_20_vms_one_approval_two_workers_three_deliveries_each_vm_once(
     assert sorted(vm_actions(sim, "resched")) == list(range(20))
     assert sorted(touched_vms(sim)) == list(range(20))
     assert all(v.is_running and v.host_id != 0 for v in s.one.vms())
-    inc = s.incidents.get(s.store.plan(pid).incident_id)
+    # The plan is marked done, then its last look writes the impact and resolves the incident.
+    iid = s.store.plan(pid).incident_id
+    inc = wait_until(lambda: (i := s.incidents.get(iid)) and not i.is_open and i, 30,
+                     what="the incident resolved after the plan")
     assert sorted(r["vm_id"] for r in inc.impact) == list(range(20))
     # downtime from the simulator's history: last poll before the crash → RSTIME elsewhere
     assert all(r["downtime_s"] is not None and "RSTIME of history 1" in r["evidence"]

@@ -4,23 +4,27 @@
   1. `SET <p>events:dedup:<event_id> <body sha256> NX EX <dedup_ttl>` — the event_id is claimed;
   2. if it was already claimed: same sha -> a duplicate (nothing else happens, nothing is queued
      twice); another sha -> a conflict (the caller answers 409);
-  3. else `XADD <p>events:log MAXLEN ~ <n>` (the append-only log the UI and CLI read), `LPUSH` of a
-     Celery message for `oneha.process_event` onto the task queue, and the metric counters.
+  3. else `XADD <p>events:log MAXLEN ~ <n>` (the append-only log the UI and CLI read), `XADD
+     <p>events:pending` (what the applier has not applied yet, see `store/pending.py`), the
+     `LPUSH` of an `oneha.apply_pending` wake-up when no wake-up is outstanding, and the metric
+     counters — and, first, when the front-end that signed it was last heard from (`/metrics`;
+     in the same script, so an event costs the gateway one round trip, not two).
 All of it or nothing: a Lua script is atomic, so no event is logged without being queued or
-queued without being claimed. With AOF on, Redis has it before the 202 leaves.
+queued without being claimed. With AOF on, Redis has it before the 202 leaves. A storm of 2,000
+events queues a handful of wake-ups, not 2,000 tasks: the applier drains the stream in batches.
 
-The log entry and the task argument are the same JSON: the event without its XML
+The log entry and the pending entry are the same JSON: the event without its XML
 (`event.to_json(with_xml=False)`). The gateway reads the XML once, when it builds the event, and
 what the tasks need of it travels as fields (labels, `last_poll`); before acting they re-read the
 live object through pyone anyway. Carrying the 8 KB document on is costly: a 100k-entry log of
 them holds ~1 GB of Redis memory, and the queued copy (JSON-quoted, then base64 in the Celery
-body, ~12 KB) is copied into Lua, into the list and into the AOF —
+body, ~12 KB) is copied into Lua, into the stream and into the AOF —
 measured per 8 KB VM event: 58 µs of the gateway's ~750 µs of CPU and 49 µs of Redis's 120 µs.
 
-The Celery message is built here from a template instead of `apply_async` (which costs a second
-round trip and ~0.5 ms of CPU per event); it is the same JSON kombu's Redis transport would LPUSH
-for `send_task(..., args=[event_json])` (protocol 2, body base64, priority 0), and a test runs
-it on a real worker. Key names live only here (and the other `store/*` modules).
+The wake-up's Celery message is built here from a template instead of `apply_async` (which costs
+a second round trip and ~0.5 ms of CPU); it is the same JSON kombu's Redis transport would LPUSH
+for `send_task(name, args=[arg])` (protocol 2, body base64, priority 0), and a test runs it on a
+real worker. Key names live only here (and the other `store/*` modules).
 
 Ingest counters (`IngestCounters`) live in one Redis hash so every gunicorn worker reports the
 same `/metrics`.
@@ -44,26 +48,41 @@ from gateway.errors import Transient
 from gateway.runtime import Runtime
 
 from . import UNAVAILABLE, unavailable_is_transient
+from .pending import WAKE_TTL, PendingEvents
 
-PROCESS_EVENT_TASK = "oneha.process_event"
+PROCESS_EVENT_TASK = "oneha.process_event"  # one event per task: what older gateways queue
+APPLY_PENDING_TASK = "oneha.apply_pending"
 
 
 RECORD_LUA = """
--- KEYS: dedup key, event log stream, task queue, metrics hash
--- ARGV: body sha, dedup ttl, log maxlen, event id, object key, event json, task message,
---       accepted counter field
+-- KEYS: dedup key, event log stream, pending stream, wake marker, task queue, metrics hash,
+--       front-ends' last-seen hash
+-- ARGV: body sha, dedup ttl, log maxlen, event id, object key, event json, wake-up task message,
+--       accepted counter field, wake marker ttl (ms), the front-end that signed it (or '')
+local function seen()  -- accepted (a duplicate too): the signing front-end is heard from
+  if ARGV[10] ~= '' then
+    local now = redis.call('TIME')
+    local t = now[1] .. '.' .. string.format('%06d', tonumber(now[2]))
+    redis.call('HSET', KEYS[7], 'seen:' .. ARGV[10], t, 'event:' .. ARGV[10], t)
+  end
+end
 if not redis.call('SET', KEYS[1], ARGV[1], 'NX', 'EX', ARGV[2]) then
   if redis.call('GET', KEYS[1]) == ARGV[1] then
-    redis.call('HINCRBY', KEYS[4], 'duplicate', 1)
+    redis.call('HINCRBY', KEYS[6], 'duplicate', 1)
+    seen()
     return 1
   end
-  redis.call('HINCRBY', KEYS[4], 'rejected:event_id_conflict', 1)
+  redis.call('HINCRBY', KEYS[6], 'rejected:event_id_conflict', 1)
   return 2
 end
 redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[3], '*',
            'event_id', ARGV[4], 'object', ARGV[5], 'event', ARGV[6])
-redis.call('LPUSH', KEYS[3], ARGV[7])
-redis.call('HINCRBY', KEYS[4], ARGV[8], 1)
+redis.call('XADD', KEYS[3], '*', 'e', ARGV[6])
+if redis.call('SET', KEYS[4], '1', 'NX', 'PX', ARGV[9]) then
+  redis.call('LPUSH', KEYS[5], ARGV[7])
+end
+redis.call('HINCRBY', KEYS[6], ARGV[8], 1)
+seen()
 return 0
 """
 
@@ -90,10 +109,14 @@ class EventStore:
         self._dedup = runtime.key("events", "dedup", "")
         self._log = runtime.key("events", "log")
         self._metrics = runtime.key("metrics", "ingest")
+        self._frontends = runtime.key("metrics", "frontends")  # store/telemetry.py reads it
         self._queue = settings.task_queue
         self._notify_queue = settings.notify_queue
         self._ttl = str(max(1, int(settings.ingest.dedup_ttl)))
         self._maxlen = str(settings.ingest.event_log_maxlen)
+        pending = PendingEvents.of(runtime)
+        self._pending, self._wake = pending.stream, pending.wake_key
+        self._wake_ttl = str(int(WAKE_TTL * 1000))
         self._record = self._redis.register_script(RECORD_LUA)
         self._connections = _KeptConnections(self._redis)
 
@@ -102,7 +125,7 @@ class EventStore:
         """The process's store (the script object and key names are built once)."""
         return runtime.cached("event_store", lambda: cls(runtime))
 
-    def record(self, event: Event, body_sha256: str) -> RecordResult:
+    def record(self, event: Event, body_sha256: str, signed_by: str = "") -> RecordResult:
         """Claim `event.event_id`, log and queue the event; `Transient` when Redis is away.
 
         Runs on every ingest request, so it skips redis-py's command layers (see
@@ -110,7 +133,7 @@ class EventStore:
         every kept one is dead — and a script Redis forgot (a restart flushes them) is loaded
         again. A retried script that had already run finds its own claim: a duplicate, recorded
         once."""
-        script = self._script_input(event, body_sha256)
+        script = self._script_input(event, body_sha256, signed_by)
         command = ("EVALSHA", self._record.sha, len(script["keys"]), *script["keys"],
                    *script["args"])
         what = f"cannot record event {event.event_id}: Redis unreachable"
@@ -154,26 +177,30 @@ class EventStore:
             raise Transient(f"cannot record {len(items)} events: Redis unreachable ({exc})") from exc
         return [_RESULTS[int(code)] for code in codes]
 
-    def _script_input(self, event: Event, body_sha256: str) -> dict:
+    def _script_input(self, event: Event, body_sha256: str, signed_by: str = "") -> dict:
         event_json = event.to_json(with_xml=False)
-        message = celery_task_message(PROCESS_EVENT_TASK, event_json, self._queue, arg_is_json=True,
-                                      argsrepr=f"['<{event.object_key} {event.condition} "
-                                               f"{event.status} {event.event_id}>']")
-        return {"keys": [self._dedup + event.event_id, self._log, self._queue, self._metrics],
+        # Built for every event, used by the few that find no wake-up outstanding: the delivery
+        # tag must be unique per message, and ~10 µs is less than a second round trip.
+        wake = celery_task_message(APPLY_PENDING_TASK, "ingest", self._queue)
+        return {"keys": [self._dedup + event.event_id, self._log, self._pending, self._wake,
+                         self._queue, self._metrics, self._frontends],
                 "args": [body_sha256, self._ttl, self._maxlen, event.event_id, event.object_key,
-                         event_json, message, "accepted:" + event.resource]}
+                         event_json, wake, "accepted:" + event.resource, self._wake_ttl,
+                         signed_by]}
 
     def backlog(self) -> dict[str, int]:
-        """Messages waiting for a worker: `tasks` (events, remediation) and `notify` (deliveries,
-        the grouping clock). Growing while events come in: no worker is consuming."""
+        """Work waiting for a worker: `events` recorded but not applied, `tasks` (wake-ups,
+        remediation) and `notify` (deliveries, the grouping clock). Growing while events come
+        in: no worker is consuming."""
         try:
             with self._redis.pipeline(transaction=False) as pipe:
+                pipe.xlen(self._pending)
                 pipe.llen(self._queue)
                 pipe.llen(self._notify_queue)
-                tasks, notify = pipe.execute()
+                events, tasks, notify = pipe.execute()
         except UNAVAILABLE as exc:
             raise Transient(f"cannot read the task queues: Redis unreachable ({exc})") from exc
-        return {"tasks": tasks, "notify": notify}
+        return {"events": events, "tasks": tasks, "notify": notify}
 
     def recent(self, n: int = 50, object_key: str | None = None,
                scan: int = 100_000) -> list[Event]:

@@ -107,9 +107,10 @@ class IncidentStore:
         iid = self.r.hget(self.index, object_key)
         return self.get(iid.decode()) if iid else None
 
-    def due_members(self, now: float, limit: int) -> list[str]:
-        return [m.decode() for m in self.r.zrangebyscore(self.k("due"), "-inf", now, start=0,
-                                                         num=limit)]
+    def due_members(self, now: float, limit: int) -> list[tuple[str, float]]:
+        """`(member, due time)` of what is due at `now`, earliest first."""
+        return [(m.decode(), at) for m, at in self.r.zrangebyscore(
+            self.k("due"), "-inf", now, start=0, num=limit, withscores=True)]
 
     def drop_due(self, *members: str) -> None:
         if members:
