@@ -28,6 +28,7 @@ from gateway.adapters.store.notifications import NotificationStore
 from gateway.adapters.store.raft import RaftStore
 from gateway.adapters.store.remediation import RemediationStore
 from gateway.domain.model import parse_duration
+from gateway.domain.incidents import TransitionError
 from gateway.domain.muting import SilenceError
 from gateway.domain.story import story
 from gateway.domain.timefmt import duration, utc
@@ -108,6 +109,23 @@ def incident(incident_id: str):
                            deliveries=notifications.deliveries(sent))
 
 
+@bp.post("/incidents/<incident_id>/ack")  # an approver's (the gate's rule for writes)
+def acknowledge(incident_id: str):
+    """No reminders and no escalation for it: someone is on it (its timeline says who)."""
+    from gateway.flows.incident import IncidentFlow
+
+    try:
+        IncidentFlow(_rt()).transition(incident_id, "acknowledged",
+                                       request.form.get("comment", "").strip()[:500]
+                                       or "acknowledged in the console",
+                                       _actor(None))
+    except KeyError:
+        abort(404, description=f"no incident {incident_id!r}")
+    except TransitionError as exc:
+        abort(409, description=str(exc))
+    return redirect(url_for("console.incident", incident_id=incident_id))
+
+
 @bp.get("/silences")
 def silences():
     """The list, a form for a new one; after a change (POST-redirect-GET) what was done."""
@@ -118,7 +136,8 @@ def silences():
             "id": created.id, "at": page_text.moment(created.ends_at)}
     elif _found_silence(request.args.get("expired")) is not None:
         done = _("Silence %(id)s expired.", id=request.args["expired"])
-    return _silences_page(done=done)
+    prefill = {"matchers": request.args.get("matchers", "")[:2000]}
+    return _silences_page(done=done, form=prefill)
 
 
 def _found_silence(silence_id: str | None):

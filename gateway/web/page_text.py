@@ -63,6 +63,7 @@ PT_BR: dict[str, str | tuple[str, str]] = {
     "Impact": "Impacto", "VM": "VM", "Downtime": "Tempo fora do ar",
     "Memory state lost": "Estado da memória perdido",
     "Connections dropped": "Conexões derrubadas", "Data-loss risk": "Risco de perda de dados",
+    "Acknowledge": "Reconhecer", "Silence host %(host)s…": "Silenciar o host %(host)s…",
     "Timeline": "Linha do tempo", "When": "Quando", "What": "O quê", "Who": "Quem",
     "Recorded in English.": "Registrado em inglês.",
     "Every recorded entry (%(n)s): events, deliveries, mutes":

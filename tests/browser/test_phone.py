@@ -91,8 +91,17 @@ def test_from_a_phone_a_host_failure_is_approved_and_every_page_fits(stack, brow
         assert len(chat[-1].text.splitlines()) <= 10, chat[-1].text
         assert approval in chat[-1].text.splitlines()[-1]  # the link whole, on a line of its own
 
+        # The open incident: acknowledge and silence its host from the first screen.
+        login(page, stack.url, "approver", "/")
+        (incident_id,) = _incident_ids(stack)
+        page.goto(f"{stack.url}/incidents/{incident_id}")
+        for action in ("#ack", "#silence-host"):
+            box = page.locator(action).bounding_box()
+            assert box and box["y"] + box["height"] <= PHONE["height"], (action, box)
+        assert wider_than_the_screen(page) is None, wider_than_the_screen(page)
+        page.screenshot(path=str(out / "incident-open-390.png"), full_page=True)
+
         # The approval page from the chat message: Approve and Deny on the first screen.
-        login(page, stack.url, "approver", f"/approvals/{token}")
         page.set_viewport_size(PHONE)
         page.goto(approval)
         for button in ("#approve", "#deny"):
@@ -114,7 +123,6 @@ def test_from_a_phone_a_host_failure_is_approved_and_every_page_fits(stack, brow
         stack.wait("the resolve messages", lambda: [
             t for t in stack.told("mail") + stack.told("chat") if t.kind in ("RESOLVED",
                                                                                 "RESOLVIDO")])
-        (incident_id,) = _incident_ids(stack)
         url = f"{stack.url}/incidents/{incident_id}"
         # each receiver's delivery result, once the worker recorded it
         deadline = time.monotonic() + 30

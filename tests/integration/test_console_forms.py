@@ -96,3 +96,34 @@ def test_the_configuration_page_is_an_admins_and_shows_no_secret(settings):
     text = tested.get_data(as_text=True)
     assert "0 of 1 URL(s) delivered" in text and SECRET not in text
     assert admin.post("/config/test/nobody", data={"csrf_token": csrf}).status_code == 404
+
+
+def test_an_approver_acknowledges_from_the_incident_page_and_a_viewer_sees_no_button(
+        settings, store):
+    import time
+
+    from gateway.domain.events import Event
+    from gateway.flows.incident import IncidentFlow
+    now = time.time()
+    flow = IncidentFlow(store.rt, send=lambda *a, **k: None)
+    flow.apply_event(Event(event_id="e1", source="test", resource="HOST", object_id="7",
+                           name="node07", status="firing", condition="HOST/ERROR",
+                           occurred_at=now, state=3,
+                           labels={"resource": "HOST", "host": "node07", "host_id": "7"}),
+                     now=now)
+    (inc,) = store.list(open_only=True, limit=5)
+    viewer, _csrf = client_as(settings, "viewer")
+    assert 'id="ack"' not in viewer.get(f"/incidents/{inc.id}").get_data(as_text=True)
+
+    approver, csrf = client_as(settings, "approver")
+    page = approver.get(f"/incidents/{inc.id}").get_data(as_text=True)
+    assert 'id="ack"' in page and "/silences?matchers=host%3Dnode07" in page
+    assert 'value="host=node07"' not in approver.get("/silences").get_data(as_text=True)
+    assert "host=node07</textarea>" in approver.get("/silences?matchers=host%3Dnode07"
+                                                    ).get_data(as_text=True)
+    acked = approver.post(f"/incidents/{inc.id}/ack", data={"csrf_token": csrf})
+    assert acked.status_code == 302 and acked.headers["Location"].endswith(f"/incidents/{inc.id}")
+    found = store.get(inc.id)
+    assert found.state == "acknowledged" and found.acknowledged_by == "approver"
+    assert approver.post(f"/incidents/{inc.id}/ack", data={"csrf_token": csrf}).status_code == 409
+    assert approver.post("/incidents/nope/ack", data={"csrf_token": csrf}).status_code == 404
