@@ -31,6 +31,7 @@ from gateway.domain.model import parse_duration
 from gateway.domain.incidents import TransitionError
 from gateway.domain.muting import SilenceError
 from gateway.domain.story import story
+from gateway.flows.incident import IncidentFlow
 from gateway.domain.timefmt import duration, utc
 from gateway.web import page_text
 from gateway.web.auth import principal, requires
@@ -112,8 +113,6 @@ def incident(incident_id: str):
 @bp.post("/incidents/<incident_id>/ack")  # an approver's (the gate's rule for writes)
 def acknowledge(incident_id: str):
     """No reminders and no escalation for it: someone is on it (its timeline says who)."""
-    from gateway.flows.incident import IncidentFlow
-
     try:
         IncidentFlow(_rt()).transition(incident_id, "acknowledged",
                                        request.form.get("comment", "").strip()[:500]
@@ -156,7 +155,7 @@ def _silences_page(status: int = 200, done: str = "", problem: str = "", form=No
 @bp.post("/silences")  # an approver's (the gate's rule for writes)
 def create_silence():
     form = request.form
-    matchers = [m.strip() for m in re.split(r"[,\n]", form.get("matchers", "")) if m.strip()]
+    matchers = _matchers(form.get("matchers", ""))
     try:
         if not matchers:
             raise SilenceError("give at least one matcher, e.g. host=node07")
@@ -175,6 +174,15 @@ def create_silence():
         return _silences_page(400, problem=_("The silence was not created: %(why)s",
                                              why=str(exc)), form=form)
     return redirect(url_for("console.silences", created=s.id))
+
+
+# A new matcher starts on a new line, or after a comma when `label=`, `label!=`, `label=~` or
+# `label!~` follows (a comma inside a regex stays in it: host=~node0[12],node1.*).
+_MATCHER_BREAK = re.compile(r"\n|,\s*(?=[A-Za-z_][A-Za-z0-9_]*\s*(?:=|!=|=~|!~))")
+
+
+def _matchers(text: str) -> list[str]:
+    return [m.strip(" \t\r,") for m in _MATCHER_BREAK.split(text) if m.strip(" \t\r,")]
 
 
 @bp.post("/silences/<silence_id>/expire")
