@@ -113,6 +113,20 @@ class Engine:
         subprocess.run(["umount", "-R", str(self.workdir / "exec")], capture_output=True)
         shutil.rmtree(self.workdir / "data", ignore_errors=True)
 
+    def left(self) -> list[str]:
+        """Processes of this engine still alive: dockerd, containerd and the shims all name
+        this engine's directories in their arguments."""
+        import psutil
+        mine = str(self.workdir)
+        out = []
+        for p in psutil.process_iter(["pid", "cmdline"]):
+            try:
+                if any(mine in arg for arg in p.info["cmdline"] or ()):
+                    out.append(f"{p.info['pid']} {' '.join(p.info['cmdline'])[:120]}")
+            except (psutil.NoSuchProcess, psutil.AccessDenied):
+                continue
+        return out
+
 
 def base_tarball(cache: Path) -> Path:
     """A minbase bookworm root file system with BASE_PACKAGES (made once a week at most)."""

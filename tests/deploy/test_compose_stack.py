@@ -57,7 +57,7 @@ def engine(tmp_path_factory):
     eng = Engine(tmp_path_factory.mktemp("dockerd")).start()
     yield eng
     eng.stop()
-    assert eng.proc is None
+    assert not eng.left(), f"left running after dockerd stopped: {eng.left()}"
 
 
 def test_the_compose_stack_runs_alerts_and_heals(engine, tmp_path):
