@@ -9,8 +9,9 @@ repository (`IncidentStore.transact`), so a conflicting write by another worker 
                       messages → save the group → hand the messages to the outbox
     escalate:         load the incident → mute → plan the escalation (pure) → compose → outbox
 
-Every message an incident's story tells leaves from `flush_group` / `escalation.escalate` (composed by
-`gateway/domain/composer.py`), never from anywhere else: this is what keeps [FIRING] first.
+Every message an incident's story tells leaves from `flush_group` / `escalation.escalate`
+(composed by `gateway/domain/composer.py`), never from anywhere else: this is what keeps [FIRING]
+first.
 """
 
 from __future__ import annotations
@@ -36,7 +37,7 @@ log = logging.getLogger("oneha.incidents")
 
 FLUSH_DUE_TASK = "oneha.flush_due"
 NOTICE_COALESCE = 0.2  # notices added within this time leave in one message
-MAX_HOLD = 10.0  # seconds a due group waits at most for events recorded before it was due
+MAX_HOLD = 30.0  # seconds a due group waits for events heard before it was due (> LEASE_TTL)
 
 Change = Callable[[Incident, float], tuple[Incident, list[TimelineEntry]]]
 

@@ -12,6 +12,7 @@ import json
 import queue
 import re
 import secrets
+import signal
 import threading
 import time
 import uuid
@@ -96,18 +97,20 @@ def heard_by_host(r, prefix: str) -> dict[int, str]:
     return {h: f"{len(t)} events heard over {max(t) - min(t):.2f}s" for h, t in times.items()}
 
 
-@pytest.mark.slow
-def test_a_storm_of_2020_events_is_20_first_messages_each_naming_all_its_vms(
-        redis_url, key_prefix, tmp_path):
-    import redis
+class StormStack:
+    """`oneha serve` (gunicorn), `oneha worker` and `oneha beat` on the machine's Redis (the
+    test's key prefix), one chat receiver; grouped by host, only first messages within the test."""
 
-    key = secrets.token_hex(24)
-    port = local.free_port()
-    with ChatSink() as chat:
+    def __init__(self, redis_url: str, key_prefix: str, tmp_path, chat: ChatSink):
+        import redis
+
+        self.key, self.port, self.prefix = secrets.token_hex(24), local.free_port(), key_prefix
+        self.chat, self.logs = chat, tmp_path / "logs"
+        self.r = redis.Redis.from_url(redis_url)
         config = {
             "redis_url": redis_url, "key_prefix": key_prefix,
-            "public_url": f"http://127.0.0.1:{port}",
-            "ingest": {"frontends": {"fe1": {"keys": [key]}}},
+            "public_url": f"http://127.0.0.1:{self.port}",
+            "ingest": {"frontends": {"fe1": {"keys": [self.key]}}},
             "receivers": [{"name": "oncall-chat", "urls": [chat.url("hooks/oncall")]}],
             # group_wait far longer than a host's 101 events take to arrive, even on a loaded
             # machine; group_interval longer than the test: only first messages can be sent.
@@ -116,28 +119,35 @@ def test_a_storm_of_2020_events_is_20_first_messages_each_naming_all_its_vms(
             "remediation": {"mode": "off"},
             "raft": {"enabled": False}, "reconciler": {"enabled": False},
         }
-        path = local.write_config(config, tmp_path / "oneha.yaml")
-        procs = local.Processes(path, tmp_path / "logs")
-        try:
-            procs.oneha("gateway", "serve", "--port", str(port), "--workers", "2")
-            procs.oneha("worker", "worker", "--concurrency", "2")
-            procs.oneha("beat", "beat")
-            wait_ready(f"http://127.0.0.1:{port}", 60, procs)
+        self.procs = local.Processes(local.write_config(config, tmp_path / "oneha.yaml"),
+                                     self.logs)
 
-            statuses = post_all(port, key, storm())
-            assert statuses.count(202) == HOSTS * (VMS + 1), sorted(set(statuses))
+    def __enter__(self) -> "StormStack":
+        self.procs.oneha("gateway", "serve", "--port", str(self.port), "--workers", "2")
+        self.procs.oneha("worker", "worker", "--concurrency", "2")
+        self.procs.oneha("beat", "beat")
+        wait_ready(f"http://127.0.0.1:{self.port}", 60, self.procs)
+        return self
 
-            r = redis.Redis.from_url(redis_url)
-            wait_until(lambda: len(chat.messages) >= HOSTS, timeout=180,
-                       what=f"{HOSTS} first messages (logs in {tmp_path / 'logs'})")
-            wait_until(lambda: r.xlen(key_prefix + "events:pending") == 0, timeout=60,
-                       what="every event applied")
-            time.sleep(2.0)  # beat ticks after the storm: nothing more may be sent
-            heard = heard_by_host(r, key_prefix)
-        finally:
-            procs.stop_all()
+    def __exit__(self, *exc) -> None:
+        self.procs.stop_all()
 
-        titles = [m.title for m in chat.messages]
+    def logged(self) -> int:
+        return self.r.xlen(self.prefix + "events:log")
+
+    def settle(self) -> dict[int, str]:
+        """Wait for every host's first message and every event applied; then a little more, so a
+        message too many would show. Each host's ingest spread, for the failure message."""
+        wait_until(lambda: len(self.chat.messages) >= HOSTS, timeout=180,
+                   what=f"{HOSTS} first messages (logs in {self.logs})")
+        wait_until(lambda: self.r.xlen(self.prefix + "events:pending") == 0, timeout=60,
+                   what="every event applied")
+        time.sleep(2.0)  # beat ticks after the storm: nothing more may be sent
+        assert self.r.xlen(self.prefix + "events:failed") == 0
+        return heard_by_host(self.r, self.prefix)
+
+    def assert_told_once_each_with_all_vms(self, heard: dict[int, str]) -> None:
+        titles = [m.title for m in self.chat.messages]
         assert len(titles) == HOSTS, "\n".join(titles)
         told = {}
         for t in titles:
@@ -146,4 +156,36 @@ def test_a_storm_of_2020_events_is_20_first_messages_each_naming_all_its_vms(
             told[int(m.group(1))] = int(m.group(2))
         short = {h: n for h, n in told.items() if n != VMS}
         assert not short, (short, {h: heard[h] for h in short}, titles)
-        assert all(m.title.startswith("[FIRING]") for m in chat.messages), titles
+        assert sorted(told) == list(range(1, HOSTS + 1)), titles
+        assert all(t.startswith("[FIRING]") for t in titles), titles
+
+
+@pytest.mark.slow
+def test_a_storm_of_2020_events_is_20_first_messages_each_naming_all_its_vms(
+        redis_url, key_prefix, tmp_path):
+    with ChatSink() as chat, StormStack(redis_url, key_prefix, tmp_path, chat) as s:
+        statuses = post_all(s.port, s.key, storm())
+        assert statuses.count(202) == HOSTS * (VMS + 1), sorted(set(statuses))
+        heard = s.settle()
+    s.assert_told_once_each_with_all_vms(heard)
+
+
+@pytest.mark.slow
+def test_a_worker_killed_mid_storm_loses_nothing_and_doubles_nothing(
+        redis_url, key_prefix, tmp_path):
+    """SIGKILL of the whole worker (the applier among its processes) halfway through the storm;
+    a new one starts. The killed applier's batch is applied again (its lease expires), groups due
+    meanwhile wait for it: still one first message per host, each with all its VMs."""
+    with ChatSink() as chat, StormStack(redis_url, key_prefix, tmp_path, chat) as s:
+        statuses: list[int] = []
+        sender = threading.Thread(target=lambda: statuses.extend(post_all(s.port, s.key,
+                                                                          storm())))
+        sender.start()
+        wait_until(lambda: s.logged() >= HOSTS * (VMS + 1) // 2, timeout=120,
+                   what="half the storm recorded")
+        s.procs.stop("worker", sig=signal.SIGKILL)
+        s.procs.oneha("worker-2", "worker", "--concurrency", "2")
+        sender.join(timeout=300)
+        assert statuses.count(202) == HOSTS * (VMS + 1), sorted(set(statuses))
+        heard = s.settle()
+    s.assert_told_once_each_with_all_vms(heard)

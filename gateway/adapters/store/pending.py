@@ -1,10 +1,13 @@
 """Events recorded but not yet applied to incidents: a Redis stream the applier drains in batches.
 
-Keys (under the key prefix): `events:pending` stream (one entry per recorded event: `e` = the
-event's JSON; the entry id is Redis's time when the gateway recorded it), `events:failed` stream (events that could not be applied, with the error), `events:flush-held` (a
-due group waits for the applier: it wakes the flush after its next batch), `events:wake` (set by
-the record script when it queues a wake-up task, so a storm queues a handful, not one task per
-event) and `events:applier` (the lease of the one worker applying them).
+Keys (under the key prefix):
+  `events:pending`     stream: one entry per recorded event (`e` = the event's JSON); the entry
+                       id is Redis's time when the gateway recorded it
+  `events:failed`      stream: events that could not be applied, with the error
+  `events:flush-held`  a due group waits for the applier: it wakes the flush after its next batch
+  `events:wake`        set by the record script when it queues a wake-up task, so a storm queues
+                       a handful, not one task per event
+  `events:applier`     the lease of the one worker applying them
 
 The protocol, which loses no event and needs no per-event task:
   gateway (atomic, in the record script): XADD the event; if `SET events:wake NX` succeeds, also
@@ -32,7 +35,7 @@ from gateway.runtime import Runtime
 
 from . import unavailable_is_transient
 
-LEASE_TTL = 15.0  # seconds a killed applier holds the events up at most (renewed per batch)
+LEASE_TTL = 10.0  # seconds a killed applier holds the events up at most (renewed per batch)
 FAILED_KEEP = 10_000  # events that could not be applied, kept for people to look at
 WAKE_TTL = 10.0  # a wake marker outliving a lost wake-up delays events this long at most
 
@@ -121,8 +124,8 @@ class PendingEvents:
         """The last `n` events that could not be applied, newest first."""
         with unavailable_is_transient("cannot read the failed events"):
             rows = self.r.xrevrange(self.failed_key, count=n)
-        return [{k.decode(): v.decode("utf-8", "replace") for k, v in f.items()} | {"id": i.decode()}
-                for i, f in rows]
+        return [{"id": i.decode(), **{k.decode(): v.decode("utf-8", "replace")
+                                      for k, v in f.items()}} for i, f in rows]
 
     # -- a flush waiting for the applier -----------------------------------------------------------
     def hold_flush(self, ttl: float) -> None:
