@@ -281,3 +281,42 @@ class Rig:
         doubled = sum(n - 1 for r in RECEIVERS for n in self.firing_by_host(r).values() if n > 1)
         notified = len(self.smtp.messages) + len(self.chat.messages)
         return Row(fault, sent, len(acknowledged), notified, lost, doubled, actions_doubled)
+
+
+# -- the real sender ---------------------------------------------------------------------------
+def hook_tokens(hosts: int, vms_per_host: int) -> list[tuple[str, str]]:
+    """(object key, base64 XML as oned gives the hook) for the same shape of burst."""
+    out = []
+    for h in range(1, hosts + 1):
+        out.append((f"host:{h}", b64(host_xml(h, f"node{h:02d}", 3))))
+        out += [(f"vm:{h * 1000 + v}", b64(vm_xml(h * 1000 + v, state=3, lcm_state=16,
+                                                    host=f"node{h:02d}", host_id=h)))
+                for v in range(vms_per_host)]
+    return out
+
+
+class Sender:
+    """hook_templates/oneha-hook as a front-end runs it: one process per event, spooling what it
+    cannot deliver, `--flush` replaying the spool."""
+
+    def __init__(self, rig: Rig, spool: Path):
+        from gateway.adapters.hooks import sender_path
+        self.path = str(sender_path())
+        self.spool = Path(spool)
+        self.env = {**os.environ, "ONEHA_URLS": rig.url, "ONEHA_KEY": rig.key,
+                    "ONEHA_FRONTEND": FRONTEND, "ONEHA_SPOOL_DIR": str(self.spool),
+                    "ONEHA_TIMEOUT": str(int(SENDER_TIMEOUT)),
+                    "ONEHA_HOOK_CONFIG": str(self.spool.parent / "no-such.conf")}
+
+    def run(self, *args: str) -> int:
+        import subprocess
+        import sys
+        return subprocess.run([sys.executable, self.path, *args], env=self.env, timeout=60,
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL).returncode
+
+    def spooled(self) -> list[str]:
+        return sorted(p.name for p in self.spool.glob("*.json")) if self.spool.exists() else []
+
+    def rejected(self) -> list[str]:
+        d = self.spool / "rejected"
+        return sorted(p.name for p in d.iterdir()) if d.exists() else []
