@@ -171,3 +171,25 @@ def test_oneha_readiness_is_a_check_exit_0_when_every_cluster_survives_1_when_no
     assert "survives the loss of any one host: NO" in no.stdout
     assert "cannot lose node0" in no.stdout and "IF THIS HOST FAILED" in no.stdout
     assert "no fencing" in no.stdout and "left to people" in no.stdout
+
+
+def test_the_estimate_uses_the_measured_time_of_recent_recoveries(sim, key_prefix, redis_url):
+    from gateway.adapters.store.remediation import RemediationStore
+    from gateway.domain.remediation.plans import Plan
+
+    settings = settings_for(sim, key_prefix, redis_url)
+    rt = Runtime.from_settings(settings)
+    store = RemediationStore.from_runtime(rt)
+    for n, seconds in enumerate((10.0, 14.0, 40.0)):  # three earlier recoveries: median 14 s
+        plan = Plan(plan_id=f"host-9-x.{n}", incident_id="host-9-x", kind="host_error",
+                    created_at=1000.0 + n, mode="auto", mode_reason="")
+        store.save_plan(plan, "done", "", {})
+        store.record(plan.plan_id, f"vm:{n}:resched", "running", acted_at=1000.0,
+                     running_at=1000.0 + seconds)
+    report = ReadinessFlow(rt, OpenNebula.from_settings(settings)).compute()
+    assert report.measured and report.action_seconds == {"resched": 14.0}
+    node01 = next(h for h in report.hosts if h.host_name == "node01")
+    # node01's moves (web1, and db after approval) in one wave: grace (2 monitoring cycles, as
+    # oned reports MONITORING_INTERVAL_HOST) + 14 s
+    interval = float(OpenNebula.from_settings(settings).system_config()["MONITORING_INTERVAL_HOST"])
+    assert node01.seconds == pytest.approx(2 * interval + 14.0)
