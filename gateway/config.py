@@ -17,6 +17,7 @@ import yaml
 from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 
 from .domain.auth import AuthConfig
+from .redis_urls import check as check_redis_url
 from .domain.drills import DrillConfig, drill_route
 from .domain.model import Duration, Strict
 from .domain.readiness import ReadinessConfig
@@ -150,6 +151,13 @@ class Settings(Strict):
     reconciler: ReconcilerConfig = ReconcilerConfig()
     readiness: ReadinessConfig = ReadinessConfig()
     drills: DrillConfig = DrillConfig()
+
+    @field_validator("redis_url")
+    @classmethod
+    def _redis_url_usable(cls, url: str) -> str:
+        # One server (redis://, rediss://, unix://) or a primary behind Sentinel
+        # (redis+sentinel://host:26379,host:26379/<master name>[/db]); see gateway/redis_urls.py.
+        return check_redis_url(url)
 
     @model_validator(mode="after")
     def _receivers_unique(self) -> "Settings":
