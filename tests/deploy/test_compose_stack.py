@@ -12,6 +12,7 @@ import json
 import os
 import signal
 import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -138,6 +139,8 @@ def test_the_compose_stack_runs_alerts_and_heals(engine, tmp_path):
         finally:
             print(f"deploy test phases: {timer.report()}")
             logs = compose("logs", "--no-color", "--tail", "40", check=False).stdout
+            if sys.exc_info()[0] is not None:  # failing: say what the services said
+                print(logs)
             down = compose("down", "-v", "--remove-orphans", check=False)
         assert down.returncode == 0, down.stderr + logs
     label = f"label=com.docker.compose.project={project}"
