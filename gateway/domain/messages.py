@@ -261,6 +261,18 @@ def field(label: str) -> str:
     return f"{label}:".ljust(FIELD_WIDTH)
 
 
+TEMPLATES = ("chat.j2", "mail_subject.j2", "mail.j2", "mail.html.j2")
+
+
+def compile_templates() -> None:
+    """Compile every message template in every language now (a worker does it before its pool
+    forks), so a worker's first message does not wait for it."""
+    for lang in i18n.LANGUAGES:
+        env = _env(lang)
+        for name in TEMPLATES:
+            env.get_template(name)
+
+
 @functools.lru_cache(maxsize=len(i18n.LANGUAGES))
 def _env(lang: str) -> jinja2.Environment:
     """The templates in `lang`: `_()`/`ngettext()` from its catalog, `tr` for a value's word

@@ -264,3 +264,14 @@ def test_a_chat_message_stays_short_however_many_notices_the_incident_has():
     assert "… and 8 earlier (see the console)" in body
     assert "- VM web-11 (11) was not recovered" in body and "- VM web-7 (7) was not recovered" \
         not in body
+
+
+def test_a_worker_compiles_every_template_in_every_language_before_its_first_message():
+    from gateway.domain import i18n, messages
+
+    messages._env.cache_clear()
+    messages.compile_templates()
+    assert messages._env.cache_info().currsize == len(i18n.LANGUAGES)
+    for lang in i18n.LANGUAGES:
+        cached = messages._env(lang).cache  # jinja's compiled-template cache
+        assert {key[1] for key in cached} >= set(messages.TEMPLATES)
