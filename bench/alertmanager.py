@@ -446,6 +446,9 @@ class Alertmanager:
     def helper_cpu(self) -> None:
         return None
 
+    def ingest_cpu(self) -> None:
+        return None  # the AM process does all: `cpu`
+
     def peak_rss(self) -> dict[str, list[int]]:
         return {"alertmanager": [_vm_hwm(self.proc.pid)]}
 
@@ -560,6 +563,10 @@ class Oneha:
         """CPU seconds of the simulated OpenNebula: it shares our 2 CPUs, a real one would not."""
         return _cpu([self.sim.pid])
 
+    def ingest_cpu(self) -> float:
+        """CPU seconds of the gateway (gunicorn's arbiter and workers) and of Redis."""
+        return _cpu(_tree(self.procs.procs["gateway"].pid) + [self.redis.proc.pid])
+
     def redis_calls(self) -> dict[str, int]:
         return {k.removeprefix("cmdstat_"): v["calls"]
                 for k, v in self.client.info("commandstats").items()}
@@ -600,6 +607,7 @@ class Result:
     incomplete: list[str] = field(default_factory=list)  # hosts whose first message misses VMs
     missing: list[str] = field(default_factory=list)  # hosts never told
     cpu_ms: float | None = None  # per event
+    ingest_cpu_ms: float | None = None  # per event: oneha's gateway and Redis
     helper_cpu_s: float | None = None  # the simulated OpenNebula's CPU seconds in the storm
     timed_out: float | None = None  # seconds waited for every host's first message, in vain
     redis_per_event: float | None = None
@@ -708,6 +716,7 @@ def run_storm(kind, storm: Storm, sink: StampedSink, workdir: Path, args, tag: s
         requests = system.requests(storm)
         workers = system.workers()
         cpu0, calls0, helper0 = system.cpu(), system.redis_calls(), system.helper_cpu()
+        ingest0 = system.ingest_cpu()
         timeout = args.timeout or 60 + storm.events / 10
         sent = blast(system.port, workers, requests, timeout)
         hosts = set(storm.vm_names())
@@ -721,6 +730,8 @@ def run_storm(kind, storm: Storm, sink: StampedSink, workdir: Path, args, tag: s
         res.error = "; ".join(x for x in (res.error, error) if x)
         res.timed_out = timeout if error else None
         res.cpu_ms = 1000 * (system.cpu() - cpu0) / storm.events
+        if ingest0 is not None:
+            res.ingest_cpu_ms = 1000 * (system.ingest_cpu() - ingest0) / storm.events
         if helper0 is not None:
             res.helper_cpu_s = system.helper_cpu() - helper0
         if calls0 is not None:
@@ -852,6 +863,8 @@ def costs(results: list[Result]) -> list[str]:
             continue
         what = "AM process" if r.system == "Alertmanager" else "worker tree"
         line = f"  {label} CPU {r.cpu_ms:.2f} ms/event ({what})"
+        if r.ingest_cpu_ms is not None:
+            line += f", {r.ingest_cpu_ms:.2f} ms/event (gateway and Redis)"
         if r.redis_per_event is not None:
             line += (f", Redis {r.redis_per_event:.1f} commands/event ("
                      + ", ".join(f"{k} {v:.1f}" for k, v in r.redis_top) + ")")
