@@ -15,6 +15,10 @@ and Celery expect of a broken broker: the close gives up requeueing (Redis is aw
 messages stay in the `unacked` hash and come back after the visibility timeout), the late
 acknowledgement is logged as one that could not be made (the message comes back and its task,
 which claims its effects first, finds them done), and the worker reconnects.
+
+`SentinelTransport` is kombu's Sentinel transport with the same repair: a worker whose primary
+fails over loses its connections exactly as in a restart, and reconnects by asking the sentinels
+where the primary is now.
 """
 
 from __future__ import annotations
@@ -23,12 +27,24 @@ from kombu.transport import redis as kombu_redis
 from redis.exceptions import ConnectionError as RedisConnectionError
 
 
-class Channel(kombu_redis.Channel):
+class _KnowsItsConnectionIsGone:
     def _connparams(self, asynchronous: bool = False):
         if self.connection.client is None:
             raise RedisConnectionError("the broker connection of this channel was closed")
         return super()._connparams(asynchronous=asynchronous)
 
 
+class Channel(_KnowsItsConnectionIsGone, kombu_redis.Channel):
+    pass
+
+
 class Transport(kombu_redis.Transport):
     Channel = Channel
+
+
+class SentinelChannel(_KnowsItsConnectionIsGone, kombu_redis.SentinelChannel):
+    pass
+
+
+class SentinelTransport(kombu_redis.SentinelTransport):
+    Channel = SentinelChannel
