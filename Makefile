@@ -27,6 +27,11 @@ services:
 	@command -v chromium >/dev/null 2>&1 && command -v docker-compose >/dev/null 2>&1 || \
 	  (DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends chromium docker-compose >/dev/null || \
 	   (apt-get update -q >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends chromium docker-compose >/dev/null))
+	@# tests/faults and test_sentinel: Debian's redis-sentinel (a primary, replicas and sentinels
+	@# of their own on free ports).
+	@command -v redis-sentinel >/dev/null 2>&1 || \
+	  (DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends redis-sentinel >/dev/null || \
+	   (apt-get update -q >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends redis-sentinel >/dev/null))
 	@# tests/deploy: a Docker engine and base images made from Debian packages; promtool for the
 	@# alert rules; systemd-analyze for the units.
 	@command -v dockerd >/dev/null 2>&1 && command -v mmdebstrap >/dev/null 2>&1 && \
