@@ -25,7 +25,7 @@ from tests.integration.test_ingest import signed_headers
 from tests.support.worker import Ticker, start_beat, wait_until
 from tests.support.samples import b64, host_xml, vm_xml
 
-GROUP_WAIT = 4.0  # longer than 201 events take through ingest and a 2-process worker here
+GROUP_WAIT = 6.0  # longer than 201 events take to reach ingest here, even on a loaded machine
 
 
 def hook_body(resource: str, id: int, state: int, lcm_state: int | None = None, host: str = "node07",
