@@ -84,6 +84,7 @@ class Burst:
         self.port, self.key, self.bodies, self.clients = port, key, bodies, clients
         self.give_up = give_up
         self.acknowledged: list[bytes] = []
+        self.latencies: list[float] = []  # seconds, of each request answered 2xx
         self.failures = Counter()  # what made a request be sent again: "503", "ConnectionError"
         self._work: queue.Queue = queue.Queue()
         self._lock = threading.Lock()
@@ -120,7 +121,9 @@ class Burst:
                     conn = http.client.HTTPConnection("127.0.0.1", self.port,
                                                       timeout=SENDER_TIMEOUT)
                 try:
+                    sent_at = time.perf_counter()
                     status = self._post(conn, body)
+                    took = time.perf_counter() - sent_at
                 except (OSError, http.client.HTTPException) as exc:
                     conn.close()
                     conn = None
@@ -129,6 +132,7 @@ class Burst:
                 if 200 <= status < 300:
                     with self._lock:
                         self.acknowledged.append(body)
+                        self.latencies.append(took)
                     break
                 self._failed(str(status))
         if conn is not None:
