@@ -256,7 +256,7 @@ def has_opennebula(settings) -> bool:
 
 def without_opennebula(raw: dict) -> dict:
     """The configuration `raw` with every part that reads or writes OpenNebula turned off:
-    remediation reports only, no Raft monitor, no reconciler."""
+    remediation off (so no plan is even asked for), no Raft monitor, no reconciler."""
     raw = dict(raw or {})
     raw["remediation"] = {**(raw.get("remediation") or {}), "mode": "off", "overrides": []}
     raw["raft"] = {**(raw.get("raft") or {}), "enabled": False}

@@ -82,6 +82,12 @@ def test_up_without_endpoint_runs_alerting_only_and_the_cli_follows_its_redis(tm
             return listed["r"].returncode == 0 and "host-" in listed["r"].stdout
         wait_until(incident_listed, timeout=30, what="oneha incidents lists the host incident")
         assert "No open incidents" not in listed["r"].stdout
+
+        # Nothing asked 127.0.0.1:2633 anything: no remediation plan was even requested, and
+        # the worker (which did process the event) never named that endpoint.
+        worker_log = (tmp_path / "up" / "logs" / "worker.log").read_text(errors="replace")
+        assert "oneha.apply_pending" in worker_log or "oneha.process_event" in worker_log
+        assert "oneha.plan_remediation[" not in worker_log and "2633" not in worker_log
     finally:
         proc.send_signal(signal.SIGTERM)
         try:
