@@ -82,6 +82,21 @@ def split_key_values(_logger, _name, event_dict: dict) -> dict:
     return event_dict
 
 
+_RECORD_KEYS = frozenset(logging.LogRecord("n", 0, "p", 0, "m", (), None).__dict__) | {"message"}
+
+
+def add_extras(_logger, _name, event_dict: dict) -> dict:
+    """`log.info("x", extra={...})` fields, like structlog's ExtraAdder — except that an extra
+    named `event` (an event id) must not replace the event itself: it becomes `event_id`."""
+    record = event_dict.get("_record")
+    if record is None:
+        return event_dict
+    for k, v in record.__dict__.items():
+        if k not in _RECORD_KEYS and not k.startswith("_"):
+            event_dict[_ALIASES.get(k, k)] = v
+    return event_dict
+
+
 def _alias_ids(_logger, _name, event_dict: dict) -> dict:
     for short, full in _ALIASES.items():
         if short != "event" and short in event_dict and full not in event_dict:
@@ -138,7 +153,7 @@ def configure(fmt: str | None = None, level: str | int = "INFO", settings=None,
     renderer = (structlog.processors.JSONRenderer(sort_keys=False) if fmt == "json"
                 else structlog.dev.ConsoleRenderer(colors=False, exception_formatter=str))
     formatter = structlog.stdlib.ProcessorFormatter(
-        foreign_pre_chain=[structlog.stdlib.ExtraAdder(), *shared],
+        foreign_pre_chain=[add_extras, *shared],
         processors=[structlog.stdlib.ProcessorFormatter.remove_processors_meta, renderer])
     handler = logging.StreamHandler(stream or sys.stderr)
     handler.setFormatter(formatter)

@@ -57,6 +57,15 @@ def test_stdlib_call_sites_become_events_with_id_fields(captured):
     assert second["incident_id"] == "host-7-ab12ab12"
 
 
+def test_extra_fields_are_fields_and_an_event_id_never_replaces_the_event(captured):
+    stream = captured("json")
+    logging.getLogger("gateway.flows.applier").warning(
+        "event_applied", extra={"event": "e" * 32, "incident": "vm-42-abc", "action": "created"})
+    [line] = lines(stream)
+    assert (line["event"], line["event_id"], line["incident_id"], line["action"]) == (
+        "event_applied", "e" * 32, "vm-42-abc", "created")
+
+
 def test_a_plain_message_stays_whole(captured):
     stream = captured("json")
     logging.getLogger("x").warning("Connected to redis://127.0.0.1:6379/0")
