@@ -263,7 +263,7 @@ class Rig:
                   else [m.title for m in self.chat.messages])
         counts = Counter()
         for title in titles:
-            m = re.search(r"\bnode(\d\d)\b", title)
+            m = re.search(r"\bnode(\d+)\b", title)
             counts[m.group(1) if m else title] += 1
         return counts
 
