@@ -12,7 +12,22 @@ from gateway.errors import Transient
 # HTTP edge a 503, so the hook sender spools).
 UNAVAILABLE = (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError,
                redis.exceptions.ReadOnlyError, redis.exceptions.BusyLoadingError,
-               redis.exceptions.OutOfMemoryError)
+               redis.exceptions.OutOfMemoryError, redis.exceptions.MasterDownError)
+
+
+def _refusals_are_unavailability() -> None:
+    """Redis refusing us outright — `-DENIED Redis is running in protected mode …` to a client
+    from another host — is Redis being unreachable, not a bad command; redis-py would raise a bare
+    ResponseError for it (a 500 at the HTTP edge). Its reply parser maps an error's first word
+    to a class: add this one (`-MASTERDOWN` has its own class, in UNAVAILABLE)."""
+    try:
+        from redis._parsers.base import BaseParser
+    except ImportError:  # another redis-py layout: such replies stay ResponseErrors
+        return
+    BaseParser.EXCEPTION_CLASSES.setdefault("DENIED", redis.exceptions.ConnectionError)
+
+
+_refusals_are_unavailability()
 
 
 @contextmanager
