@@ -39,7 +39,8 @@ SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 # Blueprints with their own authentication (front-end HMAC signatures, Alertmanager's token),
 # or none by design (health).
 OPEN_BLUEPRINTS = frozenset({"ingest", "alertmanager", "drills", "health"})
-OPEN_ENDPOINTS = frozenset({"static", "login.login", "login.login_post"})
+# The language switch too: someone not logged in yet reads the login page in their language.
+OPEN_ENDPOINTS = frozenset({"static", "login.login", "login.login_post", "console.language"})
 LANDING = "approvals.page"  # the approval link's page: looking needs only the link
 LINK_DECISION = "approvals.decide_form"  # deciding there: a login, or auth.link_approval
 CSRF_FIELD, CSRF_HEADER = "csrf_token", "X-CSRF-Token"

@@ -194,3 +194,14 @@ def test_metrics_are_open_unless_the_site_says_otherwise(config):
     assert closed.get("/metrics", headers={"Authorization": "Bearer test-token-viewer"}
                       ).status_code == 200
     assert closed.get("/healthz").status_code == 200 and closed.get("/readyz").status_code == 200
+
+
+def test_someone_not_logged_in_reads_the_login_page_in_the_language_they_pick(config):
+    client = app_of(config).test_client()
+    page = client.get("/login").get_data(as_text=True)
+    assert 'href="/language/pt-BR?next=/login"' in page and "Log in to oneha" in page
+    switched = client.get("/language/pt-BR?next=/login")
+    assert switched.status_code == 302 and switched.headers["Location"] == "/login"
+    assert "Entrar no oneha" in client.get("/login").get_data(as_text=True)
+    # Only the switch is open: a console page still needs a login.
+    assert client.get("/silences").status_code in (302, 303)
