@@ -35,6 +35,7 @@ def _worker_log(rig: Rig) -> str:
     return (rig.base / "logs" / "worker.log").read_text(errors="replace")
 
 
+@pytest.mark.timeout(300)  # real processes: minutes on a loaded machine
 def test_the_smtp_server_down_then_back(tmp_path):
     with Rig(tmp_path) as rig:
         rig.smtp.stop()  # connections refused from the start of the burst
@@ -53,6 +54,7 @@ def test_the_smtp_server_down_then_back(tmp_path):
     assert (row.lost, row.doubled) == (0, 0), row
 
 
+@pytest.mark.timeout(300)  # real processes: minutes on a loaded machine
 def test_a_chat_receiver_answering_500_then_recovering(tmp_path):
     with Rig(tmp_path) as rig:
         rig.chat.fail_next(2 * HOSTS)  # every host's first two attempts

@@ -20,6 +20,7 @@ pytestmark = pytest.mark.slow
 HOSTS, VMS = 4, 49  # 200 events, 200 sender processes
 
 
+@pytest.mark.timeout(300)  # real processes: minutes on a loaded machine
 def test_gateway_killed_mid_burst_the_sender_spools_and_flushes(tmp_path):
     with Rig(tmp_path) as rig:
         sender = Sender(rig, tmp_path / "spool")

@@ -24,6 +24,7 @@ HOSTS = 5
 VMS = EVENTS // HOSTS - 1  # each host: its HOST event and its VMs
 
 
+@pytest.mark.timeout(300)  # real processes: minutes on a loaded machine
 def test_redis_killed_and_restarted_from_its_aof_during_a_burst(tmp_path):
     with Rig(tmp_path) as rig:
         burst = rig.burst(HOSTS, VMS)
@@ -53,6 +54,7 @@ def _timed_get(port: int, path: str) -> tuple[int, float]:
         conn.close()
 
 
+@pytest.mark.timeout(300)  # real processes: minutes on a loaded machine
 def test_redis_frozen_for_10_seconds_during_a_burst(tmp_path):
     with Rig(tmp_path) as rig:
         burst = rig.burst(HOSTS, VMS)
