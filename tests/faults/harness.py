@@ -38,7 +38,7 @@ from gateway.adapters.store.incidents import IncidentStore
 from gateway.adapters.store.pending import PendingEvents
 from simulator.sinks import ChatSink, SmtpSink
 from tests.faults.table import Row
-from tests.support.procs import RedisServer
+from tests.support.procs import RedisServer, StartStop
 from tests.support.samples import b64, host_xml, vm_xml
 from tests.support.worker import wait_until
 
@@ -154,7 +154,7 @@ class Burst:
         time.sleep(0.1)  # the hook sender backs off too (and then spools)
 
 
-class Rig:
+class Rig(StartStop):
     """Everything running; `stop()` (or the context manager) ends it all."""
 
     def __init__(self, tmp_path: Path, *, redis_url: str | None = None,
@@ -166,16 +166,6 @@ class Rig:
                        "send_timeout": "5s", **(notify or {})}
         self.extra = config
         self.smtp = self.chat = self.procs = None
-
-    def __enter__(self) -> "Rig":
-        try:
-            return self.start()
-        except BaseException:
-            self.stop()
-            raise
-
-    def __exit__(self, *exc) -> None:
-        self.stop()
 
     def start(self) -> "Rig":
         if self._redis_url is None:

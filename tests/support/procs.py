@@ -21,6 +21,21 @@ ROOT = Path(__file__).resolve().parents[2]
 __all__ = ["RedisServer", "free_port", "started_under", "wait_for_port"]
 
 
+class StartStop:
+    """`with X(...) as x:` starts it, and stops it on the way out — or at once if starting
+    failed half-way (what started so far is stopped). Subclasses define `start` and `stop`."""
+
+    def __enter__(self):
+        try:
+            return self.start()
+        except BaseException:
+            self.stop()
+            raise
+
+    def __exit__(self, *exc) -> None:
+        self.stop()
+
+
 class RedisServer:
     """A redis-server of our own on a free port (for tests that stop, kill or restart Redis)."""
 

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import redis
 
-from tests.support.procs import free_port, wait_for_port
+from tests.support.procs import StartStop, free_port, wait_for_port
 
 MASTER = "oneha"
 DOWN_AFTER_MS = 1000  # how long a silent primary takes to be judged down
@@ -55,7 +55,7 @@ class _Server:
         return redis.Redis(host="127.0.0.1", port=self.port, socket_timeout=2)
 
 
-class SentinelTopology:
+class SentinelTopology(StartStop):
     def __init__(self, workdir: Path):
         base = Path(workdir) / "sentinel-topology"
         if shutil.which("redis-server") is None:
@@ -137,15 +137,6 @@ class SentinelTopology:
         for s in self.sentinels + self.redis:
             s.kill()
 
-    def __enter__(self) -> "SentinelTopology":
-        try:
-            return self.start()
-        except BaseException:
-            self.stop()
-            raise
-
-    def __exit__(self, *exc) -> None:
-        self.stop()
 
     @staticmethod
     def _wait(predicate, timeout: float, what: str) -> None:

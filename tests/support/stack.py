@@ -21,6 +21,7 @@ from gateway import local
 from gateway.demo import (DemoLogin, approval_token, demo_config, post_json, running_elsewhere,
                           wait_ready)
 from tests.support.auth import TOKENS
+from tests.support.procs import StartStop
 from simulator import CloudSpec, Simulator
 from tests.support.sinks import ChatSink, SmtpSink
 
@@ -46,7 +47,7 @@ class Told:
         return f"{self.title}\n{self.body}"
 
 
-class Stack:
+class Stack(StartStop):
     def __init__(self, spec: CloudSpec, key_prefix: str, tmp_path: Path, monkeypatch,
                  redis_url: str = "redis://127.0.0.1:6379/0", route: dict | None = None,
                  receivers: dict | None = None, auth: dict | None = None, **remediation):
@@ -58,16 +59,6 @@ class Stack:
         self.route, self.remediation = route or {}, remediation
         self.smtp = self.chat = self.sim = self.procs = None
         self._seen: dict[int, float] = {}  # id(message) -> first time a poll saw it
-
-    def __enter__(self) -> "Stack":
-        try:
-            return self.start()
-        except BaseException:
-            self.stop()
-            raise
-
-    def __exit__(self, *exc) -> None:
-        self.stop()
 
     def start(self) -> "Stack":
         self.smtp, self.chat = SmtpSink().__enter__(), ChatSink().__enter__()
