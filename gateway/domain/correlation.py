@@ -64,6 +64,9 @@ class Context:
     # A host event: oneha itself disabled (or offlined, to refresh) this host, so its DISABLED or
     # OFFLINE state is oneha's remediation at work, not an operator's maintenance.
     own_host_state: str = ""  # oneha's action ("disable_host", "refresh_host") or ""
+    # A VM event: LAST_POLL of the latest observation that found this VM healthy (a hook's or
+    # the reconciler's), or None. A hook's snapshot polled before it is older news.
+    healthy_poll: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -148,7 +151,29 @@ def decide(event: Event, ctx: Context, now: float, labels: dict[str, str] | None
         return _maintenance(event, ctx, now, labels)
     if event.status == RESOLVED:
         return _resolved(event, ctx, now, labels)
+    if is_stale(event, ctx):
+        return Outcome(Decision("ignored", (
+            f"stale: this hook's snapshot of {event.object_key} was polled at "
+            f"{event.last_poll}, before the VM was seen healthy (polled at {ctx.healthy_poll}); "
+            "oned ran the hook late. The reconciler looks at the VM as it is now")))
     return _firing(event, ctx, now, labels)
+
+
+def is_stale(event: Event, ctx: Context) -> bool:
+    """A hook that oned ran late (hooks queue up in a storm) carries the VM as it was when its
+    state changed: an UNKNOWN polled before a later observation saw the VM running again must not
+    reopen anything. Only hooks: the reconciler's findings are the pool as it is now (and they
+    are the safety net should this ever be wrong). Strictly older: a new failure right after a
+    healthy poll carries that same poll."""
+    return (event.source == "hook" and event.resource == "VM" and event.last_poll is not None
+            and ctx.healthy_poll is not None and event.last_poll < ctx.healthy_poll)
+
+
+def healthy_poll(event: Event) -> int | None:
+    """The LAST_POLL an event records as "seen healthy" (a VM's resolved event), else None."""
+    if event.resource == "VM" and event.status == RESOLVED and event.last_poll:
+        return int(event.last_poll)
+    return None
 
 
 def _maintenance(event: Event, ctx: Context, now: float, labels: dict[str, str]) -> Outcome:

@@ -85,6 +85,7 @@ class IncidentFlow:
         acknowledgement)."""
         def attempt(tx: Tx) -> list[Applied]:
             tx.prefetch_index(key for e, _ in batch for key in correlation.index_keys(e))
+            tx.prefetch_healthy_polls(e.object_key for e, _ in batch if e.resource == "VM")
             applied = [self._apply(tx, event, heard_at) for event, heard_at in batch]
             if also is not None:
                 tx.also(also)
@@ -112,6 +113,8 @@ class IncidentFlow:
             tx.set_maintenance(host, outcome.maintenance)
         if outcome.forget_own_host_state:
             tx.forget_own_host_state(event.object_id)
+        if (polled := correlation.healthy_poll(event)) is not None:
+            tx.note_healthy_poll(event.object_key, polled)
         return Applied(outcome.decision, new_groups=new_groups)
 
     def _context(self, tx: Tx, event: Event, host: str) -> correlation.Context:
@@ -123,7 +126,9 @@ class IncidentFlow:
         if event.resource == "HOST" and host:
             vm_incidents = tuple(tx.vm_incidents_on(host))
         own = tx.own_host_state(event.object_id) if event.resource == "HOST" else ""
-        return correlation.Context(holding, host_incident, vm_incidents, tx.in_maintenance(host), own)
+        healthy = tx.healthy_poll(event.object_key) if event.resource == "VM" else None
+        return correlation.Context(holding, host_incident, vm_incidents, tx.in_maintenance(host),
+                                   own, healthy)
 
     def _save(self, tx: Tx, save: Iterable[Incident],
               timeline: dict[str, Iterable[TimelineEntry]], plan_remediation: Iterable[str],

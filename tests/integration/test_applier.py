@@ -273,3 +273,22 @@ def test_a_due_group_waits_for_events_heard_before_it_was_due_and_not_forever(
     clock.t += 1.5 + incident_flow.MAX_HOLD
     [report] = flow.flush_due()
     assert report.sent  # late, incomplete, but told
+
+
+@pytest.mark.parametrize("batched", [False, True], ids=["one-by-one", "one-batch"])
+def test_a_hook_oned_ran_late_does_not_reopen_a_vm_seen_running_since(redis_url, prefixes,
+                                                                         batched):
+    from dataclasses import replace
+
+    flow = make_flow(redis_url, prefixes(), Clock(time.time()))
+    running = replace(ev("VM", 42, "resolved"), source="hook", last_poll=1_800_000_200)
+    late = replace(ev("VM", 42), source="hook", last_poll=1_800_000_100)  # polled before
+    new = replace(ev("VM", 42), source="hook", last_poll=1_800_000_200)  # fails after that poll
+    events = [running, late, new]
+    if batched:
+        applied = flow.apply_events([(e, None) for e in events])
+    else:
+        applied = [flow.apply_event(e) for e in events]
+    assert [a.decision.action for a in applied] == ["ignored", "ignored", "created"]
+    assert "stale" in applied[1].decision.reason
+    assert flow.store.open_for("vm:42").id == applied[2].decision.incident_id

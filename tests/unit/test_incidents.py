@@ -178,3 +178,32 @@ def test_a_front_end_incident_keeps_the_finding_explanation_for_people():
                              updated_at=10.0, labels={}, objects={state.key: state})
     assert summary(incident)["details"] == ["fe3 is beyond the log retention",
                                                  "1. onedb backup"]
+
+
+@pytest.mark.parametrize("source, polled, seen_healthy, stale", [
+    ("hook", 100, 200, True),  # oned ran the UNKNOWN hook after the VM was seen running again
+    ("hook", 200, 200, False),  # failed right after that poll: a new failure
+    ("hook", 300, 200, False),
+    ("hook", 100, None, False),  # never seen healthy: nothing to compare
+    ("reconciler", 100, 200, False),  # the pool as it is now is never stale
+])
+def test_a_late_hooks_older_snapshot_reopens_nothing(source, polled, seen_healthy, stale):
+    from dataclasses import replace
+
+    event = replace(vm_event(42), source=source, last_poll=polled)
+    out = decide(event, Context(healthy_poll=seen_healthy), T0)
+    if stale:
+        assert out.decision.action == "ignored" and not out.save
+        assert "stale" in out.decision.reason and "reconciler" in out.decision.reason
+    else:
+        assert out.decision.action == "created"
+
+
+def test_a_vm_seen_healthy_records_the_poll_it_was_seen_at():
+    from dataclasses import replace
+
+    from gateway.domain.correlation import healthy_poll
+
+    assert healthy_poll(replace(vm_event(42, status="resolved", lcm=3), last_poll=250)) == 250
+    assert healthy_poll(replace(vm_event(42), last_poll=250)) is None  # UNKNOWN is not healthy
+    assert healthy_poll(vm_event(42, status="resolved", lcm=3)) is None  # no poll carried

@@ -58,6 +58,7 @@ class Tx:
         self._members_removed: dict[str, set[str]] = {}
         self._labels: dict[str, dict | None] = {}
         self._timeline: dict[str, list[str]] = {}
+        self._healthy: dict[str, int | None] = {}  # VM key -> LAST_POLL of its last healthy look
 
     # -- reading (watching) --------------------------------------------------------------------
     def _read(self, *keys: str):
@@ -91,6 +92,20 @@ class Tx:
         if wanted:
             raw = self._read(self.store.index).hmget(self.store.index, wanted)
             self._index.update((k, v.decode() if v else None) for k, v in zip(wanted, raw))
+
+    def prefetch_healthy_polls(self, keys: Iterable[str]) -> None:
+        """The healthy polls of a batch's VMs in one round trip."""
+        key = self.store.k("inc", "healthy-poll")
+        wanted = list(dict.fromkeys(k for k in keys if k not in self._healthy))
+        if wanted:
+            raw = self._read(key).hmget(key, wanted)
+            self._healthy.update((k, int(v) if v else None) for k, v in zip(wanted, raw))
+
+    def healthy_poll(self, object_key: str) -> int | None:
+        """LAST_POLL of the latest observation that found this VM healthy, or None."""
+        if object_key not in self._healthy:
+            self.prefetch_healthy_polls([object_key])
+        return self._healthy[object_key]
 
     def indexed(self, key: str) -> str | None:
         """The open incident holding `key` (an object key, or `hostname:<name>`)."""
@@ -261,6 +276,13 @@ class Tx:
         key, now = self.store.k("inc", "maintenance"), self.now
         self._maintenance[host] = on
         self._w((lambda p: p.hset(key, host, repr(now))) if on else (lambda p: p.hdel(key, host)))
+
+    def note_healthy_poll(self, object_key: str, last_poll: int) -> None:
+        """Keep the newest LAST_POLL at which this VM was seen healthy."""
+        if last_poll > (self.healthy_poll(object_key) or 0):
+            self._healthy[object_key] = last_poll
+            key = self.store.k("inc", "healthy-poll")
+            self._w(lambda p: p.hset(key, object_key, last_poll))
 
     def forget_own_host_state(self, host_id: str) -> None:
         self._own_states[host_id] = ""

@@ -4,7 +4,9 @@ Keys (all under the key prefix): `inc:<id>` JSON incident, `inc:<id>:timeline` l
 `inc:<id>:escalated` set, `inc:all` zset (created_at), `inc:open` zset (open ids), `inc:index`
 hash (object key or `hostname:<name>` → open incident id), `inc:labels` hash (open id → labels
 JSON, for inhibition), `inc:vms-on-host:<host>` set, `inc:maintenance` hash (host name → since),
-`inc:own-host-state` hash (host id → oneha's own disable/refresh), `grp:<gid>` hash (`state`
+`inc:own-host-state` hash (host id → oneha's own disable/refresh), `inc:healthy-poll` hash (VM
+key → LAST_POLL of the latest look that found it healthy: a late hook's older snapshot is stale,
+`correlation.is_stale`), `grp:<gid>` hash (`state`
 JSON, `touched`), `grp:<gid>:members` set, `due` zset (`group|<gid>`,
 `esc|<incident>|<route>|<level>` and `silence|<id>` (its end) → due time), `outbox` zset,
 `silences` hash, `plan-req:<incident>` (a planning request's coalescing marker).
