@@ -56,7 +56,6 @@ class Tx:
         self._groups: dict[str, grouping.GroupState | None] = {}
         self._members_added: dict[str, set[str]] = {}
         self._members_removed: dict[str, set[str]] = {}
-        self._labels: dict[str, dict | None] = {}
         self._timeline: dict[str, list[str]] = {}
         self._healthy: dict[str, int | None] = {}  # VM key -> LAST_POLL of its last healthy look
 
@@ -167,11 +166,11 @@ class Tx:
         next one."""
         found = {k.decode(): json.loads(v)
                  for k, v in self.pipe.hgetall(self.store.k("inc", "labels")).items()}
-        for iid, labels in self._labels.items():
-            if labels is None:
-                found.pop(iid, None)
+        for i in self._docs.values():  # this attempt's saves: open ones are sources, others not
+            if i.is_open:
+                found[i.id] = i.labels
             else:
-                found[iid] = labels
+                found.pop(i.id, None)
         return [muting.OpenIncident(k, v) for k, v in found.items()]
 
     def escalated_to(self, incident_id: str) -> list[str]:
@@ -193,7 +192,6 @@ class Tx:
         self._docs[i.id] = i
         host = i.primary.host
         if i.is_open:
-            self._labels[i.id] = i.labels
             # Objects the open incident already held are indexed to it (the index is watched):
             # a host incident gaining its 200th VM writes one entry.
             known = before.objects if before is not None and before.is_open else {}
@@ -208,7 +206,6 @@ class Tx:
                 self._vms_delta.setdefault(host, {})[i.id] = True
                 self._w(lambda p: p.sadd(s.vms_on(host), i.id))
             return
-        self._labels[i.id] = None
         if i.merged_into is None:
             gone = list(i.objects)
             if i.primary.resource == "HOST" and host:
