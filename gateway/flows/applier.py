@@ -77,9 +77,10 @@ class Applier:
                 return
             self._apply(entries, out)
             out.batches += 1
-            if self.pending.take_held_flush():  # a due group waited for this batch
+            renewed, held = self.pending.after_batch()
+            if held:  # a due group waited for this batch
                 self.wake_groups(0.0)
-            if not self.pending.renew_lease():
+            if not renewed:
                 raise Transient("the applier lease expired mid-drain; another worker goes on")
 
     def _apply(self, entries: list[Pending], out: Drained) -> None:

@@ -87,11 +87,16 @@ class PendingEvents:
             return bool(self.r.set(self.lease_key, self.holder, nx=True,
                                    px=int(LEASE_TTL * 1000)))
 
-    def renew_lease(self) -> bool:
-        """False when the lease expired and another applier may have it (stop applying)."""
+    def after_batch(self) -> tuple[bool, bool]:
+        """One round trip after each batch: (the lease renewed — False: it expired and another
+        applier may have it, stop; a due group waited for this batch — wake the flush)."""
         with unavailable_is_transient("cannot renew the applier lease"):
-            return bool(self._renew(keys=[self.lease_key],
-                                    args=[self.holder, int(LEASE_TTL * 1000)]))
+            with self.r.pipeline(transaction=False) as pipe:
+                self._renew(keys=[self.lease_key], args=[self.holder, int(LEASE_TTL * 1000)],
+                            client=pipe)
+                pipe.getdel(self.held_key)
+                renewed, held = pipe.execute()
+        return bool(renewed), bool(held)
 
     def release_lease(self) -> None:
         with unavailable_is_transient("cannot release the applier lease"):
@@ -130,13 +135,9 @@ class PendingEvents:
     # -- a flush waiting for the applier -----------------------------------------------------------
     def hold_flush(self, ttl: float) -> None:
         """A due group waits for events this applier has not applied yet: wake the flush when
-        it has (`take_held_flush`), rather than have the flush poll (many would, in a storm)."""
+        it has (`after_batch`), rather than have the flush poll (many would, in a storm)."""
         with unavailable_is_transient("cannot mark a held flush"):
             self.r.set(self.held_key, "1", px=max(1, int(ttl * 1000)))
-
-    def take_held_flush(self) -> bool:
-        with unavailable_is_transient("cannot read the held flush"):
-            return bool(self.r.getdel(self.held_key))
 
     def waiting(self) -> int:
         with unavailable_is_transient("cannot count the pending events"):
